@@ -1,0 +1,70 @@
+// Every op schema of fused_rnn, defined once, and the Python module init.
+//
+// One op pair per cell: <cell>_forward and <cell>_backward, for one layer in one
+// direction. Layouts are described in layer_args.h. The forward returns the
+// workspace (activations saved for the backward) as an ordinary tensor so that
+// fake kernels can describe it; it is empty when train is false.
+#include <torch/extension.h>
+
+#include <string>
+
+#ifndef FUSED_RNN_TORCH_VERSION
+#define FUSED_RNN_TORCH_VERSION "unknown"
+#endif
+#ifndef FUSED_RNN_CUDA_ARCHS
+#define FUSED_RNN_CUDA_ARCHS ""
+#endif
+
+TORCH_LIBRARY(fused_rnn, m) {
+  m.def(
+      "lstm_forward(Tensor input, Tensor? hx, Tensor? cx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, "
+      "Tensor? b_hh, Tensor? w_hr, Tensor? batch_sizes, bool reverse, bool train) "
+      "-> (Tensor output, Tensor h_n, Tensor c_n, Tensor workspace)");
+  m.def(
+      "lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
+      "Tensor? hx, Tensor? cx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, "
+      "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse) "
+      "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor grad_w_ih, Tensor grad_w_hh, "
+      "Tensor grad_b_ih, Tensor grad_b_hh, Tensor grad_w_hr)");
+  for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {
+    m.def((std::string(cell) +
+        "_forward(Tensor input, Tensor? hx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, "
+        "Tensor? batch_sizes, bool reverse, bool train) "
+        "-> (Tensor output, Tensor h_n, Tensor workspace)").c_str());
+    m.def((std::string(cell) +
+        "_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor? hx, Tensor w_ih, "
+        "Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? batch_sizes, Tensor output, "
+        "Tensor workspace, bool reverse) "
+        "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_w_ih, Tensor grad_w_hh, "
+        "Tensor grad_b_ih, Tensor grad_b_hh)").c_str());
+  }
+}
+
+namespace {
+
+pybind11::dict build_info() {
+  pybind11::dict d;
+  d["cpu"] = true;
+#ifdef FUSED_RNN_WITH_CUDA
+  d["cuda"] = true;
+  d["cuda_archs"] = std::string(FUSED_RNN_CUDA_ARCHS);
+#ifdef CUDA_VERSION
+  d["cuda_version"] = CUDA_VERSION;
+#endif
+#else
+  d["cuda"] = false;
+  d["cuda_archs"] = std::string();
+#endif
+  d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
+#if defined(__VERSION__)
+  d["compiler"] = std::string(__VERSION__);
+#endif
+  return d;
+}
+
+}  // namespace
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.doc() = "fused_rnn compiled kernels; the ops live under torch.ops.fused_rnn";
+  m.def("build_info", &build_info, "What this binary was built with");
+}

@@ -1,0 +1,24 @@
+"""fused_rnn: fused LSTM, GRU and RNN layers for PyTorch, drop-in replacements for torch.nn.
+
+Import this package to register the ``torch.ops.fused_rnn`` ops. The modules
+``LSTM``, ``GRU`` and ``RNN`` take the arguments of their torch.nn namesakes and load
+their state_dicts; :mod:`fused_rnn.functional` has the layer-level functions and
+:mod:`fused_rnn.reference` the pure-PyTorch specification they are tested against.
+"""
+
+from __future__ import annotations
+
+from . import functional, ops, reference
+from ._C import build_info as _build_info
+from .modules import GRU, LSTM, RNN
+
+__version__ = "0.1.0"
+__all__ = ["LSTM", "GRU", "RNN", "functional", "reference", "build_info", "__version__"]
+
+
+def build_info() -> dict:
+    """What the installed binary contains: CPU and CUDA kernels, CUDA archs, the torch it was built with."""
+    info = dict(_build_info())
+    info["version"] = __version__
+    info["torch_runtime"] = __import__("torch").__version__
+    return info

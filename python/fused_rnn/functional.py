@@ -1,0 +1,176 @@
+"""Layer-level functions over the fused ops.
+
+Layouts follow torch.nn's time-major convention: ``input`` is ``(T, B, I)``, or the
+data of a PackedSequence ``(N, I)`` together with its ``batch_sizes``. States have
+one row per sequence: ``hx`` is ``(B, P)`` and ``cx`` ``(B, H)`` for one layer in one
+direction, and ``(num_layers * num_directions, B, ·)`` for a stack.
+
+On the CPU, float16 and bfloat16 run through the float32 kernels (inputs cast up,
+results cast back), so the result is what fp32 accumulation gives.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, needs_workspace
+
+__all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
+
+_LOW_PRECISION = (torch.float16, torch.bfloat16)
+
+
+def _compute_dtype(x: Tensor) -> Optional[torch.dtype]:
+    """The dtype the kernels run in, where it differs from ``x.dtype``."""
+    if x.device.type == "cpu" and x.dtype in _LOW_PRECISION:
+        return torch.float32
+    return None
+
+
+def _cast(ts, dtype):
+    return [t.to(dtype) if t is not None else None for t in ts]
+
+
+def lstm_layer(
+    input: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    hx: Optional[Tensor] = None,
+    cx: Optional[Tensor] = None,
+    w_hr: Optional[Tensor] = None,
+    batch_sizes: Optional[Tensor] = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """One LSTM layer in one direction. Returns ``(output, h_n, c_n)``.
+
+    Shapes: ``w_ih (4H, I)``, ``w_hh (4H, P)``, biases ``(4H,)``, ``w_hr (P, H)`` where
+    ``P`` is the projection size (``H`` without projection); ``output`` is ``(T, B, P)``
+    (or ``(N, P)`` packed), ``h_n (B, P)``, ``c_n (B, H)``. ``reverse=True`` runs the
+    sequence backwards (the second direction of a bidirectional layer).
+    """
+    tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
+    dtype = _compute_dtype(input)
+    if dtype is not None:
+        out, h, c = lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], dtype), batch_sizes, reverse)
+        return out.to(input.dtype), h.to(input.dtype), c.to(input.dtype)
+    train = needs_workspace(*tensors)
+    output, h_n, c_n, _ = LSTMFunction.apply(*tensors, batch_sizes, reverse, train)
+    return output, h_n, c_n
+
+
+def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
+    tensors = [input, hx, w_ih, w_hh, b_ih, b_hh]
+    dtype = _compute_dtype(input)
+    if dtype is not None:
+        input32, hx32, w_ih32, w_hh32, b_ih32, b_hh32 = _cast(tensors, dtype)
+        out, h = _simple_layer(fn, input32, w_ih32, w_hh32, b_ih32, b_hh32, hx32, batch_sizes, reverse)
+        return out.to(input.dtype), h.to(input.dtype)
+    train = needs_workspace(*tensors)
+    output, h_n, _ = fn.apply(*tensors, batch_sizes, reverse, train)
+    return output, h_n
+
+
+def gru_layer(
+    input: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    hx: Optional[Tensor] = None,
+    batch_sizes: Optional[Tensor] = None,
+    reverse: bool = False,
+) -> tuple[Tensor, Tensor]:
+    """One GRU layer in one direction (torch.nn's formulation). Returns ``(output, h_n)``.
+
+    Shapes: ``w_ih (3H, I)``, ``w_hh (3H, H)``, biases ``(3H,)``; ``output (T, B, H)``
+    (or ``(N, H)`` packed), ``h_n (B, H)``.
+    """
+    return _simple_layer(GRUFunction, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+
+
+def rnn_layer(
+    input: Tensor,
+    w_ih: Tensor,
+    w_hh: Tensor,
+    b_ih: Optional[Tensor] = None,
+    b_hh: Optional[Tensor] = None,
+    hx: Optional[Tensor] = None,
+    batch_sizes: Optional[Tensor] = None,
+    reverse: bool = False,
+    nonlinearity: str = "tanh",
+) -> tuple[Tensor, Tensor]:
+    """One Elman RNN layer in one direction, ``h' = act(W_ih x + b_ih + W_hh h + b_hh)``.
+
+    ``nonlinearity`` is ``"tanh"`` or ``"relu"``. Returns ``(output, h_n)``.
+    """
+    if nonlinearity == "tanh":
+        fn = RNNTanhFunction
+    elif nonlinearity == "relu":
+        fn = RNNReluFunction
+    else:
+        raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+
+
+def rnn_stack(
+    mode: str,
+    input: Tensor,
+    hx: Optional[Tensor | tuple[Tensor, Tensor]],
+    weights: Sequence[Tensor],
+    *,
+    has_biases: bool,
+    num_layers: int,
+    dropout: float,
+    training: bool,
+    bidirectional: bool,
+    proj_size: int = 0,
+    batch_sizes: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    """A stack of recurrent layers, the computation behind ``fused_rnn.LSTM/GRU/RNN``.
+
+    ``mode`` is ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"``; ``weights`` is the
+    flat list in torch.nn's order (``_flat_weights``); ``hx`` is ``None``, ``h0`` of shape
+    ``(L*D, B, P)``, or for LSTM ``(h0, c0)``. Dropout is applied to each layer's output
+    except the last, in training only. Returns ``(output, h_n, c_n)`` with ``c_n`` None
+    except for LSTM.
+    """
+    is_lstm = mode == "LSTM"
+    num_directions = 2 if bidirectional else 1
+    per_layer = 2 + (2 if has_biases else 0) + (1 if proj_size > 0 else 0)
+    h0, c0 = (hx if is_lstm else (hx, None)) if hx is not None else (None, None)
+    h_list, c_list = [], []
+    layer_input = input
+    for layer in range(num_layers):
+        outputs = []
+        for direction in range(num_directions):
+            k = layer * num_directions + direction
+            w = list(weights[k * per_layer:(k + 1) * per_layer])
+            w_ih, w_hh = w[0], w[1]
+            b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+            w_hr = w[-1] if proj_size > 0 else None
+            h_init = h0[k] if h0 is not None else None
+            reverse = direction == 1
+            if is_lstm:
+                c_init = c0[k] if c0 is not None else None
+                out, h, c = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr, batch_sizes, reverse)
+                c_list.append(c)
+            elif mode == "GRU":
+                out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
+            else:
+                act = "tanh" if mode == "RNN_TANH" else "relu"
+                out, h = rnn_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
+            outputs.append(out)
+            h_list.append(h)
+        layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
+        if training and dropout > 0 and layer < num_layers - 1:
+            layer_output = F.dropout(layer_output, p=dropout, training=True)
+        layer_input = layer_output
+    h_n = torch.stack(h_list, 0)
+    c_n = torch.stack(c_list, 0) if is_lstm else None
+    return layer_input, h_n, c_n

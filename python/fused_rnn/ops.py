@@ -1,0 +1,187 @@
+"""Fake (meta) kernels and autograd wrappers over the registered ``torch.ops.fused_rnn`` ops.
+
+Each cell has a forward and a backward op (see ``csrc/ops.cpp`` for the schemas and
+``csrc/layer_args.h`` for the layouts). The fake kernels describe their outputs'
+shapes so that ``torch.compile`` and ``torch.library.opcheck`` can trace them; the
+``autograd.Function`` classes call the forward op, keep its workspace, and call the
+backward op.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch.autograd.function import once_differentiable
+
+from . import _C  # noqa: F401  (loading the extension registers the ops)
+
+_ops = torch.ops.fused_rnn
+
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+SEQ_LEN_ERROR = "Expected sequence length to be larger than 0 in RNN"
+
+
+def workspace_cols(cell: str, hidden_size: int, has_proj: bool) -> int:
+    """Columns per row of the saved workspace; mirrors ``workspace_cols`` in layer_args.cpp."""
+    if cell == "lstm":
+        return 5 * hidden_size + (hidden_size if has_proj else 0)
+    if cell == "gru":
+        return 4 * hidden_size
+    return 0
+
+
+def _layout(input, hx, batch_sizes):
+    """(rows, batch) of a layer call, as the C++ side computes them."""
+    if batch_sizes is None:
+        torch._check(input.shape[0] > 0, lambda: SEQ_LEN_ERROR)
+        return input.shape[0] * input.shape[1], input.shape[1]
+    torch._check(batch_sizes.shape[0] > 0, lambda: SEQ_LEN_ERROR)
+    if hx is not None:
+        return input.shape[0], hx.shape[0]
+    # The batch is batch_sizes[0], a value rather than a shape: describe it as a dynamic size.
+    return input.shape[0], torch.library.get_ctx().new_dynamic_size()
+
+
+def _fake_forward(cell, input, hx, w_hh, w_hr, batch_sizes, train):
+    hidden = w_hh.shape[0] // GATES[cell]
+    out_width = w_hr.shape[0] if w_hr is not None else hidden
+    rows, batch = _layout(input, hx, batch_sizes)
+    out_shape = (rows, out_width) if batch_sizes is not None else (input.shape[0], batch, out_width)
+    ws_shape = (rows, workspace_cols(cell, hidden, w_hr is not None)) if train else (0,)
+    return (
+        input.new_empty(out_shape),
+        input.new_empty((batch, out_width)),
+        input.new_empty((batch, hidden)),
+        input.new_empty(ws_shape),
+    )
+
+
+def _like_or_empty(ref, t):
+    return ref.new_empty(t.shape) if t is not None else ref.new_empty((0,))
+
+
+@torch.library.register_fake("fused_rnn::lstm_forward")
+def _lstm_forward_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train):
+    return _fake_forward("lstm", input, hx, w_hh, w_hr, batch_sizes, train)
+
+
+@torch.library.register_fake("fused_rnn::lstm_backward")
+def _lstm_backward_fake(
+    grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, output,
+    workspace, reverse,
+):
+    g = input
+    return (
+        g.new_empty(input.shape),
+        g.new_empty(grad_h_n.shape),
+        g.new_empty(grad_c_n.shape),
+        g.new_empty(w_ih.shape),
+        g.new_empty(w_hh.shape),
+        _like_or_empty(g, b_ih),
+        _like_or_empty(g, b_hh),
+        _like_or_empty(g, w_hr),
+    )
+
+
+def _register_simple_fakes(cell):
+    @torch.library.register_fake(f"fused_rnn::{cell}_forward")
+    def _forward_fake(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train):
+        output, h_n, _, ws = _fake_forward(cell, input, hx, w_hh, None, batch_sizes, train)
+        return output, h_n, ws
+
+    @torch.library.register_fake(f"fused_rnn::{cell}_backward")
+    def _backward_fake(grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, output, workspace,
+                       reverse):
+        g = input
+        return (
+            g.new_empty(input.shape),
+            g.new_empty(grad_h_n.shape),
+            g.new_empty(w_ih.shape),
+            g.new_empty(w_hh.shape),
+            _like_or_empty(g, b_ih),
+            _like_or_empty(g, b_hh),
+        )
+
+
+for _cell in ("gru", "rnn_tanh", "rnn_relu"):
+    _register_simple_fakes(_cell)
+
+
+def needs_workspace(*tensors) -> bool:
+    """Whether a forward must keep its workspace: grad mode is on and something requires grad."""
+    return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
+
+
+class LSTMFunction(torch.autograd.Function):
+    """One LSTM layer in one direction through ``fused_rnn::lstm_forward`` / ``lstm_backward``.
+
+    ``apply(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train)``
+    returns ``(output, h_n, c_n, workspace)``; the workspace is not differentiable.
+    """
+
+    @staticmethod
+    def forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train):
+        return _ops.lstm_forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train)
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, _train = inputs
+        out, _h_n, _c_n, workspace = output
+        ctx.mark_non_differentiable(workspace)
+        ctx.save_for_backward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace)
+        ctx.reverse = reverse
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
+        input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace = ctx.saved_tensors
+        grads = _ops.lstm_backward(
+            grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out,
+            workspace, ctx.reverse,
+        )
+        given = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
+        return tuple(g if t is not None else None for g, t in zip(grads, given)) + (None, None, None)
+
+
+def _make_simple_function(cell: str, name: str):
+    """The autograd.Function of a GRU or Elman RNN layer in one direction.
+
+    ``apply(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)`` returns
+    ``(output, h_n, workspace)``; the workspace is not differentiable.
+    """
+    forward_op = getattr(_ops, f"{cell}_forward")
+    backward_op = getattr(_ops, f"{cell}_backward")
+
+    def forward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train):
+        return forward_op(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)
+
+    def setup_context(ctx, inputs, output):
+        input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, _train = inputs
+        out, _h_n, workspace = output
+        ctx.mark_non_differentiable(workspace)
+        ctx.save_for_backward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace)
+        ctx.reverse = reverse
+
+    @once_differentiable
+    def backward(ctx, grad_output, grad_h_n, _grad_workspace):
+        input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace = ctx.saved_tensors
+        grads = backward_op(
+            grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace, ctx.reverse
+        )
+        given = (input, hx, w_ih, w_hh, b_ih, b_hh)
+        return tuple(g if t is not None else None for g, t in zip(grads, given)) + (None, None, None)
+
+    return type(
+        name,
+        (torch.autograd.Function,),
+        {
+            "__doc__": _make_simple_function.__doc__.replace("The", f"{cell}:", 1),
+            "forward": staticmethod(forward),
+            "setup_context": staticmethod(setup_context),
+            "backward": staticmethod(backward),
+        },
+    )
+
+
+GRUFunction = _make_simple_function("gru", "GRUFunction")
+RNNTanhFunction = _make_simple_function("rnn_tanh", "RNNTanhFunction")
+RNNReluFunction = _make_simple_function("rnn_relu", "RNNReluFunction")
