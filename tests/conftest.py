@@ -1,0 +1,79 @@
+"""Shared helpers: parameter factories, the tolerance table, and comparisons."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_rnn.functional as F
+import fused_rnn.reference as R
+
+CELLS = ["lstm", "gru", "rnn_tanh", "rnn_relu"]
+GATES = {"lstm": 4, "gru": 3, "rnn_tanh": 1, "rnn_relu": 1}
+
+# Fused vs the reference (or torch.nn) computing in the same dtype: (rtol, atol).
+# float64 must agree to rounding; float32 to what fp32 rounding over a short sequence allows.
+TOL = {
+    torch.float64: (1e-10, 1e-10),
+    torch.float32: (1e-5, 1e-5),
+}
+
+
+def assert_close(actual, expected, dtype=None, msg=""):
+    rtol, atol = TOL[dtype or expected.dtype]
+    torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{msg}\n{m}" if msg else m)
+
+
+def layer_params(cell, I, H, *, P=0, bias=True, dtype=torch.float64, seed=0, requires_grad=False):
+    """Weights of one layer in one direction, in torch.nn's init range, as a dict of keyword arguments."""
+    g = torch.Generator().manual_seed(seed)
+    G = GATES[cell]
+    k = 1.0 / (H ** 0.5)
+    out_w = P or H
+
+    def u(*shape):
+        t = (torch.rand(*shape, generator=g, dtype=dtype) * 2 - 1) * k
+        return t.requires_grad_(requires_grad)
+
+    p = {"w_ih": u(G * H, I), "w_hh": u(G * H, out_w)}
+    if bias:
+        p["b_ih"] = u(G * H)
+        p["b_hh"] = u(G * H)
+    if P:
+        p["w_hr"] = u(P, H)
+    return p
+
+
+def states(cell, B, H, *, P=0, dtype=torch.float64, seed=1, requires_grad=False):
+    """Initial states as keyword arguments (hx, and cx for LSTM)."""
+    g = torch.Generator().manual_seed(seed)
+    s = {"hx": torch.randn(B, P or H, generator=g, dtype=dtype).requires_grad_(requires_grad)}
+    if cell == "lstm":
+        s["cx"] = torch.randn(B, H, generator=g, dtype=dtype).requires_grad_(requires_grad)
+    return s
+
+
+def run_layer(impl, cell, input, params, st, batch_sizes=None, reverse=False):
+    """Call one layer of ``impl`` (fused_rnn.functional or fused_rnn.reference); returns (output, h_n[, c_n])."""
+    kw = dict(params)
+    kw.update(st)
+    if cell == "lstm":
+        return impl.lstm_layer(input, batch_sizes=batch_sizes, reverse=reverse, **kw)
+    if cell == "gru":
+        return impl.gru_layer(input, batch_sizes=batch_sizes, reverse=reverse, **kw)
+    return impl.rnn_layer(input, batch_sizes=batch_sizes, reverse=reverse, nonlinearity=cell[4:], **kw)
+
+
+def grads_of(outputs, inputs, seed=2):
+    """Gradients of a random linear function of every output with respect to every input."""
+    g = torch.Generator().manual_seed(seed)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
+    return torch.autograd.grad(loss, inputs, allow_unused=False)
+
+
+@pytest.fixture(autouse=True)
+def _deterministic_seed():
+    torch.manual_seed(0)
+
+
+__all__ = ["CELLS", "GATES", "TOL", "assert_close", "layer_params", "states", "run_layer", "grads_of", "F", "R"]

@@ -1,0 +1,162 @@
+"""The fused layer ops (through fused_rnn.functional) against the pure-PyTorch reference."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn.utils.rnn import pack_sequence
+
+from conftest import CELLS, F, R, assert_close, grads_of, layer_params, run_layer, states
+
+
+def check_layer(cell, T, B, I, H, *, P=0, bias=True, reverse=False, with_states=True, dtype=torch.float64,
+                batch_sizes=None, input=None):
+    """Forward outputs and every gradient of the fused layer equal the reference's."""
+    params = layer_params(cell, I, H, P=P, bias=bias, dtype=dtype, requires_grad=True)
+    st = states(cell, B, H, P=P, dtype=dtype, requires_grad=True) if with_states else {}
+    if input is None:
+        input = torch.randn(T, B, I, dtype=dtype)
+    input = input.detach().requires_grad_()
+    leaves = [input, *params.values(), *st.values()]
+    got = run_layer(F, cell, input, params, st, batch_sizes, reverse)
+    want = run_layer(R, cell, input, params, st, batch_sizes, reverse)
+    for name, a, b in zip(["output", "h_n", "c_n"], got, want):
+        assert a.shape == b.shape, name
+        assert_close(a, b, msg=name)
+    names = ["input", *params, *st]
+    for name, a, b in zip(names, grads_of(got, leaves), grads_of(want, leaves)):
+        assert_close(a, b, msg=f"grad of {name}")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("bias", [True, False])
+def test_matches_reference_float64(cell, reverse, bias):
+    check_layer(cell, T=6, B=3, I=5, H=7, bias=bias, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_matches_reference_float32(cell):
+    check_layer(cell, T=10, B=4, I=16, H=32, dtype=torch.float32)
+
+
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("P", [1, 3])
+def test_lstm_projection(reverse, P):
+    check_layer("lstm", T=5, B=2, I=4, H=6, P=P, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_without_initial_states(cell):
+    check_layer(cell, T=4, B=2, I=3, H=5, with_states=False)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize(
+    "T,B,I,H",
+    [(1, 1, 1, 1), (3, 2, 1, 7), (2, 5, 9, 33), (1, 7, 4, 1), (5, 1, 33, 3)],
+    ids=lambda v: str(v),
+)
+def test_odd_sizes(cell, T, B, I, H):
+    check_layer(cell, T, B, I, H)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_packed_matches_reference(cell, reverse):
+    lengths = [6, 4, 4, 1]
+    seqs = [torch.randn(n, 3, dtype=torch.float64) for n in lengths]
+    packed = pack_sequence(seqs)
+    check_layer(cell, None, len(lengths), 3, 5, reverse=reverse, batch_sizes=packed.batch_sizes,
+                input=packed.data)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+def test_packed_equals_each_sequence_alone(cell, reverse):
+    """A packed batch gives each sequence the outputs and final state it gets when run on its own."""
+    lengths = [7, 5, 5, 2, 1]
+    I, H = 4, 6
+    params = layer_params(cell, I, H)
+    st = states(cell, len(lengths), H)
+    seqs = [torch.randn(n, I, dtype=torch.float64) for n in lengths]
+    packed = pack_sequence(seqs)
+    out, *final = run_layer(F, cell, packed.data, params, st, packed.batch_sizes, reverse)
+    padded, _ = torch.nn.utils.rnn.pad_packed_sequence(
+        torch.nn.utils.rnn.PackedSequence(out, packed.batch_sizes), batch_first=False
+    )
+    for b, n in enumerate(lengths):
+        alone_st = {k: v[b:b + 1] for k, v in st.items()}
+        alone_out, *alone_final = run_layer(F, cell, seqs[b].unsqueeze(1), params, alone_st, None, reverse)
+        assert_close(padded[:n, b], alone_out[:, 0], msg=f"output of sequence {b}")
+        for got, want in zip(final, alone_final):
+            assert_close(got[b], want[0], msg=f"final state of sequence {b}")
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_batch_zero(cell):
+    params = layer_params(cell, 3, 4, requires_grad=True)
+    x = torch.randn(5, 0, 3, dtype=torch.float64, requires_grad=True)
+    out, h, *_ = run_layer(F, cell, x, params, {})
+    assert out.shape == (5, 0, 4) and h.shape == (0, 4)
+    (out.sum() + h.sum()).backward()
+    assert x.grad.shape == x.shape
+    for p in params.values():
+        assert torch.equal(p.grad, torch.zeros_like(p))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_non_contiguous_inputs(cell):
+    """Transposed inputs, strided states and transposed weights give the same results as contiguous ones."""
+    T, B, I, H = 4, 3, 5, 6
+    params = layer_params(cell, I, H)
+    st = states(cell, B, H)
+    x = torch.randn(B, T, I, dtype=torch.float64)
+    x_nc = x.transpose(0, 1)
+    assert not x_nc.is_contiguous()
+    params_nc = {k: (v.t().contiguous().t() if v.dim() == 2 else torch.stack([v, v], -1)[:, 0]) for k, v in params.items()}
+    st_nc = {k: torch.stack([v, v], -1)[..., 0] for k, v in st.items()}
+    assert not any(v.is_contiguous() for v in [*params_nc.values(), *st_nc.values()])
+    want = run_layer(F, cell, x_nc.contiguous(), params, st)
+    got = run_layer(F, cell, x_nc, params_nc, st_nc)
+    for a, b in zip(got, want):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_sequence_longer_than_65535_steps(cell):
+    """Long sequences index correctly (CUDA grid limits make 65,535 the interesting boundary)."""
+    T, B, I, H = 70_000, 2, 2, 3
+    mod = getattr(torch.nn, cell.upper())(I, H, dtype=torch.float64)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    params = {
+        "w_ih": mod.weight_ih_l0, "w_hh": mod.weight_hh_l0, "b_ih": mod.bias_ih_l0, "b_hh": mod.bias_hh_l0,
+    }
+    out, h, *_ = run_layer(F, cell, x, params, {})
+    ref_out, ref_h = mod(x)
+    ref_h = ref_h[0] if cell == "lstm" else ref_h
+    assert_close(out, ref_out)
+    assert_close(h, ref_h[0])
+    if cell != "lstm":
+        return  # torch.nn's backward over 70k steps takes seconds; one cell's gradients suffice
+    g = torch.autograd.grad(out[-1].sum() + out[0].sum(), [x, mod.weight_hh_l0])
+    g_ref = torch.autograd.grad(ref_out[-1].sum() + ref_out[0].sum(), [x, mod.weight_hh_l0])
+    for a, b in zip(g, g_ref):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_inference_keeps_no_workspace(cell):
+    params = layer_params(cell, 3, 4)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    op = getattr(torch.ops.fused_rnn, f"{cell}_forward")
+    args = (x, None, None) if cell == "lstm" else (x, None)
+    tail = (params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"])
+    tail = tail + (None, None) if cell == "lstm" else tail + (None,)
+    ws_eval = op(*args, *tail, False, False)[-1]
+    ws_train = op(*args, *tail, False, True)[-1]
+    assert ws_eval.numel() == 0
+    assert ws_train.shape[0] == 10
+    # Inference and training forwards compute the same outputs.
+    for a, b in zip(op(*args, *tail, False, False)[:-1], op(*args, *tail, False, True)[:-1]):
+        assert torch.equal(a, b)

@@ -1,0 +1,226 @@
+"""fused_rnn.LSTM / GRU / RNN against torch.nn with the same state_dict."""
+
+from __future__ import annotations
+
+import copy
+import itertools
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
+
+import fused_rnn
+from conftest import assert_close
+
+MODES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
+
+
+def make_pair(mode, *args, dtype=torch.float64, **kwargs):
+    """A torch.nn module and the fused one with the very same weights."""
+    if mode.startswith("RNN"):
+        kwargs["nonlinearity"] = mode[4:].lower()
+        name = "RNN"
+    else:
+        name = mode
+    ref = getattr(nn, name)(*args, dtype=dtype, **kwargs)
+    fused = getattr(fused_rnn, name)(*args, dtype=dtype, **kwargs)
+    fused.load_state_dict(ref.state_dict())
+    return ref, fused
+
+
+def initial_state(mode, ref, batch, unbatched=False):
+    D = 2 if ref.bidirectional else 1
+    H_out = ref.proj_size or ref.hidden_size
+    shape = (ref.num_layers * D, batch, H_out)
+    h = torch.randn(shape, dtype=torch.float64)
+    if unbatched:
+        h = h[:, 0]
+    if mode != "LSTM":
+        return h.requires_grad_()
+    c = torch.randn(ref.num_layers * D, batch, ref.hidden_size, dtype=torch.float64)
+    if unbatched:
+        c = c[:, 0]
+    return (h.requires_grad_(), c.requires_grad_())
+
+
+def flat(x):
+    if isinstance(x, torch.nn.utils.rnn.PackedSequence):
+        return [x.data]
+    if isinstance(x, (tuple, list)):
+        return [t for item in x for t in flat(item)]
+    return [x]
+
+
+def run(module, make_input, hx, leaves):
+    x = make_input()
+    out, hidden = module(x) if hx is None else module(x, hx)
+    outs = flat(out) + flat(hidden)
+    g = torch.Generator().manual_seed(5)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outs)
+    grads = torch.autograd.grad(loss, leaves + list(module.parameters()))
+    return outs, grads
+
+
+GRID = list(itertools.product(MODES, [1, 2], [False, True], [False, True], [True, False],
+                              ["plain", "unbatched", "packed"], [True, False]))
+
+
+@pytest.mark.parametrize(
+    "mode,num_layers,bidirectional,batch_first,bias,form,with_hx", GRID,
+    ids=[f"{m}-L{n}-{'bi' if b else 'uni'}-{'bf' if f else 'tf'}-{'bias' if bi else 'nobias'}-{form}-"
+         f"{'hx' if h else 'nohx'}" for m, n, b, f, bi, form, h in GRID],
+)
+def test_parity_with_torch_nn(mode, num_layers, bidirectional, batch_first, bias, form, with_hx):
+    torch.manual_seed(0)
+    I, H, B, T = 3, 5, 4, 6
+    ref, fused = make_pair(mode, I, H, num_layers=num_layers, bias=bias, batch_first=batch_first,
+                           bidirectional=bidirectional)
+    check_parity(mode, ref, fused, I, B, T, form, with_hx)
+
+
+def check_parity(mode, ref, fused, I, B, T, form, with_hx):
+    if form == "unbatched":
+        x = torch.randn(T, I, dtype=torch.float64, requires_grad=True)
+        leaves = [x]
+        inputs = lambda: x  # noqa: E731
+    elif form == "packed":
+        lengths = torch.tensor([3, T, 1, 4][:B])
+        x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+        leaves = [x]
+        inputs = lambda: pack_padded_sequence(  # noqa: E731
+            x if ref.batch_first else x.transpose(0, 1), lengths, batch_first=ref.batch_first,
+            enforce_sorted=False,
+        )
+    else:
+        shape = (B, T, I) if ref.batch_first else (T, B, I)
+        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        leaves = [x]
+        inputs = lambda: x  # noqa: E731
+    hx = initial_state(mode, ref, B, unbatched=form == "unbatched") if with_hx else None
+    if hx is not None:
+        leaves += flat(hx)
+    outs_ref, grads_ref = run(ref, inputs, hx, leaves)
+    outs, grads = run(fused, inputs, hx, leaves)
+    for i, (a, b) in enumerate(zip(outs, outs_ref)):
+        assert a.shape == b.shape
+        assert_close(a, b, msg=f"output {i}")
+    names = [f"input/state {i}" for i in range(len(leaves))] + [n for n, _ in ref.named_parameters()]
+    for name, a, b in zip(names, grads, grads_ref):
+        assert_close(a, b, msg=f"grad of {name}")
+
+
+@pytest.mark.parametrize("bidirectional", [False, True])
+@pytest.mark.parametrize("form", ["plain", "unbatched", "packed"])
+@pytest.mark.parametrize("num_layers", [1, 2])
+def test_lstm_projection_parity(bidirectional, form, num_layers):
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 3, 6, num_layers=num_layers, proj_size=2, bidirectional=bidirectional)
+    check_parity("LSTM", ref, fused, 3, 4, 5, form, True)
+    check_parity("LSTM", ref, fused, 3, 4, 5, form, False)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_float32_parity(mode):
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 32, 48, dtype=torch.float32)
+    x = torch.randn(20, 8, 32, requires_grad=True)
+    out_ref, h_ref = ref(x)
+    out, h = fused(x)
+    assert_close(out, out_ref)
+    assert_close(flat(h)[0], flat(h_ref)[0])
+    g_ref = torch.autograd.grad(out_ref.pow(2).sum(), [x, *ref.parameters()])
+    g = torch.autograd.grad(out.pow(2).sum(), [x, *fused.parameters()])
+    for a, b in zip(g, g_ref):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("kwargs", [{}, {"num_layers": 2, "bidirectional": True}, {"bias": False}],
+                         ids=["default", "L2-bi", "nobias"])
+def test_state_dict_loads_both_ways(mode, kwargs):
+    ref, fused = make_pair(mode, 3, 5, **kwargs)
+    assert list(ref.state_dict()) == list(fused.state_dict())
+    assert [(n, p.shape) for n, p in ref.named_parameters()] == [(n, p.shape) for n, p in fused.named_parameters()]
+    other = copy.deepcopy(ref)
+    for p in fused.parameters():
+        p.data.uniform_(-1, 1)
+    other.load_state_dict(fused.state_dict(), strict=True)
+    for a, b in zip(other.parameters(), fused.parameters()):
+        assert torch.equal(a, b)
+
+
+def test_lstm_projection_state_dict():
+    ref, fused = make_pair("LSTM", 3, 5, proj_size=2, num_layers=2, bidirectional=True)
+    assert "weight_hr_l1_reverse" in fused.state_dict()
+    ref.load_state_dict(fused.state_dict(), strict=True)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_repr_matches_torch_nn(mode):
+    ref, fused = make_pair(mode, 3, 5, num_layers=2, batch_first=True)
+    assert repr(fused) == repr(ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_isinstance_rnnbase_not_torch_classes(mode):
+    _, fused = make_pair(mode, 3, 5)
+    assert isinstance(fused, nn.RNNBase)
+    assert not isinstance(fused, (nn.LSTM, nn.GRU, nn.RNN))
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_dropout_extremes_match_torch_nn(mode):
+    torch.manual_seed(0)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    for p in (0.0, 1.0):
+        ref, fused = make_pair(mode, 3, 4, num_layers=2, dropout=p)
+        for train in (True, False):
+            ref.train(train)
+            fused.train(train)
+            assert_close(fused(x)[0], ref(x)[0])
+
+
+def test_dropout_fresh_mask_each_call_in_training_only():
+    torch.manual_seed(0)
+    _, fused = make_pair("GRU", 3, 16, num_layers=2, dropout=0.5)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    assert not torch.equal(fused(x)[0], fused(x)[0])
+    fused.eval()
+    assert torch.equal(fused(x)[0], fused(x)[0])
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_backward_after_eval(mode):
+    ref, fused = make_pair(mode, 3, 4)
+    fused.eval()
+    x = torch.randn(5, 2, 3, dtype=torch.float64, requires_grad=True)
+    fused(x)[0].sum().backward()
+    ref.eval()
+    x2 = x.detach().clone().requires_grad_()
+    ref(x2)[0].sum().backward()
+    assert_close(x.grad, x2.grad)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_input_size_zero_batch(mode):
+    """torch.nn's test_RNN_input_size_zero: batch 0 runs forward and backward."""
+    _, fused = make_pair(mode, 3, 4)
+    x = torch.zeros(5, 0, 3, dtype=torch.float64, requires_grad=True)
+    out, _ = fused(x)
+    assert out.shape == (5, 0, 4)
+    out.sum().backward()
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_on_cpu_runs_in_float32(dtype):
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 8, 16, dtype=torch.float32)
+    fused = fused.to(dtype)
+    x = torch.randn(6, 3, 8)
+    out, (h, c) = fused(x.to(dtype))
+    assert out.dtype == dtype and h.dtype == dtype and c.dtype == dtype
+    # Within the rounding of the low-precision weights and input.
+    ref_low = copy.deepcopy(ref).to(dtype).float()
+    want, _ = ref_low(x.to(dtype).float())
+    torch.testing.assert_close(out.float(), want, rtol=0, atol=2 * torch.finfo(dtype).eps)
