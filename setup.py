@@ -83,7 +83,7 @@ def extension():
     build_cuda, reason = decide_cuda()
     say(f"CUDA kernels {'ON' if build_cuda else 'OFF'} ({reason})")
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", f'-DFUSED_RNN_TORCH_VERSION="{torch.__version__}"']
+    cxx = ["-O3", "-Wno-psabi", f'-DFUSED_RNN_TORCH_VERSION="{torch.__version__}"']
     ldflags = []
     if os.environ.get("FUSED_RNN_SANITIZE") == "1":
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]

@@ -3,8 +3,9 @@
 // Every function here is a pure per-element computation on values (no pointers,
 // no layout), so the same code serves the CPU loops and the CUDA kernels. The
 // value type T is float or double (the CUDA half/bf16 paths convert to float
-// first: fp32 accumulation). `Math<T>` supplies the transcendental functions for
-// each value type; a vectorised CPU path can specialise it for SIMD types.
+// first: fp32 accumulation), or a SIMD vector of them: `Math<T>` supplies the
+// functions that are not plain arithmetic for each value type, and the CPU
+// kernels specialise it for at::vec::Vectorized (csrc/cpu/pointwise_impl.h).
 //
 // Conventions (torch.nn's, so that state_dicts load unchanged):
 //   LSTM gates (i, f, g, o): c' = f*c + i*g, h' = o*tanh(c')
@@ -29,12 +30,16 @@ template <>
 struct Math<float> {
   static FR_HD float exp(float x) { return ::expf(x); }
   static FR_HD float tanh(float x) { return ::tanhf(x); }
+  static FR_HD float relu(float x) { return x < 0.f ? 0.f : x; }  // NaN propagates, as torch.relu
+  static FR_HD float relu_grad(float h, float dh) { return h > 0.f ? dh : 0.f; }
 };
 
 template <>
 struct Math<double> {
   static FR_HD double exp(double x) { return ::exp(x); }
   static FR_HD double tanh(double x) { return ::tanh(x); }
+  static FR_HD double relu(double x) { return x < 0. ? 0. : x; }
+  static FR_HD double relu_grad(double h, double dh) { return h > 0. ? dh : 0.; }
 };
 
 template <typename T>
@@ -136,7 +141,7 @@ FR_HD T rnn_forward_point(T pre) {
   if constexpr (A == Activation::kTanh) {
     return Math<T>::tanh(pre);
   } else {
-    return pre < T(0) ? T(0) : pre;  // NaN propagates, as torch.relu
+    return Math<T>::relu(pre);
   }
 }
 
@@ -146,7 +151,7 @@ FR_HD T rnn_backward_point(T h, T dh) {
   if constexpr (A == Activation::kTanh) {
     return dh * (T(1) - h * h);
   } else {
-    return h > T(0) ? dh : T(0);
+    return Math<T>::relu_grad(h, dh);
   }
 }
 

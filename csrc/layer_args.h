@@ -18,17 +18,9 @@
 #include <string>
 #include <vector>
 
+#include "cell_kind.h"
+
 namespace fused_rnn {
-
-enum class CellKind { kLstm, kGru, kRnnTanh, kRnnRelu };
-
-inline int64_t gate_count(CellKind cell) {
-  switch (cell) {
-    case CellKind::kLstm: return 4;
-    case CellKind::kGru: return 3;
-    default: return 1;
-  }
-}
 
 struct LayerArgs {
   std::string op;  // "fused_rnn::lstm_forward", for messages

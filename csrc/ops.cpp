@@ -8,6 +8,8 @@
 
 #include <string>
 
+#include "cpu/pointwise.h"
+
 #ifndef FUSED_RNN_TORCH_VERSION
 #define FUSED_RNN_TORCH_VERSION "unknown"
 #endif
@@ -55,6 +57,7 @@ pybind11::dict build_info() {
   d["cuda"] = false;
   d["cuda_archs"] = std::string();
 #endif
+  d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
 #if defined(__VERSION__)
   d["compiler"] = std::string(__VERSION__);
@@ -67,4 +70,7 @@ pybind11::dict build_info() {
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "fused_rnn compiled kernels; the ops live under torch.ops.fused_rnn";
   m.def("build_info", &build_info, "What this binary was built with");
+  m.def(
+      "_set_cpu_capability", &fused_rnn::cpu::set_cpu_capability,
+      "Select the CPU kernels' instruction set (default, avx2, avx512); returns the previous one");
 }

@@ -160,3 +160,41 @@ def test_inference_keeps_no_workspace(cell):
     # Inference and training forwards compute the same outputs.
     for a, b in zip(op(*args, *tail, False, False)[:-1], op(*args, *tail, False, True)[:-1]):
         assert torch.equal(a, b)
+
+
+def _available_capabilities():
+    from fused_rnn import _C
+
+    current = _C.build_info()["cpu_capability"]
+    found = []
+    for name in ("default", "avx2", "avx512"):
+        try:
+            _C._set_cpu_capability(name)
+            found.append(name)
+        except RuntimeError:
+            pass
+    _C._set_cpu_capability(current)
+    return found
+
+
+@pytest.mark.parametrize("capability", _available_capabilities())
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_every_cpu_capability_matches_reference(capability, cell, dtype):
+    """Each instruction-set build of the pointwise passes (full vectors and ragged tails) computes the same."""
+    from fused_rnn import _C
+
+    previous = _C._set_cpu_capability(capability)
+    try:
+        for H in (5, 16, 37):
+            check_layer(cell, T=3, B=3, I=4, H=H, dtype=dtype, reverse=H == 37)
+        check_layer(cell, T=3, B=2, I=4, H=37, P=5 if cell == "lstm" else 0, dtype=dtype)
+    finally:
+        _C._set_cpu_capability(previous)
+
+
+def test_unknown_cpu_capability_is_refused():
+    from fused_rnn import _C
+
+    with pytest.raises(RuntimeError, match="unknown CPU capability 'sse9'; expected default, avx2 or avx512"):
+        _C._set_cpu_capability("sse9")

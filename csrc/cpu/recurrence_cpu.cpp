@@ -16,6 +16,7 @@
 #include "../layer_args.h"
 #include "cells_cpu.h"
 #include "gemm_cpu.h"
+#include "pointwise.h"
 
 namespace fused_rnn::cpu {
 namespace {
@@ -94,6 +95,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   T* out = output.data_ptr<T>();
   T* ws_p = train ? ws.data_ptr<T>() : nullptr;
 
+  const auto pointwise = pointwise_kernels<T>().forward[static_cast<int>(Cell::kKind)];
   ForwardStep<T> st;
   st.H = H;
   st.P = P;
@@ -124,9 +126,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
     if (proj) {
       st.h_raw = train ? st.ws + 5 * H : h_raw.data_ptr<T>();
     }
-    at::parallel_for(0, rows, row_grain(GH), [&](int64_t r0, int64_t r1) {
-      Cell::forward_rows(st, r0, r1);
-    });
+    at::parallel_for(0, rows, row_grain(GH), [&](int64_t r0, int64_t r1) { pointwise(st, r0, r1); });
     if (proj) {
       gemm<T>(false, true, rows, P, H, st.h_raw, st.h_raw_ld, a.w_hr.const_data_ptr<T>(), H, T(0), h, P);
       std::memcpy(st.out, h, sizeof(T) * rows * P);
@@ -152,10 +152,12 @@ std::vector<Tensor> backward_impl(
   if (Cell::kHasCell) {
     check_backward_tensor(a, grad_c_n, "grad_c_n", {B, H});
   }
-  TORCH_CHECK(
-      ws_in.numel() > 0 || N * ws_ld == 0,
-      a.op, ": the workspace is empty; run the forward with train=True before the backward");
-  check_backward_tensor(a, ws_in, "workspace", {N, ws_ld});
+  if (ws_ld > 0) {  // an Elman RNN saves nothing beyond its output
+    TORCH_CHECK(
+        ws_in.numel() > 0 || N == 0,
+        a.op, ": the workspace is empty; run the forward with train=True before the backward");
+    check_backward_tensor(a, ws_in, "workspace", {N, ws_ld});
+  }
 
   const Tensor grad_output = grad_output_in.contiguous();
   const Tensor output = output_in.contiguous();
@@ -172,12 +174,13 @@ std::vector<Tensor> backward_impl(
 
   const T* go = grad_output.const_data_ptr<T>();
   const T* out = output.const_data_ptr<T>();
-  const T* ws_p = ws.const_data_ptr<T>();
+  const T* ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
   const T* w_hh = a.w_hh.const_data_ptr<T>();
   T* dh = dh_t.data_ptr<T>();
   T* dg = dG.data_ptr<T>();
   T* dgh = dGh.data_ptr<T>();
 
+  const auto pointwise = pointwise_kernels<T>().backward[static_cast<int>(Cell::kKind)];
   BackwardStep<T> st;
   st.H = H;
   st.P = P;
@@ -218,9 +221,7 @@ std::vector<Tensor> backward_impl(
     st.out = out + off * P;
     st.dg = dg + off * GH;
     st.dgh = dgh + off * GH;
-    at::parallel_for(0, rows, row_grain(GH), [&](int64_t r0, int64_t r1) {
-      Cell::backward_rows(st, r0, r1);
-    });
+    at::parallel_for(0, rows, row_grain(GH), [&](int64_t r0, int64_t r1) { pointwise(st, r0, r1); });
     // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there.
     gemm<T>(false, false, rows, P, GH, st.dgh, GH, w_hh, P, Cell::kSeparateRecurrent ? T(1) : T(0), dh, P);
   }
@@ -262,30 +263,25 @@ std::vector<Tensor> backward_impl(
 
 // ------------------------------------------------------------------ op entry points
 
-template <template <typename> class Cell>
+template <class Cell>
 std::tuple<Tensor, Tensor, Tensor, Tensor> dispatch_forward(const LayerArgs& a, bool reverse, bool train) {
   check_cpu_dtype(a);
   if (a.input.scalar_type() == at::kDouble) {
-    return forward_impl<Cell<double>, double>(a, reverse, train);
+    return forward_impl<Cell, double>(a, reverse, train);
   }
-  return forward_impl<Cell<float>, float>(a, reverse, train);
+  return forward_impl<Cell, float>(a, reverse, train);
 }
 
-template <template <typename> class Cell>
+template <class Cell>
 std::vector<Tensor> dispatch_backward(
     const LayerArgs& a, const Tensor& go, const Tensor& ghn, const Tensor& gcn, const Tensor& out,
     const Tensor& ws, bool reverse) {
   check_cpu_dtype(a);
   if (a.input.scalar_type() == at::kDouble) {
-    return backward_impl<Cell<double>, double>(a, go, ghn, gcn, out, ws, reverse);
+    return backward_impl<Cell, double>(a, go, ghn, gcn, out, ws, reverse);
   }
-  return backward_impl<Cell<float>, float>(a, go, ghn, gcn, out, ws, reverse);
+  return backward_impl<Cell, float>(a, go, ghn, gcn, out, ws, reverse);
 }
-
-template <typename T>
-using TanhCpu = ElmanCpu<T, Activation::kTanh>;
-template <typename T>
-using ReluCpu = ElmanCpu<T, Activation::kRelu>;
 
 std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward_cpu(
     const Tensor& input, const OptTensor& hx, const OptTensor& cx, const Tensor& w_ih, const Tensor& w_hh,
@@ -293,7 +289,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward_cpu(
     bool reverse, bool train) {
   const LayerArgs a = make_layer_args(
       "fused_rnn::lstm_forward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
-  return dispatch_forward<LstmCpu>(a, reverse, train);
+  return dispatch_forward<LstmTraits>(a, reverse, train);
 }
 
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward_cpu(
@@ -303,12 +299,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_
     const Tensor& workspace, bool reverse) {
   const LayerArgs a = make_layer_args(
       "fused_rnn::lstm_backward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
-  auto g = dispatch_backward<LstmCpu>(a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse);
+  auto g = dispatch_backward<LstmTraits>(a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse);
   return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
 }
 
 // GRU and the two Elman RNNs share one signature.
-template <CellKind kCell, template <typename> class Cell>
+template <CellKind kCell, class Cell>
 std::tuple<Tensor, Tensor, Tensor> simple_forward_cpu(
     const Tensor& input, const OptTensor& hx, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
     const OptTensor& b_hh, const OptTensor& batch_sizes, bool reverse, bool train) {
@@ -321,7 +317,7 @@ std::tuple<Tensor, Tensor, Tensor> simple_forward_cpu(
   return {output, h_n, ws};
 }
 
-template <CellKind kCell, template <typename> class Cell>
+template <CellKind kCell, class Cell>
 std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> simple_backward_cpu(
     const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
     const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
@@ -340,12 +336,12 @@ std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> simple_backward_cpu(
 TORCH_LIBRARY_IMPL(fused_rnn, CPU, m) {
   m.impl("lstm_forward", &lstm_forward_cpu);
   m.impl("lstm_backward", &lstm_backward_cpu);
-  m.impl("gru_forward", &simple_forward_cpu<CellKind::kGru, GruCpu>);
-  m.impl("gru_backward", &simple_backward_cpu<CellKind::kGru, GruCpu>);
-  m.impl("rnn_tanh_forward", &simple_forward_cpu<CellKind::kRnnTanh, TanhCpu>);
-  m.impl("rnn_tanh_backward", &simple_backward_cpu<CellKind::kRnnTanh, TanhCpu>);
-  m.impl("rnn_relu_forward", &simple_forward_cpu<CellKind::kRnnRelu, ReluCpu>);
-  m.impl("rnn_relu_backward", &simple_backward_cpu<CellKind::kRnnRelu, ReluCpu>);
+  m.impl("gru_forward", &simple_forward_cpu<CellKind::kGru, GruTraits>);
+  m.impl("gru_backward", &simple_backward_cpu<CellKind::kGru, GruTraits>);
+  m.impl("rnn_tanh_forward", &simple_forward_cpu<CellKind::kRnnTanh, ElmanTraits<CellKind::kRnnTanh>>);
+  m.impl("rnn_tanh_backward", &simple_backward_cpu<CellKind::kRnnTanh, ElmanTraits<CellKind::kRnnTanh>>);
+  m.impl("rnn_relu_forward", &simple_forward_cpu<CellKind::kRnnRelu, ElmanTraits<CellKind::kRnnRelu>>);
+  m.impl("rnn_relu_backward", &simple_backward_cpu<CellKind::kRnnRelu, ElmanTraits<CellKind::kRnnRelu>>);
 }
 
 }  // namespace fused_rnn::cpu
