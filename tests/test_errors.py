@@ -213,3 +213,20 @@ def test_backward_checks_gradient_shapes():
                          False)
     with pytest.raises(RuntimeError, match=re.escape("expected workspace of shape [10, 16], got [10, 15]")):
         OPS.gru_backward(out, h, x, None, p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"], None, out, ws[:, :15], False)
+
+
+@pytest.mark.parametrize("name", ["LSTM", "GRU", "RNN"])
+def test_device_mismatch_messages_match_torch_nn(name):
+    """ATen's device checks, shown with the meta device since these machines have one device."""
+    ref = getattr(nn, name)(3, 4, device="meta")
+    fused = getattr(fused_rnn, name)(3, 4, device="meta")
+    x = torch.randn(5, 2, 3)
+    want = raised(lambda: ref(x))
+    assert want is not None and "not at the same device" in want[1]
+    assert raised(lambda: fused(x)) == want
+    ref, fused = pair(name, 3, 4)
+    h = torch.zeros(1, 2, 4, device="meta")
+    hx = (h, h) if name == "LSTM" else h
+    want = raised(lambda: ref(x, hx))
+    assert want is not None and "hidden tensor at meta" in want[1]
+    assert raised(lambda: fused(x, hx)) == want

@@ -33,12 +33,13 @@ def initial_state(mode, ref, batch, unbatched=False):
     D = 2 if ref.bidirectional else 1
     H_out = ref.proj_size or ref.hidden_size
     shape = (ref.num_layers * D, batch, H_out)
-    h = torch.randn(shape, dtype=torch.float64)
+    dtype = ref.weight_ih_l0.dtype
+    h = torch.randn(shape, dtype=dtype)
     if unbatched:
         h = h[:, 0]
     if mode != "LSTM":
         return h.requires_grad_()
-    c = torch.randn(ref.num_layers * D, batch, ref.hidden_size, dtype=torch.float64)
+    c = torch.randn(ref.num_layers * D, batch, ref.hidden_size, dtype=dtype)
     if unbatched:
         c = c[:, 0]
     return (h.requires_grad_(), c.requires_grad_())
@@ -62,7 +63,7 @@ def run(module, make_input, hx, leaves):
     return outs, grads
 
 
-GRID = list(itertools.product(MODES, [1, 2], [False, True], [False, True], [True, False],
+GRID = list(itertools.product(MODES, [1, 2, 3], [False, True], [False, True], [True, False],
                               ["plain", "unbatched", "packed"], [True, False]))
 
 
@@ -80,13 +81,14 @@ def test_parity_with_torch_nn(mode, num_layers, bidirectional, batch_first, bias
 
 
 def check_parity(mode, ref, fused, I, B, T, form, with_hx):
+    dtype = ref.weight_ih_l0.dtype
     if form == "unbatched":
-        x = torch.randn(T, I, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(T, I, dtype=dtype, requires_grad=True)
         leaves = [x]
         inputs = lambda: x  # noqa: E731
     elif form == "packed":
         lengths = torch.tensor([3, T, 1, 4][:B])
-        x = torch.randn(B, T, I, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(B, T, I, dtype=dtype, requires_grad=True)
         leaves = [x]
         inputs = lambda: pack_padded_sequence(  # noqa: E731
             x if ref.batch_first else x.transpose(0, 1), lengths, batch_first=ref.batch_first,
@@ -94,7 +96,7 @@ def check_parity(mode, ref, fused, I, B, T, form, with_hx):
         )
     else:
         shape = (B, T, I) if ref.batch_first else (T, B, I)
-        x = torch.randn(shape, dtype=torch.float64, requires_grad=True)
+        x = torch.randn(shape, dtype=dtype, requires_grad=True)
         leaves = [x]
         inputs = lambda: x  # noqa: E731
     hx = initial_state(mode, ref, B, unbatched=form == "unbatched") if with_hx else None
@@ -108,6 +110,17 @@ def check_parity(mode, ref, fused, I, B, T, form, with_hx):
     names = [f"input/state {i}" for i in range(len(leaves))] + [n for n, _ in ref.named_parameters()]
     for name, a, b in zip(names, grads, grads_ref):
         assert_close(a, b, msg=f"grad of {name}")
+
+
+F32_GRID = list(itertools.product(MODES, [1, 3], [False, True], ["plain", "packed"]))
+
+
+@pytest.mark.parametrize("mode,num_layers,bidirectional,form", F32_GRID,
+                         ids=[f"{m}-L{n}-{'bi' if b else 'uni'}-{f}" for m, n, b, f in F32_GRID])
+def test_parity_with_torch_nn_float32(mode, num_layers, bidirectional, form):
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 24, num_layers=num_layers, bidirectional=bidirectional, dtype=torch.float32)
+    check_parity(mode, ref, fused, 16, 4, 12, form, True)
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
@@ -224,3 +237,26 @@ def test_low_precision_on_cpu_runs_in_float32(dtype):
     ref_low = copy.deepcopy(ref).to(dtype).float()
     want, _ = ref_low(x.to(dtype).float())
     torch.testing.assert_close(out.float(), want, rtol=0, atol=2 * torch.finfo(dtype).eps)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_autocast_cpu_bfloat16_runs_in_bfloat16(mode):
+    """Under CPU autocast an fp32 model takes fp32 or bf16 input without a dtype error and runs in bf16."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 8, 16, dtype=torch.float32)
+    x = torch.randn(6, 3, 8)
+    want = fused(x)[0]
+    for inp in (x, x.bfloat16()):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, _ = fused(inp)
+        assert out.dtype == torch.bfloat16
+        torch.testing.assert_close(out.float(), want, rtol=0, atol=0.05)
+        out.float().sum().backward()
+        assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in fused.parameters())
+        fused.zero_grad()
+    if mode == "LSTM":  # torch.nn's LSTM also runs in bf16 under CPU autocast (through oneDNN)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out_ref, _ = ref(x)
+            out, _ = fused(x)
+        assert out_ref.dtype == out.dtype
+        torch.testing.assert_close(out.float(), out_ref.float(), rtol=0, atol=0.05)

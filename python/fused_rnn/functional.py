@@ -7,6 +7,11 @@ direction, and ``(num_layers * num_directions, B, ·)`` for a stack.
 
 On the CPU, float16 and bfloat16 run through the float32 kernels (inputs cast up,
 results cast back), so the result is what fp32 accumulation gives.
+
+Under ``torch.autocast`` for the input's device, every layer runs in the autocast
+dtype: input, states and weights are cast to it (the weights stay float32 as
+parameters and receive float32 gradients) and the results come back in it, so there
+is no dtype mismatch between an autocast input and float32 weights.
 """
 
 from __future__ import annotations
@@ -35,6 +40,15 @@ def _cast(ts, dtype):
     return [t.to(dtype) if t is not None else None for t in ts]
 
 
+def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
+    """The autocast dtype for ``x``'s device where autocast is on and ``x`` is floating point."""
+    device_type = x.device.type
+    if not x.is_floating_point() or not torch.is_autocast_enabled(device_type):
+        return None
+    dtype = torch.get_autocast_dtype(device_type)
+    return dtype
+
+
 def lstm_layer(
     input: Tensor,
     w_ih: Tensor,
@@ -55,6 +69,10 @@ def lstm_layer(
     sequence backwards (the second direction of a bidirectional layer).
     """
     tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
+    amp = _autocast_dtype(input)
+    if amp is not None:
+        with torch.autocast(input.device.type, enabled=False):
+            return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], amp), batch_sizes, reverse)
     dtype = _compute_dtype(input)
     if dtype is not None:
         out, h, c = lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], dtype), batch_sizes, reverse)
@@ -66,6 +84,11 @@ def lstm_layer(
 
 def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
     tensors = [input, hx, w_ih, w_hh, b_ih, b_hh]
+    amp = _autocast_dtype(input)
+    if amp is not None:
+        input_a, hx_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a = _cast(tensors, amp)
+        with torch.autocast(input.device.type, enabled=False):
+            return _simple_layer(fn, input_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a, hx_a, batch_sizes, reverse)
     dtype = _compute_dtype(input)
     if dtype is not None:
         input32, hx32, w_ih32, w_hh32, b_ih32, b_hh32 = _cast(tensors, dtype)

@@ -1,9 +1,10 @@
-"""Drop-in replacements for ``torch.nn.LSTM``, ``torch.nn.GRU`` and ``torch.nn.RNN``.
+"""Drop-in replacements for ``torch.nn.LSTM``, ``GRU``, ``RNN`` and their cells, and ``convert()``.
 
-They derive from ``torch.nn.RNNBase`` (not from the three torch.nn classes, which
-TorchDynamo refuses to trace), so they have the very same constructor, parameters,
-parameter names, initialisation, ``repr`` and input checks, and a ``state_dict``
-moves between the two unchanged. ``forward`` runs the fused ops.
+The layers derive from ``torch.nn.RNNBase`` (not from the three torch.nn classes, which
+TorchDynamo refuses to trace) and the cells from ``torch.nn.RNNCellBase``, so they
+have the very same constructor, parameters, parameter names, initialisation, ``repr``
+and input checks, and a ``state_dict`` moves between the two unchanged. ``forward``
+runs the fused ops.
 """
 
 from __future__ import annotations
@@ -14,9 +15,9 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .functional import rnn_stack
+from .functional import gru_layer, lstm_layer, rnn_layer, rnn_stack
 
-__all__ = ["LSTM", "GRU", "RNN"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "convert"]
 
 _HX = Union[Tensor, tuple[Tensor, Tensor]]
 
@@ -39,6 +40,17 @@ class _FusedRNNBase(nn.RNNBase):
 
     def _squeeze_hx(self, hx):
         return hx.squeeze(1)
+
+    def _check_devices(self, input: Tensor, hx) -> None:
+        """ATen's check_attributes, with its messages: states first, then parameters."""
+        states = () if hx is None else (hx if isinstance(hx, tuple) else (hx,))
+        for name, tensors in (("hidden", states), ("parameter", self._flat_weights)):
+            for t in tensors:
+                if t is not None and t.device != input.device:
+                    raise RuntimeError(
+                        f"Input and {name} tensors are not at the same device, found input tensor at "
+                        f"{input.device} and {name} tensor at {t.device}"
+                    )
 
     def forward(self, input, hx: Optional[_HX] = None):
         self._update_flat_weights()
@@ -64,6 +76,7 @@ class _FusedRNNBase(nn.RNNBase):
             hx = self.permute_hidden(hx, sorted_indices)
         else:
             self.check_input(data, batch_sizes)
+        self._check_devices(data, hx)
 
         if not packed and self.batch_first:
             data = data.transpose(0, 1)
@@ -182,3 +195,130 @@ class RNN(_FusedRNNBase):
         if self.nonlinearity not in modes:
             raise ValueError(f"Unknown nonlinearity '{self.nonlinearity}'. Select from 'tanh' or 'relu'.")
         super().__init__(modes[self.nonlinearity], *args, **kwargs)
+
+
+# ---------------------------------------------------------------- cells
+
+
+def _check_cell_sizes(input: Tensor, states, weight_ih: Tensor, hidden_size: int) -> None:
+    """torch.nn's cell checks (ATen's check_rnn_cell_forward_*), with its messages."""
+    if input.size(1) != weight_ih.size(1):
+        raise RuntimeError(f"input has inconsistent input_size: got {input.size(1)} expected {weight_ih.size(1)}")
+    for label, h in enumerate(states):
+        if input.size(0) != h.size(0):
+            raise RuntimeError(
+                f"Input batch size {input.size(0)} doesn't match hidden{label} batch size {h.size(0)}"
+            )
+        if h.size(1) != hidden_size:
+            raise RuntimeError(f"hidden{label} has inconsistent hidden_size: got {h.size(1)}, expected {hidden_size}")
+
+
+def _check_cell_rank(name: str, input: Tensor, hx: Optional[Tensor]) -> bool:
+    if input.dim() not in (1, 2):
+        raise ValueError(f"{name}: Expected input to be 1D or 2D, got {input.dim()}D instead")
+    if hx is not None and hx.dim() not in (1, 2):
+        raise ValueError(f"{name}: Expected hidden to be 1D or 2D, got {hx.dim()}D instead")
+    return input.dim() == 2
+
+
+class LSTMCell(nn.RNNCellBase):
+    r"""Fused drop-in for :class:`torch.nn.LSTMCell`: one step, one fused op forward and backward.
+
+    Args: ``input_size, hidden_size, bias=True, device=None, dtype=None``.
+    Inputs: ``input`` ``(N, H_in)`` or ``(H_in)``; ``(h_0, c_0)`` optional, ``(N, H)`` or ``(H)``.
+    Outputs: ``(h_1, c_1)``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
+        if input.dim() not in (1, 2):
+            raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
+        if hx is not None:
+            for idx, value in enumerate(hx):
+                if value.dim() not in (1, 2):
+                    raise ValueError(f"LSTMCell: Expected hx[{idx}] to be 1D or 2D, got {value.dim()}D instead")
+        is_batched = input.dim() == 2
+        x = input if is_batched else input.unsqueeze(0)
+        h0 = c0 = None
+        if hx is not None:
+            h0, c0 = (hx[0], hx[1]) if is_batched else (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
+            _check_cell_sizes(x, (h0, c0), self.weight_ih, self.hidden_size)
+        else:
+            _check_cell_sizes(x, (), self.weight_ih, self.hidden_size)
+        _, h1, c1 = lstm_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, c0)
+        if not is_batched:
+            return h1.squeeze(0), c1.squeeze(0)
+        return h1, c1
+
+
+class GRUCell(nn.RNNCellBase):
+    r"""Fused drop-in for :class:`torch.nn.GRUCell`: one step, one fused op forward and backward.
+
+    Args: ``input_size, hidden_size, bias=True, device=None, dtype=None``.
+    Inputs: ``input`` ``(N, H_in)`` or ``(H_in)``; ``hx`` optional, ``(N, H)`` or ``(H)``. Output: ``h_1``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None, dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        is_batched = _check_cell_rank("GRUCell", input, hx)
+        x = input if is_batched else input.unsqueeze(0)
+        h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
+        _check_cell_sizes(x, () if h0 is None else (h0,), self.weight_ih, self.hidden_size)
+        _, h1 = gru_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0)
+        return h1 if is_batched else h1.squeeze(0)
+
+
+class RNNCell(nn.RNNCellBase):
+    r"""Fused drop-in for :class:`torch.nn.RNNCell`: one step, one fused op forward and backward.
+
+    Args: ``input_size, hidden_size, bias=True, nonlinearity='tanh', device=None, dtype=None``.
+    Inputs: ``input`` ``(N, H_in)`` or ``(H_in)``; ``hx`` optional, ``(N, H)`` or ``(H)``. Output: ``h_1``.
+    """
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, nonlinearity: str = "tanh",
+                 device=None, dtype=None) -> None:
+        super().__init__(input_size, hidden_size, bias, num_chunks=1, device=device, dtype=dtype)
+        self.nonlinearity = nonlinearity
+
+    def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        is_batched = _check_cell_rank("RNNCell", input, hx)
+        x = input if is_batched else input.unsqueeze(0)
+        h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
+        _check_cell_sizes(x, () if h0 is None else (h0,), self.weight_ih, self.hidden_size)
+        if self.nonlinearity not in ("tanh", "relu"):
+            raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
+        _, h1 = rnn_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0,
+                          nonlinearity=self.nonlinearity)
+        return h1 if is_batched else h1.squeeze(0)
+
+
+# ---------------------------------------------------------------- convert
+
+_FUSED_OF = {
+    nn.LSTM: LSTM,
+    nn.GRU: GRU,
+    nn.RNN: RNN,
+    nn.LSTMCell: LSTMCell,
+    nn.GRUCell: GRUCell,
+    nn.RNNCell: RNNCell,
+}
+
+
+def convert(model: nn.Module) -> nn.Module:
+    """Make every ``torch.nn`` LSTM, GRU, RNN and cell inside ``model`` (``model`` included) fused.
+
+    Each module is switched to its fused class in place: it stays the same object, with the
+    very same parameters (same names, same tensors), buffers, hooks and training mode, so
+    optimizers and anything else holding references keep working. Only exact torch.nn
+    classes are converted; a user subclass that overrides ``forward`` is left alone.
+    Returns ``model``.
+    """
+    for module in model.modules():
+        fused = _FUSED_OF.get(type(module))
+        if fused is not None:
+            module.__class__ = fused
+    return model
