@@ -78,6 +78,10 @@ BAD_CONSTRUCTORS = {
     "dropout_bool": ("GRU", (3, 4), {"dropout": True}),
     "proj_negative": ("LSTM", (3, 4), {"proj_size": -1}),
     "proj_too_large": ("LSTM", (3, 4), {"proj_size": 4}),
+    "bias_not_bool": ("LSTM", (3, 4), {"bias": 1}),
+    "batch_first_not_bool": ("GRU", (3, 4), {"batch_first": "yes"}),
+    "input_size_float": ("RNN", (3.0, 4), {}),
+    "input_size_zero": ("LSTM", (0, 4), {}),
 }
 
 

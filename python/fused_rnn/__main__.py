@@ -1,105 +1,142 @@
-"""``python -m fused_rnn`` / ``fused-rnn``: fused vs torch.nn on random data, side by side.
+"""``fused-rnn`` (also ``python -m fused_rnn``): fused_rnn against torch.nn on this machine.
 
-For each cell it runs torch.nn and fused_rnn with the same weights on the same input,
-prints the largest relative difference of the outputs and of the gradients (the
-largest absolute difference in a tensor over that tensor's largest magnitude), and
-the median time of a training step (forward + backward) of each, measured in this
-process with the two interleaved.
+    fused-rnn bench            the quick matrix on the best device present, as a table
+    fused-rnn bench --help     devices, dtypes, cells, matrices, outputs
+    fused-rnn info             what the installed binary contains
 """
 
 from __future__ import annotations
 
 import argparse
-import datetime
-import platform
-import statistics
+import csv
+import json
+import os
 import sys
-import time
 
 import torch
 
 import fused_rnn
 
 
-def _median_ms(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times) * 1e3
+class _Exit(Exception):
+    """A one-line error for the user; the command exits with status 2."""
 
 
-def compare(cell: str, batch: int, size: int, steps: int, repeats: int) -> dict:
-    torch.manual_seed(0)
-    ref = getattr(torch.nn, cell)(size, size)
-    fused = getattr(fused_rnn, cell)(size, size)
-    fused.load_state_dict(ref.state_dict())
-    x = torch.randn(steps, batch, size)
-
-    def step(model):
-        def run():
-            model.zero_grad(set_to_none=True)
-            xi = x.clone().requires_grad_()
-            out, _ = model(xi)
-            out.sum().backward()
-            return out, xi.grad
-        return run
-
-    out_ref, gx_ref = step(ref)()
-    out_fused, gx_fused = step(fused)()
-    pairs = [(out_fused, out_ref), (gx_fused, gx_ref)]
-    pairs += [(b.grad, a.grad) for a, b in zip(ref.parameters(), fused.parameters())]
-    err = max(((got - want).abs().max() / want.abs().max().clamp_min(1e-30)).item() for got, want in pairs)
-    # Interleave the two so that drift of the machine hits both alike.
-    t_ref, t_fused = [], []
-    for _ in range(3):
-        t_ref.append(_median_ms(step(ref), repeats))
-        t_fused.append(_median_ms(step(fused), repeats))
-    return {"cell": cell, "max_rel_err": err, "torch_ms": min(t_ref), "fused_ms": min(t_fused)}
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):  # one line, exit 2, never a usage dump or a traceback
+        raise _Exit(message)
 
 
-def cpu_name() -> str:
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+def _split(value: str, allowed, what: str) -> list[str]:
+    items = [v.strip() for v in value.split(",") if v.strip()]
+    for v in items:
+        if v not in allowed:
+            raise _Exit(f"unknown {what} '{v}'; expected {', '.join(allowed)}")
+    if not items:
+        raise _Exit(f"no {what} given")
+    return items
+
+
+def _check_writable(path: str, flag: str) -> None:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise _Exit(f"cannot write {flag} {path}: folder {folder} does not exist")
+    if os.path.isdir(path):
+        raise _Exit(f"cannot write {flag} {path}: it is a folder")
+    if not os.access(folder, os.W_OK) or (os.path.exists(path) and not os.access(path, os.W_OK)):
+        raise _Exit(f"cannot write {flag} {path}: permission denied")
+
+
+def _parser() -> _Parser:
+    p = _Parser(prog="fused-rnn", description="fused_rnn against torch.nn on this machine.")
+    sub = p.add_subparsers(dest="command")
+    b = sub.add_parser("bench", help="time fused_rnn against torch.nn side by side")
+    b.add_argument("--device", choices=["cpu", "cuda"], help="default: cuda if visible, else cpu")
+    b.add_argument("--dtype", help="comma-separated: float32, float64, bfloat16, float16 "
+                                   "(default: float32 on cpu; float32,bfloat16,float16 on cuda)")
+    b.add_argument("--cells", default="lstm,gru,rnn", help="comma-separated: lstm, gru, rnn, rnn_relu")
+    b.add_argument("--matrix", default="quick", choices=["tiny", "quick", "cpu", "deepbench", "full"])
+    b.add_argument("--threads", type=int, help="CPU threads (the process is pinned to that many cores)")
+    b.add_argument("--min-time", type=float, default=0.5, help="seconds to time each side of a case, at least")
+    b.add_argument("--json", metavar="PATH")
+    b.add_argument("--csv", metavar="PATH")
+    b.add_argument("--markdown", metavar="PATH")
+    b.add_argument("--plot", metavar="PATH", help="PNG of the speedups (needs matplotlib)")
+    b.add_argument("--no-progress", action="store_true")
+    sub.add_parser("info", help="what the installed binary contains")
+    return p
+
+
+def _bench(args) -> int:
+    from . import bench
+
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if device == "cuda" and not torch.cuda.is_available():
+        raise _Exit("--device cuda: no CUDA device is visible")
+    if device == "cuda" and not fused_rnn.build_info()["cuda"]:
+        raise _Exit("--device cuda: this fused_rnn was built without CUDA kernels")
+    default_dtype = "float32,bfloat16,float16" if device == "cuda" else "float32"
+    dtypes = _split(args.dtype or default_dtype, list(bench.DTYPES), "dtype")
+    if device == "cpu" and "float16" in dtypes:
+        raise _Exit("dtype float16 is not supported on cpu; use float32, float64 or bfloat16")
+    cells = _split(args.cells, list(bench.CELLS), "cell")
+    if args.threads is not None:
+        if args.threads < 1:
+            raise _Exit("--threads must be at least 1")
+        if hasattr(os, "sched_setaffinity"):
+            allowed = sorted(os.sched_getaffinity(0))
+            if args.threads > len(allowed):
+                raise _Exit(f"--threads {args.threads}: only {len(allowed)} cores are available")
+            os.sched_setaffinity(0, allowed[: args.threads])
+        torch.set_num_threads(args.threads)
+    if args.min_time <= 0:
+        raise _Exit("--min-time must be positive")
+    for flag in ("json", "csv", "markdown", "plot"):
+        if getattr(args, flag):
+            _check_writable(getattr(args, flag), f"--{flag}")
+    if args.plot:
+        try:
+            import matplotlib  # noqa: F401
+        except ImportError:
+            raise _Exit("--plot needs matplotlib: pip install matplotlib") from None
+
+    cases = bench.matrix(args.matrix, device, dtypes, cells)
+    env = bench.environment(device, torch.get_num_threads())
+    print(bench.header_line(env), flush=True)
+    rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time)
+    print(bench.table(rows))
+    print(bench.summary(rows))
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": env, "matrix": args.matrix, "rows": rows}, f, indent=1)
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
+            w.writeheader()
+            w.writerows(rows)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(bench.markdown(rows, env))
+    if args.plot:
+        bench.plot(rows, args.plot)
+    return 0
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="fused-rnn", description=__doc__.splitlines()[0])
-    p.add_argument("--batch", type=int, default=64)
-    p.add_argument("--size", type=int, default=256, help="input and hidden size")
-    p.add_argument("--steps", type=int, default=50, help="sequence length")
-    p.add_argument("--repeats", type=int, default=5)
-    p.add_argument("--threads", type=int, default=None)
-    args = p.parse_args(argv)
-    for name in ("batch", "size", "steps", "repeats"):
-        if getattr(args, name) < 1:
-            print(f"fused-rnn: error: --{name} must be at least 1", file=sys.stderr)
-            return 2
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    info = fused_rnn.build_info()
-    print(
-        f"fused_rnn {fused_rnn.__version__} ({info['cpu_capability']}) | torch {torch.__version__} | {cpu_name()}"
-        f" | {torch.get_num_threads()} threads | {datetime.date.today()}"
-    )
-    print(f"B={args.batch} I=H={args.size} T={args.steps}, float32, CPU, one layer, one direction")
-    print(f"{'cell':6} {'max rel |fused - torch.nn|':>26} {'torch.nn ms':>12} {'fused ms':>10} {'speedup':>8}")
-    for cell in ("LSTM", "GRU", "RNN"):
-        r = compare(cell, args.batch, args.size, args.steps, args.repeats)
-        print(
-            f"{r['cell']:6} {r['max_rel_err']:>26.2e} {r['torch_ms']:>12.2f} {r['fused_ms']:>10.2f}"
-            f" {r['torch_ms'] / r['fused_ms']:>7.2f}x"
-        )
-    print("(training step: forward + backward; median of repeats, best of 3 interleaved rounds)")
-    return 0
+    parser = _parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command == "bench":
+            return _bench(args)
+        if args.command == "info":
+            for k, v in fused_rnn.build_info().items():
+                print(f"{k}: {v}")
+            return 0
+        parser.print_help()
+        return 0
+    except _Exit as e:
+        print(f"fused-rnn: error: {e}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":
