@@ -95,7 +95,8 @@ def extension():
     sources += sorted(glob.glob("csrc/cuda/*.cu") + glob.glob("csrc/cuda/*.cpp"))
     archs = os.environ.get("TORCH_CUDA_ARCH_LIST", "")
     cxx += ["-DFUSED_RNN_WITH_CUDA", f'-DFUSED_RNN_CUDA_ARCHS="{archs or "torch default"}"']
-    nvcc = ["-O3", "--use_fast_math", "-lineinfo", "-DFUSED_RNN_WITH_CUDA"]
+    # No --use_fast_math: the gates use accurate expf/tanhf, as torch.nn's reference does.
+    nvcc = ["-O3", "-lineinfo", "-DFUSED_RNN_WITH_CUDA"]
     say(f"TORCH_CUDA_ARCH_LIST={archs or '(torch default)'}, MAX_JOBS={os.environ.get('MAX_JOBS', '(torch default)')}")
     return CUDAExtension(
         "fused_rnn._C", sources, extra_compile_args={"cxx": cxx, "nvcc": nvcc}, extra_link_args=ldflags

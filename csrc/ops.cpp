@@ -3,7 +3,9 @@
 // One op pair per cell: <cell>_forward and <cell>_backward, for one layer in one
 // direction. Layouts are described in layer_args.h. The forward returns the
 // workspace (activations saved for the backward) as an ordinary tensor so that
-// fake kernels can describe it; it is empty when train is false.
+// fake kernels can describe it; it is empty when train is false. The LSTM
+// workspace holds c_t of every step; lstm_backward's grad_cell_states (rows, H),
+// when given, is the gradient arriving at those c_t from outside the layer.
 #include <torch/extension.h>
 
 #include <string>
@@ -25,7 +27,7 @@ TORCH_LIBRARY(fused_rnn, m) {
   m.def(
       "lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
       "Tensor? hx, Tensor? cx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, "
-      "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse) "
+      "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse, Tensor? grad_cell_states=None) "
       "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor grad_w_ih, Tensor grad_w_hh, "
       "Tensor grad_b_ih, Tensor grad_b_hh, Tensor grad_w_hr)");
   for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {

@@ -9,7 +9,7 @@
 
 #include <string>
 
-#include "cells_cpu.h"
+#include "../cells.h"
 
 // x86-64 builds with GCC compile extra AVX2 and AVX-512 copies of the passes.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)

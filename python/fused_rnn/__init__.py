@@ -10,10 +10,10 @@ from __future__ import annotations
 
 from . import functional, ops, reference
 from ._C import build_info as _build_info
-from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, RNNCell, convert
+from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMStates, RNNCell, convert, to_native
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "convert", "functional", "reference", "build_info", "__version__"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native", "functional", "reference", "build_info", "__version__"]
 
 
 def build_info() -> dict:

@@ -60,25 +60,32 @@ def lstm_layer(
     w_hr: Optional[Tensor] = None,
     batch_sizes: Optional[Tensor] = None,
     reverse: bool = False,
-) -> tuple[Tensor, Tensor, Tensor]:
+    return_cell_states: bool = False,
+) -> tuple[Tensor, ...]:
     """One LSTM layer in one direction. Returns ``(output, h_n, c_n)``.
 
     Shapes: ``w_ih (4H, I)``, ``w_hh (4H, P)``, biases ``(4H,)``, ``w_hr (P, H)`` where
     ``P`` is the projection size (``H`` without projection); ``output`` is ``(T, B, P)``
     (or ``(N, P)`` packed), ``h_n (B, P)``, ``c_n (B, H)``. ``reverse=True`` runs the
     sequence backwards (the second direction of a bidirectional layer).
+    ``return_cell_states=True`` appends the cell state of every step, ``(T, B, H)`` (or
+    ``(N, H)`` packed), differentiable like the other outputs.
     """
     tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
-    amp = _autocast_dtype(input)
-    if amp is not None:
+    cast_to = _autocast_dtype(input)
+    if cast_to is not None:
         with torch.autocast(input.device.type, enabled=False):
-            return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], amp), batch_sizes, reverse)
-    dtype = _compute_dtype(input)
-    if dtype is not None:
-        out, h, c = lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], dtype), batch_sizes, reverse)
-        return out.to(input.dtype), h.to(input.dtype), c.to(input.dtype)
+            return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], cast_to), batch_sizes, reverse,
+                              return_cell_states)
+    compute = _compute_dtype(input)
+    if compute is not None:
+        outs = lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], compute), batch_sizes, reverse,
+                          return_cell_states)
+        return tuple(t.to(input.dtype) for t in outs)
     train = needs_workspace(*tensors)
-    output, h_n, c_n, _ = LSTMFunction.apply(*tensors, batch_sizes, reverse, train)
+    output, h_n, c_n, _, c_all = LSTMFunction.apply(*tensors, batch_sizes, reverse, train, return_cell_states)
+    if return_cell_states:
+        return output, h_n, c_n, c_all.reshape(output.shape[:-1] + (c_n.shape[-1],))
     return output, h_n, c_n
 
 
@@ -154,23 +161,27 @@ def rnn_stack(
     bidirectional: bool,
     proj_size: int = 0,
     batch_sizes: Optional[Tensor] = None,
-) -> tuple[Tensor, Tensor, Optional[Tensor]]:
+    return_all_states: bool = False,
+) -> tuple:
     """A stack of recurrent layers, the computation behind ``fused_rnn.LSTM/GRU/RNN``.
 
     ``mode`` is ``"LSTM"``, ``"GRU"``, ``"RNN_TANH"`` or ``"RNN_RELU"``; ``weights`` is the
     flat list in torch.nn's order (``_flat_weights``); ``hx`` is ``None``, ``h0`` of shape
     ``(L*D, B, P)``, or for LSTM ``(h0, c0)``. Dropout is applied to each layer's output
     except the last, in training only. Returns ``(output, h_n, c_n)`` with ``c_n`` None
-    except for LSTM.
+    except for LSTM. ``return_all_states=True`` (LSTM) appends ``(all_h, all_c)``: every
+    layer's output sequence ``(L, T, B, D*P)`` and every layer's cell states
+    ``(L, T, B, D*H)`` (``(L, N, ·)`` for packed input), both differentiable.
     """
     is_lstm = mode == "LSTM"
     num_directions = 2 if bidirectional else 1
     per_layer = 2 + (2 if has_biases else 0) + (1 if proj_size > 0 else 0)
     h0, c0 = (hx if is_lstm else (hx, None)) if hx is not None else (None, None)
     h_list, c_list = [], []
+    all_h, all_c = [], []
     layer_input = input
     for layer in range(num_layers):
-        outputs = []
+        outputs, cells = [], []
         for direction in range(num_directions):
             k = layer * num_directions + direction
             w = list(weights[k * per_layer:(k + 1) * per_layer])
@@ -181,8 +192,10 @@ def rnn_stack(
             reverse = direction == 1
             if is_lstm:
                 c_init = c0[k] if c0 is not None else None
-                out, h, c = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr, batch_sizes, reverse)
+                out, h, c, *c_seq = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr, batch_sizes,
+                                               reverse, return_all_states)
                 c_list.append(c)
+                cells += c_seq
             elif mode == "GRU":
                 out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
             else:
@@ -191,9 +204,16 @@ def rnn_stack(
             outputs.append(out)
             h_list.append(h)
         layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
+        if return_all_states:
+            all_h.append(layer_output)
+            all_c.append(cells[0] if num_directions == 1 else torch.cat(cells, dim=-1))
         if training and dropout > 0 and layer < num_layers - 1:
             layer_output = F.dropout(layer_output, p=dropout, training=True)
         layer_input = layer_output
     h_n = torch.stack(h_list, 0)
     c_n = torch.stack(c_list, 0) if is_lstm else None
+    if return_all_states:
+        if not is_lstm:
+            raise ValueError("return_all_states is only supported for LSTM")
+        return layer_input, h_n, c_n, (torch.stack(all_h, 0), torch.stack(all_c, 0))
     return layer_input, h_n, c_n

@@ -9,7 +9,8 @@ runs the fused ops.
 
 from __future__ import annotations
 
-from typing import Optional, Union
+import copy
+from typing import NamedTuple, Optional, Union
 
 import torch
 from torch import Tensor, nn
@@ -17,13 +18,41 @@ from torch.nn.utils.rnn import PackedSequence
 
 from .functional import gru_layer, lstm_layer, rnn_layer, rnn_stack
 
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "convert"]
+__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native"]
 
 _HX = Union[Tensor, tuple[Tensor, Tensor]]
 
 
-class _FusedRNNBase(nn.RNNBase):
+class LSTMStates(NamedTuple):
+    """Every per-step state of a ``fused_rnn.LSTM(..., return_all_states=True)``.
+
+    ``h``: the output sequence of every layer, ``(num_layers, T, N, D * H_out)``;
+    ``c``: the cell state of every step of every layer, ``(num_layers, T, N, D * H_cell)``.
+    With ``batch_first`` the T and N dimensions swap, as in the output; unbatched input
+    drops N; packed input gives ``(num_layers, rows, ·)`` in the packed order.
+    """
+
+    h: Tensor
+    c: Tensor
+
+
+class _NativeMixin:
+    """``to_native()``: the torch.nn module of the same configuration over the very same parameters."""
+
+    def to_native(self) -> nn.Module:
+        """Returns the equivalent torch.nn module sharing this module's parameters (for ONNX,
+        TorchScript or anything else that wants torch.nn's own classes). This module is unchanged."""
+        native = _NATIVE_OF[type(self)].__new__(_NATIVE_OF[type(self)])
+        state = {k: copy.copy(v) if isinstance(v, (dict, list)) else v for k, v in self.__dict__.items()}
+        state.pop("return_all_states", None)
+        native.__dict__.update(state)
+        return native
+
+
+class _FusedRNNBase(_NativeMixin, nn.RNNBase):
     """The forward shared by the three layers; subclasses say how hidden states look."""
+
+    return_all_states = False
 
     # The name torch.nn uses in its "Expected input to be 2D or 3D" message, and its tail.
     _dim_error_name = ""
@@ -80,7 +109,7 @@ class _FusedRNNBase(nn.RNNBase):
 
         if not packed and self.batch_first:
             data = data.transpose(0, 1)
-        output, h_n, c_n = rnn_stack(
+        result = rnn_stack(
             self.mode,
             data,
             hx,
@@ -92,18 +121,28 @@ class _FusedRNNBase(nn.RNNBase):
             bidirectional=self.bidirectional,
             proj_size=self.proj_size,
             batch_sizes=batch_sizes,
+            return_all_states=self.return_all_states,
         )
+        output, h_n, c_n = result[:3]
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
         if packed:
-            return PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices), self.permute_hidden(
-                hidden, unsorted_indices
-            )
-        if self.batch_first:
-            output = output.transpose(0, 1)
-        if not is_batched:
-            output = output.squeeze(batch_dim)
-            hidden = self._squeeze_hx(hidden)
-        return output, hidden
+            output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
+            hidden = self.permute_hidden(hidden, unsorted_indices)
+        else:
+            if self.batch_first:
+                output = output.transpose(0, 1)
+            if not is_batched:
+                output = output.squeeze(batch_dim)
+                hidden = self._squeeze_hx(hidden)
+        if not self.return_all_states:
+            return output, hidden
+        all_states = LSTMStates(*result[3])
+        if not packed:
+            if self.batch_first:
+                all_states = LSTMStates(*(t.transpose(1, 2) for t in all_states))
+            if not is_batched:
+                all_states = LSTMStates(*(t.squeeze(2 if not self.batch_first else 1) for t in all_states))
+        return output, hidden, all_states
 
 
 class LSTM(_FusedRNNBase):
@@ -116,12 +155,21 @@ class LSTM(_FusedRNNBase):
     ``(L, H_in)`` unbatched, or a ``PackedSequence``; ``(h_0, c_0)`` optional, of shapes
     ``(D * num_layers, N, H_out)`` and ``(D * num_layers, N, H_cell)``.
     Outputs: ``output, (h_n, c_n)`` as torch.nn.LSTM.
+
+    ``return_all_states=True`` (not in torch.nn) makes ``forward`` return a third value,
+    an :class:`LSTMStates` with the output of every layer and the cell state of every step
+    of every layer, differentiable like the rest; the default path keeps nothing extra.
     """
 
     _dim_error_name = "LSTM"
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, return_all_states: bool = False, **kwargs):
         super().__init__("LSTM", *args, **kwargs)
+        self.return_all_states = bool(return_all_states)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + ", return_all_states=True" if self.return_all_states else s
 
     def get_expected_cell_size(self, input: Tensor, batch_sizes: Optional[Tensor]) -> tuple[int, int, int]:
         batch = int(batch_sizes[0]) if batch_sizes is not None else input.size(0 if self.batch_first else 1)
@@ -221,7 +269,7 @@ def _check_cell_rank(name: str, input: Tensor, hx: Optional[Tensor]) -> bool:
     return input.dim() == 2
 
 
-class LSTMCell(nn.RNNCellBase):
+class LSTMCell(_NativeMixin, nn.RNNCellBase):
     r"""Fused drop-in for :class:`torch.nn.LSTMCell`: one step, one fused op forward and backward.
 
     Args: ``input_size, hidden_size, bias=True, device=None, dtype=None``.
@@ -253,7 +301,7 @@ class LSTMCell(nn.RNNCellBase):
         return h1, c1
 
 
-class GRUCell(nn.RNNCellBase):
+class GRUCell(_NativeMixin, nn.RNNCellBase):
     r"""Fused drop-in for :class:`torch.nn.GRUCell`: one step, one fused op forward and backward.
 
     Args: ``input_size, hidden_size, bias=True, device=None, dtype=None``.
@@ -272,7 +320,7 @@ class GRUCell(nn.RNNCellBase):
         return h1 if is_batched else h1.squeeze(0)
 
 
-class RNNCell(nn.RNNCellBase):
+class RNNCell(_NativeMixin, nn.RNNCellBase):
     r"""Fused drop-in for :class:`torch.nn.RNNCell`: one step, one fused op forward and backward.
 
     Args: ``input_size, hidden_size, bias=True, nonlinearity='tanh', device=None, dtype=None``.
@@ -308,6 +356,9 @@ _FUSED_OF = {
 }
 
 
+_NATIVE_OF = {fused: native for native, fused in _FUSED_OF.items()}
+
+
 def convert(model: nn.Module) -> nn.Module:
     """Make every ``torch.nn`` LSTM, GRU, RNN and cell inside ``model`` (``model`` included) fused.
 
@@ -321,4 +372,17 @@ def convert(model: nn.Module) -> nn.Module:
         fused = _FUSED_OF.get(type(module))
         if fused is not None:
             module.__class__ = fused
+    return model
+
+
+def to_native(model: nn.Module) -> nn.Module:
+    """The inverse of :func:`convert`: every fused_rnn module inside ``model`` (``model``
+    included) becomes its torch.nn class again, in place, with the very same parameters.
+    Returns ``model``. (``module.to_native()`` instead returns a new torch.nn module.)"""
+    for module in model.modules():
+        native = _NATIVE_OF.get(type(module))
+        if native is not None:
+            if "return_all_states" in module.__dict__:
+                del module.return_all_states
+            module.__class__ = native
     return model

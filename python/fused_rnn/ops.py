@@ -10,9 +10,9 @@ backward op.
 from __future__ import annotations
 
 import torch
-from torch.autograd.function import once_differentiable
 
 from . import _C  # noqa: F401  (loading the extension registers the ops)
+from . import reference
 
 _ops = torch.ops.fused_rnn
 
@@ -67,7 +67,7 @@ def _lstm_forward_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes,
 @torch.library.register_fake("fused_rnn::lstm_backward")
 def _lstm_backward_fake(
     grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, output,
-    workspace, reverse,
+    workspace, reverse, grad_cell_states=None,
 ):
     g = input
     return (
@@ -106,6 +106,20 @@ for _cell in ("gru", "rnn_tanh", "rnn_relu"):
     _register_simple_fakes(_cell)
 
 
+def _differentiable_grads(recompute, inputs, grad_outputs):
+    """The backward as a differentiable graph, for ``create_graph=True`` (double backward).
+
+    The fused backward op is not itself differentiable, so this path recomputes the layer
+    with the pure-PyTorch reference (a Python loop over time) and differentiates that,
+    which gives second derivatives at the cost of a slow, unfused layer.
+    """
+    wanted = [t for t in inputs if t is not None and t.requires_grad]
+    with torch.enable_grad():
+        outputs = recompute()
+        grads = iter(torch.autograd.grad(outputs, wanted, grad_outputs, create_graph=True, allow_unused=True))
+    return tuple(next(grads) if t is not None and t.requires_grad else None for t in inputs)
+
+
 def needs_workspace(*tensors) -> bool:
     """Whether a forward must keep its workspace: grad mode is on and something requires grad."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -114,32 +128,57 @@ def needs_workspace(*tensors) -> bool:
 class LSTMFunction(torch.autograd.Function):
     """One LSTM layer in one direction through ``fused_rnn::lstm_forward`` / ``lstm_backward``.
 
-    ``apply(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train)``
-    returns ``(output, h_n, c_n, workspace)``; the workspace is not differentiable.
+    ``apply(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train, cell_states)``
+    returns ``(output, h_n, c_n, workspace, c_all)``. The workspace is not differentiable;
+    ``c_all`` is the cell state of every step, laid out as the output (rows, H), and is
+    empty unless ``cell_states`` is true (which keeps the workspace even in inference).
     """
 
     @staticmethod
-    def forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train):
-        return _ops.lstm_forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train)
+    def forward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train, cell_states):
+        out, h_n, c_n, workspace = _ops.lstm_forward(
+            input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train or cell_states
+        )
+        if cell_states:
+            H = w_hh.shape[0] // 4
+            c_all = workspace[:, 4 * H:5 * H].clone()
+        else:
+            c_all = input.new_empty((0,))
+        return out, h_n, c_n, workspace, c_all
 
     @staticmethod
     def setup_context(ctx, inputs, output):
-        input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, _train = inputs
-        out, _h_n, _c_n, workspace = output
+        input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, _train, cell_states = inputs
+        out, _h_n, _c_n, workspace, c_all = output
         ctx.mark_non_differentiable(workspace)
+        if not cell_states:
+            ctx.mark_non_differentiable(c_all)
         ctx.save_for_backward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace)
         ctx.reverse = reverse
+        ctx.cell_states = cell_states
 
     @staticmethod
-    @once_differentiable
-    def backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace):
+    def backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace, grad_c_all):
         input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace = ctx.saved_tensors
+        given = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
+        tail = (None, None, None, None)
+        if torch.is_grad_enabled():  # create_graph=True
+            if ctx.cell_states:
+                recompute = lambda: reference.lstm_layer(  # noqa: E731
+                    input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, ctx.reverse, return_cell_states=True
+                )
+                grads_out = (grad_output, grad_h_n, grad_c_n, grad_c_all.reshape(out.shape[:-1] + (-1,)))
+            else:
+                recompute = lambda: reference.lstm_layer(  # noqa: E731
+                    input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, ctx.reverse
+                )
+                grads_out = (grad_output, grad_h_n, grad_c_n)
+            return _differentiable_grads(recompute, given, grads_out) + tail
         grads = _ops.lstm_backward(
             grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out,
-            workspace, ctx.reverse,
+            workspace, ctx.reverse, grad_c_all if ctx.cell_states else None,
         )
-        given = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
-        return tuple(g if t is not None else None for g, t in zip(grads, given)) + (None, None, None)
+        return tuple(g if t is not None else None for g, t in zip(grads, given)) + tail
 
 
 def _make_simple_function(cell: str, name: str):
@@ -150,6 +189,13 @@ def _make_simple_function(cell: str, name: str):
     """
     forward_op = getattr(_ops, f"{cell}_forward")
     backward_op = getattr(_ops, f"{cell}_backward")
+    if cell == "gru":
+        recompute_layer = reference.gru_layer
+    else:
+        act = cell[len("rnn_"):]
+
+        def recompute_layer(*args):
+            return reference.rnn_layer(*args, nonlinearity=act)
 
     def forward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train):
         return forward_op(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)
@@ -161,9 +207,15 @@ def _make_simple_function(cell: str, name: str):
         ctx.save_for_backward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace)
         ctx.reverse = reverse
 
-    @once_differentiable
     def backward(ctx, grad_output, grad_h_n, _grad_workspace):
         input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace = ctx.saved_tensors
+        if torch.is_grad_enabled():  # create_graph=True
+            grads = _differentiable_grads(
+                lambda: recompute_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, ctx.reverse),
+                (input, hx, w_ih, w_hh, b_ih, b_hh),
+                (grad_output, grad_h_n),
+            )
+            return grads + (None, None, None)
         grads = backward_op(
             grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace, ctx.reverse
         )

@@ -61,7 +61,8 @@ def _run(step: Callable, input: Tensor, states: list, batch_sizes: Optional[Tens
 
     ``states[0]`` is the hidden state whose new value is the step's output. Rows that
     are not active at a step keep their state, so each sequence ends with the state of
-    its own last step.
+    its own last step. Returns the per-step values of every state, each laid out as the
+    output (``(T, B, ·)``, or ``(N, ·)`` packed), and the final states.
     """
     if batch_sizes is None:
         T, B = input.shape[0], input.shape[1]
@@ -76,7 +77,7 @@ def _run(step: Callable, input: Tensor, states: list, batch_sizes: Optional[Tens
     offsets = [0]
     for s in sizes[:-1]:
         offsets.append(offsets[-1] + s)
-    outputs = [None] * T
+    per_step = [[None] * T for _ in states]
     order = range(T - 1, -1, -1) if reverse else range(T)
     for t in order:
         n = sizes[t]
@@ -84,32 +85,34 @@ def _run(step: Callable, input: Tensor, states: list, batch_sizes: Optional[Tens
         new = step(x_t, *[s[:n] for s in states])
         new = new if isinstance(new, tuple) else (new,)
         states = [torch.cat([a, s[n:]], 0) for a, s in zip(new, states)]
-        outputs[t] = new[0]
-    output = torch.cat(outputs, 0)
+        for k, a in enumerate(new):
+            per_step[k][t] = a
+    sequences = [torch.cat(steps, 0) for steps in per_step]
     if batch_sizes is None:
-        output = output.reshape(T, input.shape[1], -1)
-    return output, states
+        sequences = [seq.reshape(T, input.shape[1], -1) for seq in sequences]
+    return sequences, states
 
 
 def lstm_layer(input, w_ih, w_hh, b_ih=None, b_hh=None, hx=None, cx=None, w_hr=None, batch_sizes=None,
-               reverse=False):
-    """Reference for :func:`fused_rnn.functional.lstm_layer`; returns ``(output, h_n, c_n)``."""
+               reverse=False, return_cell_states=False):
+    """Reference for :func:`fused_rnn.functional.lstm_layer`; returns ``(output, h_n, c_n)``,
+    and the cell state of every step (laid out as the output) last when ``return_cell_states``."""
     B = input.shape[1] if batch_sizes is None else int(batch_sizes[0])
     H = w_hh.shape[0] // 4
     P = w_hr.shape[0] if w_hr is not None else H
     h = hx if hx is not None else input.new_zeros(B, P)
     c = cx if cx is not None else input.new_zeros(B, H)
-    out, (h_n, c_n) = _run(
+    (out, c_all), (h_n, c_n) = _run(
         lambda x, h_, c_: lstm_cell(x, h_, c_, w_ih, w_hh, b_ih, b_hh, w_hr), input, [h, c], batch_sizes, reverse
     )
-    return out, h_n, c_n
+    return (out, h_n, c_n, c_all) if return_cell_states else (out, h_n, c_n)
 
 
 def gru_layer(input, w_ih, w_hh, b_ih=None, b_hh=None, hx=None, batch_sizes=None, reverse=False):
     """Reference for :func:`fused_rnn.functional.gru_layer`; returns ``(output, h_n)``."""
     B = input.shape[1] if batch_sizes is None else int(batch_sizes[0])
     h = hx if hx is not None else input.new_zeros(B, w_hh.shape[1])
-    out, (h_n,) = _run(lambda x, h_: gru_cell(x, h_, w_ih, w_hh, b_ih, b_hh), input, [h], batch_sizes, reverse)
+    (out,), (h_n,) = _run(lambda x, h_: gru_cell(x, h_, w_ih, w_hh, b_ih, b_hh), input, [h], batch_sizes, reverse)
     return out, h_n
 
 
@@ -118,7 +121,7 @@ def rnn_layer(input, w_ih, w_hh, b_ih=None, b_hh=None, hx=None, batch_sizes=None
     """Reference for :func:`fused_rnn.functional.rnn_layer`; returns ``(output, h_n)``."""
     B = input.shape[1] if batch_sizes is None else int(batch_sizes[0])
     h = hx if hx is not None else input.new_zeros(B, w_hh.shape[1])
-    out, (h_n,) = _run(
+    (out,), (h_n,) = _run(
         lambda x, h_: rnn_cell(x, h_, w_ih, w_hh, b_ih, b_hh, nonlinearity), input, [h], batch_sizes, reverse
     )
     return out, h_n

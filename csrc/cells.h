@@ -1,18 +1,41 @@
-// The per-cell traits the CPU recurrence is written against, and the step
-// structs its pointwise passes receive.
+// The per-cell traits the recurrence (recurrence.h) is written against, and the
+// step structs its pointwise passes receive, on every device.
 //
 // A cell says how many gates it has, whether it carries a cell state, and where
-// its gate buffer lives; its pointwise passes (pointwise_impl.h, from the maths in
-// cell_math.h) are reached through the kernel table of pointwise.h. Pointers in
-// the step structs are already offset to the first row of the step; row r of a
-// (rows, cols) block with leading dimension ld starts at p + r * ld.
+// its gate buffer lives; its pointwise passes (cpu/pointwise_impl.h and
+// cuda/recurrence_cuda.cu, both from the maths in cell_math.h) are reached
+// through the device backend. Pointers in the step structs are already offset to
+// the first row of the step; row r of a (rows, cols) block with leading dimension
+// ld starts at p + r * ld. Values are stored as T and computed in Acc<T> (float for
+// half and bfloat16); the LSTM's running cell state is kept in Acc<T>.
 #pragma once
 
 #include <cstdint>
 
-#include "../cell_kind.h"
+#include "cell_kind.h"
 
-namespace fused_rnn::cpu {
+namespace c10 {
+struct Half;
+struct BFloat16;
+}  // namespace c10
+
+namespace fused_rnn {
+
+// The type a value of type T is computed (and the LSTM cell state kept) in.
+template <typename T>
+struct AccOf {
+  using type = T;
+};
+template <>
+struct AccOf<c10::Half> {
+  using type = float;
+};
+template <>
+struct AccOf<c10::BFloat16> {
+  using type = float;
+};
+template <typename T>
+using Acc = typename AccOf<T>::type;
 
 template <typename T>
 struct ForwardStep {
@@ -23,7 +46,7 @@ struct ForwardStep {
   const T* bias = nullptr;   // LSTM/RNN: b_ih + b_hh; GRU: b_ih         (G*H,)
   const T* bias_hh = nullptr;  // GRU: b_hh                              (3H,)
   T* h = nullptr;            // (rows, P) state: h_{t-1} in, h_t out (not written by a projected LSTM)
-  T* c = nullptr;            // LSTM (rows, H) state: c_{t-1} in, c_t out
+  Acc<T>* c = nullptr;       // LSTM (rows, H) state: c_{t-1} in, c_t out
   T* out = nullptr;          // (rows, P) output of this step (not written by a projected LSTM)
   T* h_raw = nullptr;        // projected LSTM: (rows, H), ld h_raw_ld: h_t before the projection
   int64_t h_raw_ld = 0;
@@ -39,7 +62,7 @@ struct BackwardStep {
   const T* out = nullptr;    // (rows, P) output of this step
   T* dh = nullptr;           // (rows, P) gradient reaching h_t; GRU leaves the direct path dh*z in it
   const T* dh_raw = nullptr; // projected LSTM: (rows, H) gradient reaching h_t before projection
-  T* dc = nullptr;           // LSTM (rows, H): gradient reaching c_t in, reaching c_{t-1} out
+  Acc<T>* dc = nullptr;      // LSTM (rows, H): gradient reaching c_t in, reaching c_{t-1} out
   T* dg = nullptr;           // (rows, G*H) gradient of the input-side pre-activations
   T* dgh = nullptr;          // GRU: (rows, 3H) gradient of the recurrent-side pre-activations
   // The state entering this step: row r comes from the previous step's block when
@@ -50,6 +73,9 @@ struct BackwardStep {
   const T* init = nullptr;   // LSTM: cx (B, H); GRU: hx (B, H)
   int64_t init_ld = 0;
 
+#if defined(__CUDACC__)
+  __host__ __device__
+#endif
   const T* prev_row(int64_t r) const {
     return r < prev_rows ? prev + r * prev_ld : init + r * init_ld;
   }
@@ -80,4 +106,4 @@ struct ElmanTraits {
   static constexpr bool kGatesInOutput = true;
 };
 
-}  // namespace fused_rnn::cpu
+}  // namespace fused_rnn

@@ -1,0 +1,231 @@
+// The CUDA backend of the recurrence (recurrence.h), the alternating tier: per step
+// one cuBLAS GEMM through ATen on the current stream and one fused pointwise
+// kernel built from cell_math.h. float32, float64, float16 and bfloat16; half and
+// bfloat16 are computed in fp32 and the LSTM's running cell state is kept in fp32.
+//
+// Every kernel takes a step struct of raw pointers (cells.h) and covers the
+// rows * H elements of one step with a grid-stride loop; each element does all the
+// gates of one hidden unit. Launches are checked and go to the current stream;
+// nothing here synchronises with the host, so forward and backward can be
+// captured in a CUDA graph.
+#include <ATen/cuda/CUDAContext.h>
+#include <c10/cuda/CUDAException.h>
+#include <c10/cuda/CUDAGuard.h>
+#include <torch/library.h>
+
+#include "../cell_math.h"
+#include "../recurrence.h"
+
+namespace fused_rnn::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+
+// Enough blocks to cover n elements, capped: the kernels loop over what is left.
+inline unsigned int blocks_for(int64_t n) {
+  const int64_t want = (n + kThreads - 1) / kThreads;
+  return static_cast<unsigned int>(std::max<int64_t>(1, std::min<int64_t>(want, 65535)));
+}
+
+#define FR_GRID_STRIDE(e, n)                                                         \
+  for (int64_t e = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; e < (n); \
+       e += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+template <typename T>
+__global__ void lstm_forward_kernel(ForwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    T* g = s.gates + r * s.gates_ld;
+    A* c = s.c + r * H;
+    const T* b = s.bias;
+    const auto p = lstm_forward_point<A>(
+        A(g[j]) + A(b[j]), A(g[H + j]) + A(b[H + j]), A(g[2 * H + j]) + A(b[2 * H + j]),
+        A(g[3 * H + j]) + A(b[3 * H + j]), c[j]);
+    g[j] = T(p.i);
+    g[H + j] = T(p.f);
+    g[2 * H + j] = T(p.g);
+    g[3 * H + j] = T(p.o);
+    c[j] = p.c;
+    if (s.ws) {
+      s.ws[r * s.ws_ld + 4 * H + j] = T(p.c);
+    }
+    if (s.h_raw) {
+      s.h_raw[r * s.h_raw_ld + j] = T(p.h);
+    } else {
+      s.h[r * s.P + j] = T(p.h);
+      s.out[r * s.P + j] = T(p.h);
+    }
+  }
+}
+
+template <typename T>
+__global__ void lstm_backward_kernel(BackwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    const T* w = s.ws + r * s.ws_ld;
+    const T* c_prev = s.prev_row(r);
+    const A dh = s.dh_raw ? A(s.dh_raw[r * H + j]) : A(s.dh[r * s.P + j]);
+    A* dc = s.dc + r * H;
+    const auto gr = lstm_backward_point<A>(
+        A(w[j]), A(w[H + j]), A(w[2 * H + j]), A(w[3 * H + j]), A(w[4 * H + j]), A(c_prev[j]), dh, dc[j]);
+    T* dg = s.dg + r * 4 * H;
+    dg[j] = T(gr.di);
+    dg[H + j] = T(gr.df);
+    dg[2 * H + j] = T(gr.dg);
+    dg[3 * H + j] = T(gr.d_o);
+    dc[j] = gr.dc_prev;
+  }
+}
+
+template <typename T>
+__global__ void gru_forward_kernel(ForwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    T* g = s.gates + r * s.gates_ld;
+    const T* gh = s.gh + r * 3 * H;
+    const T* b = s.bias;
+    const T* bh = s.bias_hh;
+    const auto p = gru_forward_point<A>(
+        A(g[j]) + A(b[j]), A(g[H + j]) + A(b[H + j]), A(g[2 * H + j]) + A(b[2 * H + j]), A(gh[j]) + A(bh[j]),
+        A(gh[H + j]) + A(bh[H + j]), A(gh[2 * H + j]) + A(bh[2 * H + j]), A(s.h[r * H + j]));
+    g[j] = T(p.r);
+    g[H + j] = T(p.z);
+    g[2 * H + j] = T(p.n);
+    if (s.ws) {
+      s.ws[r * s.ws_ld + 3 * H + j] = T(p.hn);
+    }
+    s.h[r * H + j] = T(p.h);
+    s.out[r * H + j] = T(p.h);
+  }
+}
+
+template <typename T>
+__global__ void gru_backward_kernel(BackwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    const T* w = s.ws + r * s.ws_ld;
+    const auto gr = gru_backward_point<A>(
+        A(w[j]), A(w[H + j]), A(w[2 * H + j]), A(w[3 * H + j]), A(s.prev_row(r)[j]), A(s.dh[r * H + j]));
+    T* dg = s.dg + r * 3 * H;
+    T* dgh = s.dgh + r * 3 * H;
+    dg[j] = dgh[j] = T(gr.dr);
+    dg[H + j] = dgh[H + j] = T(gr.dz);
+    dg[2 * H + j] = T(gr.dn);
+    dgh[2 * H + j] = T(gr.dhn);
+    s.dh[r * H + j] = T(gr.dh_prev);
+  }
+}
+
+template <typename T, Activation Act>
+__global__ void elman_forward_kernel(ForwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    T* g = s.gates + r * s.gates_ld;  // the output row
+    const T v = T(rnn_forward_point<Act, A>(A(g[j]) + A(s.bias[j])));
+    g[j] = v;
+    s.h[r * H + j] = v;
+  }
+}
+
+template <typename T, Activation Act>
+__global__ void elman_backward_kernel(BackwardStep<T> s, int64_t rows) {
+  using A = Acc<T>;
+  const int64_t H = s.H;
+  FR_GRID_STRIDE(e, rows * H) {
+    const int64_t r = e / H, j = e % H;
+    s.dg[r * H + j] = T(rnn_backward_point<Act, A>(A(s.out[r * H + j]), A(s.dh[r * H + j])));
+  }
+}
+
+template <typename D, typename S>
+__global__ void add_kernel(D* dst, const S* src, int64_t n) {
+  FR_GRID_STRIDE(e, n) {
+    dst[e] = D(Acc<D>(dst[e]) + Acc<D>(src[e]));
+  }
+}
+
+struct CudaBackend {
+  template <class F>
+  static auto dispatch(const LayerArgs& a, F&& f) {
+    const c10::cuda::CUDAGuard guard(a.input.device());
+    switch (a.input.scalar_type()) {
+      case at::kDouble: return f(double{});
+      case at::kFloat: return f(float{});
+      case at::kHalf: return f(c10::Half{});
+      case at::kBFloat16: return f(c10::BFloat16{});
+      default:
+        TORCH_CHECK(false, a.op, ": the CUDA kernels support float32, float64, float16 and bfloat16, got ",
+                    a.input.scalar_type());
+    }
+  }
+
+  template <typename T>
+  static void forward(CellKind cell, const ForwardStep<T>& st, int64_t rows) {
+    const auto stream = at::cuda::getCurrentCUDAStream();
+    const unsigned int blocks = blocks_for(rows * st.H);
+    switch (cell) {
+      case CellKind::kLstm: lstm_forward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
+      case CellKind::kGru: gru_forward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
+      case CellKind::kRnnTanh:
+        elman_forward_kernel<T, Activation::kTanh><<<blocks, kThreads, 0, stream>>>(st, rows);
+        break;
+      case CellKind::kRnnRelu:
+        elman_forward_kernel<T, Activation::kRelu><<<blocks, kThreads, 0, stream>>>(st, rows);
+        break;
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  template <typename T>
+  static void backward(CellKind cell, const BackwardStep<T>& st, int64_t rows) {
+    const auto stream = at::cuda::getCurrentCUDAStream();
+    const unsigned int blocks = blocks_for(rows * st.H);
+    switch (cell) {
+      case CellKind::kLstm: lstm_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
+      case CellKind::kGru: gru_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
+      case CellKind::kRnnTanh:
+        elman_backward_kernel<T, Activation::kTanh><<<blocks, kThreads, 0, stream>>>(st, rows);
+        break;
+      case CellKind::kRnnRelu:
+        elman_backward_kernel<T, Activation::kRelu><<<blocks, kThreads, 0, stream>>>(st, rows);
+        break;
+    }
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  template <typename D, typename S>
+  static void add(D* dst, const S* src, int64_t n) {
+    if (n == 0) {
+      return;
+    }
+    add_kernel<D, S><<<blocks_for(n), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(dst, src, n);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  }
+
+  template <typename T>
+  static void copy(T* dst, const T* src, int64_t n) {
+    if (n == 0) {
+      return;
+    }
+    C10_CUDA_CHECK(cudaMemcpyAsync(dst, src, sizeof(T) * n, cudaMemcpyDeviceToDevice,
+                                   at::cuda::getCurrentCUDAStream()));
+  }
+};
+
+}  // namespace
+
+TORCH_LIBRARY_IMPL(fused_rnn, CUDA, m) {
+  register_layer_ops<CudaBackend>(m);
+}
+
+}  // namespace fused_rnn::cuda

@@ -1,0 +1,377 @@
+// The recurrence of one layer in one direction, written once for every cell and
+// every device, and the op entry points built on it.
+//
+// Forward: the input projection of all steps is one GEMM into the gate buffer
+// (the workspace itself when training); then, step by step in processing order,
+// one GEMM against W_hh over the rows active at that step (accumulated into the
+// gate buffer, or kept apart for the GRU) and one fused pointwise pass that writes
+// the activations, the state, and the output row.
+// Backward: a reverse loop doing only the sequential part (pointwise backward and
+// dh_{t-1} = dG_t W_hh), then the input and weight gradients as single GEMMs over
+// all rows. Every buffer is allocated before the loops; the loops allocate nothing
+// and never wait for the device.
+//
+// A Backend supplies what differs between devices:
+//   template <class F> static auto dispatch(const LayerArgs&, F&& f)  // f(T{}) for each supported dtype
+//   template <class T> static void forward(CellKind, const ForwardStep<T>&, int64_t rows)
+//   template <class T> static void backward(CellKind, const BackwardStep<T>&, int64_t rows)
+//   template <class D, class S> static void add(D* dst, const S* src, int64_t n)   // dst += src
+//   template <class T> static void copy(T* dst, const T* src, int64_t n)
+#pragma once
+
+#include <ATen/ATen.h>
+#include <torch/library.h>
+
+#include <algorithm>
+#include <string>
+#include <tuple>
+#include <vector>
+
+#include "cells.h"
+#include "gemm.h"
+#include "layer_args.h"
+
+namespace fused_rnn {
+namespace detail {
+
+using at::Tensor;
+
+// The step processed before step t (in processing order), or -1 at the first one.
+inline int64_t previous_step(const LayerArgs& a, int64_t t, bool reverse) {
+  const int64_t tp = reverse ? t + 1 : t - 1;
+  return (tp < 0 || tp >= a.T) ? -1 : tp;
+}
+
+// b_ih + b_hh for cells that add both to the same pre-activation; zeros stand in for absent biases.
+inline Tensor combined_bias(const LayerArgs& a) {
+  const Tensor zeros = at::zeros({a.G * a.H}, a.input.options());
+  const Tensor bi = a.b_ih.defined() ? a.b_ih : zeros;
+  return a.b_hh.defined() ? (bi + a.b_hh).contiguous() : bi.contiguous();
+}
+
+inline at::ScalarType acc_type(at::ScalarType t) {
+  return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
+}
+
+template <class Backend, class Cell, typename T>
+std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool reverse, bool train) {
+  const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H;
+  const bool proj = a.w_hr.defined();
+  const auto opts = a.input.options();
+  const at::Device dev = a.input.device();
+
+  Tensor output = a.packed ? at::empty({N, P}, opts) : at::empty({a.T, a.B, P}, opts);
+  Tensor h_n = a.hx.clone(at::MemoryFormat::Contiguous);  // the running state; its last value is h_n
+  // The running cell state, in Acc<T>.
+  Tensor c_state = Cell::kHasCell ? a.cx.to(acc_type(a.input.scalar_type()), false, true).contiguous()
+                                  : at::empty({0}, opts);
+  const int64_t ws_ld = workspace_cols(a.cell, H, proj);
+  Tensor ws = train ? at::empty({N, ws_ld}, opts) : at::empty({0}, opts);
+
+  Tensor gates;
+  int64_t gates_ld;
+  if (Cell::kGatesInOutput) {
+    gates = output;
+    gates_ld = P;
+  } else if (train) {
+    gates = ws;
+    gates_ld = ws_ld;
+  } else {
+    gates = at::empty({N, GH}, opts);
+    gates_ld = GH;
+  }
+  T* gates_p = gates.data_ptr<T>();
+  gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
+          gates_p, gates_ld);
+
+  Tensor bias, bias_hh, gh, h_raw;
+  if (Cell::kSeparateRecurrent) {
+    const Tensor zeros = at::zeros({GH}, opts);
+    bias = a.b_ih.defined() ? a.b_ih : zeros;
+    bias_hh = a.b_hh.defined() ? a.b_hh : zeros;
+    gh = at::empty({a.B, GH}, opts);
+  } else {
+    bias = combined_bias(a);
+  }
+  if (proj && !train) {
+    h_raw = at::empty({a.B, H}, opts);
+  }
+
+  const T* w_hh = a.w_hh.const_data_ptr<T>();
+  T* h = h_n.data_ptr<T>();
+  T* out = output.data_ptr<T>();
+  T* ws_p = train ? ws.data_ptr<T>() : nullptr;
+
+  ForwardStep<T> st;
+  st.H = H;
+  st.P = P;
+  st.gates_ld = gates_ld;
+  st.gh = gh.defined() ? gh.const_data_ptr<T>() : nullptr;
+  st.bias = bias.const_data_ptr<T>();
+  st.bias_hh = bias_hh.defined() ? bias_hh.const_data_ptr<T>() : nullptr;
+  st.h = h;
+  st.c = Cell::kHasCell ? c_state.data_ptr<Acc<T>>() : nullptr;
+  st.ws_ld = ws_ld;
+  st.h_raw_ld = train ? ws_ld : H;
+
+  for (int64_t s = 0; s < a.T; ++s) {
+    const int64_t t = reverse ? a.T - 1 - s : s;
+    const int64_t rows = a.sizes[t], off = a.offsets[t];
+    if (rows == 0) {
+      continue;
+    }
+    T* g = gates_p + off * gates_ld;
+    if (Cell::kSeparateRecurrent) {
+      gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, false, gh.data_ptr<T>(), GH);
+    } else {
+      gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, true, g, gates_ld);
+    }
+    st.gates = g;
+    st.out = out + off * P;
+    st.ws = ws_p ? ws_p + off * ws_ld : nullptr;
+    if (proj) {
+      st.h_raw = train ? st.ws + 5 * H : h_raw.data_ptr<T>();
+    }
+    Backend::template forward<T>(Cell::kKind, st, rows);
+    if (proj) {
+      gemm<T>(dev, false, true, rows, P, H, st.h_raw, st.h_raw_ld, a.w_hr.const_data_ptr<T>(), H, false, h, P);
+      Backend::copy(st.out, h, rows * P);
+    }
+  }
+  Tensor c_n = Cell::kHasCell ? c_state.to(a.input.scalar_type()) : c_state;
+  return {output, h_n, c_n, ws};
+}
+
+template <class Backend, class Cell, typename T>
+std::vector<Tensor> backward_impl(
+    const LayerArgs& a, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
+    const Tensor& output_in, const Tensor& ws_in, bool reverse, const Tensor& grad_cell_states_in) {
+  const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H, B = a.B;
+  const bool proj = a.w_hr.defined();
+  const auto opts = a.input.options();
+  const at::Device dev = a.input.device();
+  const int64_t ws_ld = workspace_cols(a.cell, H, proj);
+
+  const std::vector<int64_t> out_shape =
+      a.packed ? std::vector<int64_t>{N, P} : std::vector<int64_t>{a.T, B, P};
+  check_backward_tensor(a, grad_output_in, "grad_output", out_shape);
+  check_backward_tensor(a, output_in, "output", out_shape);
+  check_backward_tensor(a, grad_h_n, "grad_h_n", {B, P});
+  if (Cell::kHasCell) {
+    check_backward_tensor(a, grad_c_n, "grad_c_n", {B, H});
+  }
+  if (ws_ld > 0) {  // an Elman RNN saves nothing beyond its output
+    TORCH_CHECK(
+        ws_in.numel() > 0 || N == 0,
+        a.op, ": the workspace is empty; run the forward with train=True before the backward");
+    check_backward_tensor(a, ws_in, "workspace", {N, ws_ld});
+  }
+  Tensor grad_cell_states;
+  if (grad_cell_states_in.defined()) {
+    check_backward_tensor(a, grad_cell_states_in, "grad_cell_states", {N, H});
+    grad_cell_states = grad_cell_states_in.contiguous();
+  }
+
+  const Tensor grad_output = grad_output_in.contiguous();
+  const Tensor output = output_in.contiguous();
+  const Tensor ws = ws_in.contiguous();
+  Tensor dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
+  Tensor dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
+                               : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
+  Tensor dG = at::empty({N, GH}, opts);
+  Tensor dGh = Cell::kSeparateRecurrent ? at::empty({N, GH}, opts) : dG;
+  Tensor dR, dh_raw;
+  if (proj) {
+    dR = at::empty({N, P}, opts);
+    dh_raw = at::empty({B, H}, opts);
+  }
+
+  const T* go = grad_output.const_data_ptr<T>();
+  const T* out = output.const_data_ptr<T>();
+  const T* ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
+  const T* w_hh = a.w_hh.const_data_ptr<T>();
+  T* dh = dh_t.data_ptr<T>();
+  T* dg = dG.data_ptr<T>();
+  T* dgh = dGh.data_ptr<T>();
+  Acc<T>* dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
+
+  BackwardStep<T> st;
+  st.H = H;
+  st.P = P;
+  st.ws_ld = ws_ld;
+  st.dh = dh;
+  st.dh_raw = proj ? dh_raw.const_data_ptr<T>() : nullptr;
+  st.dc = dc;
+  if (Cell::kHasCell) {
+    st.init = a.cx.const_data_ptr<T>();
+    st.init_ld = H;
+    st.prev_ld = ws_ld;
+  } else {
+    st.init = a.hx.const_data_ptr<T>();
+    st.init_ld = P;
+    st.prev_ld = P;
+  }
+
+  for (int64_t s = a.T - 1; s >= 0; --s) {
+    const int64_t t = reverse ? a.T - 1 - s : s;
+    const int64_t rows = a.sizes[t], off = a.offsets[t];
+    if (rows == 0) {
+      continue;
+    }
+    Backend::add(dh, go + off * P, rows * P);
+    if (grad_cell_states.defined()) {
+      Backend::add(dc, grad_cell_states.const_data_ptr<T>() + off * H, rows * H);
+    }
+    if (proj) {
+      Backend::copy(dR.data_ptr<T>() + off * P, dh, rows * P);
+      gemm<T>(dev, false, false, rows, H, P, dh, P, a.w_hr.const_data_ptr<T>(), H, false, dh_raw.data_ptr<T>(), H);
+    }
+    const int64_t tp = previous_step(a, t, reverse);
+    st.prev_rows = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
+    if (tp >= 0) {
+      st.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out + a.offsets[tp] * P;
+    }
+    st.ws = ws_p ? ws_p + off * ws_ld : nullptr;
+    st.out = out + off * P;
+    st.dg = dg + off * GH;
+    st.dgh = dgh + off * GH;
+    Backend::template backward<T>(Cell::kKind, st, rows);
+    // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there.
+    gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, Cell::kSeparateRecurrent, dh, P);
+  }
+
+  // The state entering each step, row-aligned with dG, for dW_hh.
+  Tensor h_prev = at::empty({N, P}, opts);
+  {
+    T* hp = h_prev.data_ptr<T>();
+    const T* hx = a.hx.const_data_ptr<T>();
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      const int64_t tp = previous_step(a, t, reverse);
+      const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
+      if (from_prev > 0) {
+        Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
+      }
+      if (rows > from_prev) {
+        Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
+      }
+    }
+  }
+
+  Tensor grad_input = at::empty(a.input.sizes(), opts);
+  Tensor grad_w_ih = at::empty({GH, I}, opts);
+  Tensor grad_w_hh = at::empty({GH, P}, opts);
+  gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(), I);
+  gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
+  gemm<T>(dev, true, false, GH, P, N, dgh, GH, h_prev.const_data_ptr<T>(), P, false, grad_w_hh.data_ptr<T>(), P);
+  // Bias gradients are column sums, reduced in fp32 for half and bfloat16.
+  const auto acc = acc_type(a.input.scalar_type());
+  Tensor grad_b_ih = a.b_ih.defined() ? dG.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);
+  Tensor grad_b_hh = a.b_hh.defined() ? dGh.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);
+  Tensor grad_w_hr = at::empty({0}, opts);
+  if (proj) {
+    grad_w_hr = at::empty({P, H}, opts);
+    gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
+            grad_w_hr.data_ptr<T>(), H);
+  }
+  Tensor grad_cx = Cell::kHasCell ? dc_t.to(a.input.scalar_type()) : dc_t;
+  return {grad_input, dh_t, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
+}
+
+}  // namespace detail
+
+// The op entry points of one device, as registered by TORCH_LIBRARY_IMPL in its file.
+template <class Backend>
+struct LayerOps {
+  using Tensor = at::Tensor;
+  using OptTensor = std::optional<at::Tensor>;
+
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> forward(const LayerArgs& a, bool reverse, bool train) {
+    return Backend::dispatch(a, [&](auto tag) {
+      using T = decltype(tag);
+      return detail::forward_impl<Backend, Cell, T>(a, reverse, train);
+    });
+  }
+
+  template <class Cell>
+  static std::vector<Tensor> backward(
+      const LayerArgs& a, const Tensor& go, const Tensor& ghn, const Tensor& gcn, const Tensor& out,
+      const Tensor& ws, bool reverse, const Tensor& gcs) {
+    return Backend::dispatch(a, [&](auto tag) {
+      using T = decltype(tag);
+      return detail::backward_impl<Backend, Cell, T>(a, go, ghn, gcn, out, ws, reverse, gcs);
+    });
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_forward(
+      const Tensor& input, const OptTensor& hx, const OptTensor& cx, const Tensor& w_ih, const Tensor& w_hh,
+      const OptTensor& b_ih, const OptTensor& b_hh, const OptTensor& w_hr, const OptTensor& batch_sizes,
+      bool reverse, bool train) {
+    const LayerArgs a = make_layer_args(
+        "fused_rnn::lstm_forward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
+    return forward<LstmTraits>(a, reverse, train);
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> lstm_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
+      const OptTensor& hx, const OptTensor& cx, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
+      const OptTensor& b_hh, const OptTensor& w_hr, const OptTensor& batch_sizes, const Tensor& output,
+      const Tensor& workspace, bool reverse, const OptTensor& grad_cell_states) {
+    const LayerArgs a = make_layer_args(
+        "fused_rnn::lstm_backward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
+    auto g = backward<LstmTraits>(
+        a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse, grad_cell_states.value_or(Tensor()));
+    return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
+  }
+
+  static const char* op_name(CellKind cell, bool is_forward) {
+    switch (cell) {
+      case CellKind::kGru: return is_forward ? "fused_rnn::gru_forward" : "fused_rnn::gru_backward";
+      case CellKind::kRnnTanh: return is_forward ? "fused_rnn::rnn_tanh_forward" : "fused_rnn::rnn_tanh_backward";
+      default: return is_forward ? "fused_rnn::rnn_relu_forward" : "fused_rnn::rnn_relu_backward";
+    }
+  }
+
+  // GRU and the two Elman RNNs share one signature.
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor> simple_forward(
+      const Tensor& input, const OptTensor& hx, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
+      const OptTensor& b_hh, const OptTensor& batch_sizes, bool reverse, bool train) {
+    const LayerArgs a = make_layer_args(
+        op_name(Cell::kKind, true), Cell::kKind, input, hx, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
+        batch_sizes);
+    auto [output, h_n, c_n, ws] = forward<Cell>(a, reverse, train);
+    return {output, h_n, ws};
+  }
+
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> simple_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
+      const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
+      const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace, bool reverse) {
+    const LayerArgs a = make_layer_args(
+        op_name(Cell::kKind, false), Cell::kKind, input, hx, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
+        batch_sizes);
+    auto g = backward<Cell>(a, grad_output, grad_h_n, Tensor(), output, workspace, reverse, Tensor());
+    return {g[0], g[1], g[3], g[4], g[5], g[6]};
+  }
+};
+
+// Registers every op of `Backend` on dispatch key `m` (inside TORCH_LIBRARY_IMPL).
+template <class Backend>
+void register_layer_ops(torch::Library& m) {
+  using Ops = LayerOps<Backend>;
+  using Tanh = ElmanTraits<CellKind::kRnnTanh>;
+  using Relu = ElmanTraits<CellKind::kRnnRelu>;
+  m.impl("lstm_forward", &Ops::lstm_forward);
+  m.impl("lstm_backward", &Ops::lstm_backward);
+  m.impl("gru_forward", &Ops::template simple_forward<GruTraits>);
+  m.impl("gru_backward", &Ops::template simple_backward<GruTraits>);
+  m.impl("rnn_tanh_forward", &Ops::template simple_forward<Tanh>);
+  m.impl("rnn_tanh_backward", &Ops::template simple_backward<Tanh>);
+  m.impl("rnn_relu_forward", &Ops::template simple_forward<Relu>);
+  m.impl("rnn_relu_backward", &Ops::template simple_backward<Relu>);
+}
+
+}  // namespace fused_rnn

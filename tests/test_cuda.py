@@ -1,0 +1,164 @@
+"""The CUDA kernels, where a GPU is visible and fused_rnn was built with CUDA; skipped elsewhere.
+
+fp32 is compared with TF32 off on both sides; fp16/bf16 are held to an error at most
+about twice torch.nn's (cuDNN) in the same precision, both measured against an fp32
+reference.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_sequence
+
+import fused_rnn
+from conftest import CELLS, F, assert_close, grads_of, layer_params, run_layer, states
+
+pytestmark = pytest.mark.skipif(
+    not torch.cuda.is_available() or not fused_rnn.build_info()["cuda"],
+    reason="needs a visible GPU and fused_rnn built with CUDA kernels",
+)
+
+MODES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
+
+
+@pytest.fixture(autouse=True)
+def _no_tf32():
+    old = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    yield
+    torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+
+
+def make_pair(mode, *args, device="cuda", dtype=torch.float32, **kwargs):
+    name = "RNN" if mode.startswith("RNN") else mode
+    if mode.startswith("RNN"):
+        kwargs["nonlinearity"] = mode[4:].lower()
+    ref = getattr(nn, name)(*args, device=device, dtype=dtype, **kwargs)
+    fused = getattr(fused_rnn, name)(*args, device=device, dtype=dtype, **kwargs)
+    fused.load_state_dict(ref.state_dict())
+    return ref, fused
+
+
+def _flat(x):
+    return [t for item in x for t in _flat(item)] if isinstance(x, (tuple, list)) else [x]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("kwargs", [{}, {"num_layers": 2, "bidirectional": True}, {"bias": False, "batch_first": True}],
+                         ids=["default", "L2-bi", "nobias-bf"])
+def test_modules_match_torch_nn_on_cuda(mode, dtype, kwargs):
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 32, dtype=dtype, **kwargs)
+    x = torch.randn(12, 5, 16, device="cuda", dtype=dtype, requires_grad=True)
+    outs_ref = _flat(ref(x))
+    outs = _flat(fused(x))
+    for a, b in zip(outs, outs_ref):
+        assert_close(a, b)
+    g_ref = grads_of(outs_ref, [x, *ref.parameters()])
+    g = grads_of(outs, [x, *fused.parameters()])
+    for a, b in zip(g, g_ref):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_layers_match_reference_float64_on_cuda(cell, reverse, packed):
+    torch.manual_seed(0)
+    P = 3 if cell == "lstm" else 0
+    params = {k: v.cuda().requires_grad_() for k, v in layer_params(cell, 5, 7, P=P).items()}
+    st = {k: v.cuda().requires_grad_() for k, v in states(cell, 4, 7, P=P).items()}
+    if packed:
+        p = pack_sequence([torch.randn(n, 5, dtype=torch.float64) for n in (6, 4, 4, 1)])
+        x, bs = p.data.cuda().requires_grad_(), p.batch_sizes
+    else:
+        x, bs = torch.randn(6, 4, 5, dtype=torch.float64, device="cuda", requires_grad=True), None
+    leaves = [x, *params.values(), *st.values()]
+    got = run_layer(F, cell, x, params, st, bs, reverse)
+    want = run_layer(fused_rnn.reference, cell, x, params, st, bs, reverse)
+    for a, b in zip(got, want):
+        assert_close(a, b)
+    for a, b in zip(grads_of(got, leaves), grads_of(want, leaves)):
+        assert_close(a, b)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_low_precision_error_at_most_twice_torch_nn(mode, dtype):
+    torch.manual_seed(0)
+    ref32, _ = make_pair(mode, 64, 128)
+    ref_lp, fused_lp = make_pair(mode, 64, 128, dtype=dtype)
+    ref_lp.load_state_dict(ref32.state_dict())
+    fused_lp.load_state_dict(ref32.state_dict())
+    x = torch.randn(50, 8, 64, device="cuda")
+    want = ref32(x.to(dtype).float())[0]
+    err_ref = (ref_lp(x.to(dtype))[0].float() - want).abs().max().item()
+    err = (fused_lp(x.to(dtype))[0].float() - want).abs().max().item()
+    assert err <= 2 * err_ref + 1e-3, (err, err_ref)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_gradcheck_float64_on_cuda(cell):
+    torch.manual_seed(0)
+    params = {k: v.cuda().requires_grad_() for k, v in layer_params(cell, 3, 4).items()}
+    st = {k: v.cuda().requires_grad_() for k, v in states(cell, 2, 4).items()}
+    x = torch.randn(3, 2, 3, dtype=torch.float64, device="cuda", requires_grad=True)
+    names = list(params) + list(st)
+
+    def fn(x, *flat):
+        kw = dict(zip(names, flat))
+        return tuple(run_layer(F, cell, x, {k: kw[k] for k in params}, {k: kw[k] for k in st}))
+
+    assert torch.autograd.gradcheck(fn, (x, *params.values(), *st.values()))
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_opcheck_on_cuda(cell):
+    params = {k: v.cuda().float() for k, v in layer_params(cell, 3, 4).items()}
+    x = torch.randn(5, 2, 3, device="cuda")
+    fwd = getattr(torch.ops.fused_rnn, f"{cell}_forward")
+    if cell == "lstm":
+        args = (x, None, None, params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], None, None, False, True)
+    else:
+        args = (x, None, params["w_ih"], params["w_hh"], params["b_ih"], params["b_hh"], None, False, True)
+    torch.library.opcheck(fwd, args)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_cpu_and_cuda_agree(mode):
+    torch.manual_seed(0)
+    _, cpu = make_pair(mode, 8, 16, device="cpu", dtype=torch.float64, num_layers=2)
+    gpu = getattr(fused_rnn, "RNN" if mode.startswith("RNN") else mode)(
+        8, 16, num_layers=2, dtype=torch.float64, device="cuda",
+        **({"nonlinearity": mode[4:].lower()} if mode.startswith("RNN") else {}))
+    gpu.load_state_dict(cpu.state_dict())
+    x = torch.randn(7, 3, 8, dtype=torch.float64)
+    for a, b in zip(_flat(gpu(x.cuda())), _flat(cpu(x))):
+        assert_close(a.cpu(), b)
+
+
+def test_non_default_stream():
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 16, 32)
+    x = torch.randn(20, 4, 16, device="cuda")
+    want = fused(x)[0]
+    s = torch.cuda.Stream()
+    s.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(s):
+        got = fused(x)[0]
+        got.sum().backward()
+    torch.cuda.current_stream().wait_stream(s)
+    torch.cuda.synchronize()
+    assert_close(got, want)
+
+
+def test_long_sequence_on_cuda():
+    """More steps than a CUDA grid dimension holds: the step loop is on the host, so nothing overflows."""
+    torch.manual_seed(0)
+    ref, fused = make_pair("GRU", 2, 3)
+    x = torch.randn(70_000, 2, 2, device="cuda")
+    assert_close(fused(x)[0], ref(x)[0], dtype=torch.float32)
