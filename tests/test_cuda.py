@@ -7,6 +7,8 @@ reference.
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import torch
 from torch import nn
@@ -162,3 +164,39 @@ def test_long_sequence_on_cuda():
     ref, fused = make_pair("GRU", 2, 3)
     x = torch.randn(70_000, 2, 2, device="cuda")
     assert_close(fused(x)[0], ref(x)[0], dtype=torch.float32)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_autocast_cuda(mode, dtype):
+    """Under CUDA autocast an fp32 model runs in the autocast dtype, weights stay fp32, no dtype error."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 32)
+    x = torch.randn(10, 4, 16, device="cuda")
+    with torch.autocast("cuda", dtype=dtype):
+        out, _ = fused(x)
+        out_ref, _ = ref(x)
+    assert out.dtype == dtype and out_ref.dtype == dtype
+    torch.testing.assert_close(out.float(), out_ref.float(), rtol=0, atol=3e-2)
+    out.float().sum().backward()
+    assert all(p.grad is not None and p.grad.dtype == torch.float32 for p in fused.parameters())
+
+
+@pytest.mark.skipif(os.environ.get("CUBLAS_WORKSPACE_CONFIG") is None,
+                    reason="cuBLAS is deterministic only with CUBLAS_WORKSPACE_CONFIG=:4096:8 (bench/gpu_check.sh sets it)")
+def test_deterministic_on_cuda():
+    torch.manual_seed(0)
+    _, fused = make_pair("LSTM", 32, 64, num_layers=2, bidirectional=True)
+    x = torch.randn(30, 8, 32, device="cuda")
+    torch.use_deterministic_algorithms(True)
+    try:
+        runs = []
+        for _ in range(2):
+            fused.zero_grad()
+            out, _ = fused(x)
+            out.pow(2).sum().backward()
+            runs.append([out.detach().clone()] + [p.grad.clone() for p in fused.parameters()])
+    finally:
+        torch.use_deterministic_algorithms(False)
+    for a, b in zip(*runs):
+        assert torch.equal(a, b)

@@ -243,6 +243,17 @@ def _cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def _nvidia_driver() -> str:
+    import subprocess
+
+    try:
+        out = subprocess.run(["nvidia-smi", "--query-gpu=driver_version", "--format=csv,noheader"],
+                             capture_output=True, text=True, timeout=10)
+        return out.stdout.strip().splitlines()[0] if out.returncode == 0 and out.stdout.strip() else "unknown"
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+
+
 def environment(device: str, threads: int) -> dict:
     info = {
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
@@ -258,6 +269,7 @@ def environment(device: str, threads: int) -> dict:
         props = torch.cuda.get_device_properties(0)
         info.update(
             gpu=props.name,
+            driver=_nvidia_driver(),
             cuda=torch.version.cuda,
             cudnn=torch.backends.cudnn.version(),
             tf32_matmul=torch.backends.cuda.matmul.allow_tf32,
@@ -270,7 +282,8 @@ def header_line(env: dict) -> str:
     where = env.get("gpu") or env["cpu"]
     extra = ""
     if env["device"] == "cuda":
-        extra = f" | CUDA {env['cuda']} | cuDNN {env['cudnn']} | TF32 matmul={env['tf32_matmul']} cudnn={env['tf32_cudnn']}"
+        extra = (f" | driver {env['driver']} | CUDA {env['cuda']} | cuDNN {env['cudnn']}"
+                 f" | TF32 matmul={env['tf32_matmul']} cudnn={env['tf32_cudnn']}")
     else:
         extra = f" | {env['threads']} threads | CPU kernels {env['cpu_kernels']}"
     return f"{where} | torch {env['torch']} | fused_rnn {env['fused_rnn']}{extra} | {env['date']}"
