@@ -51,7 +51,7 @@ class Adder(nn.Module):
 def main(argv=None) -> dict:
     p = parser(__doc__.splitlines()[0])
     p.add_argument("--lengths", default=None, help="comma-separated sequence lengths (default 100,500; quick: 40)")
-    p.add_argument("--steps", type=int, default=None, help="training steps (default 3000; quick: 600)")
+    p.add_argument("--steps", type=int, default=None, help="training steps (default 3000; quick: 2000)")
     p.add_argument("--hidden", type=int, default=64)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--cells", default="RNN,LSTM,GRU")
@@ -59,7 +59,7 @@ def main(argv=None) -> dict:
     args = p.parse_args(argv)
     device = setup(args)
     lengths = [int(v) for v in (args.lengths or ("40" if args.quick else "100,500")).split(",")]
-    steps = args.steps or (600 if args.quick else 3000)
+    steps = args.steps or (2000 if args.quick else 3000)
 
     rows = []
     for length in lengths:
