@@ -11,6 +11,7 @@
 #include <string>
 
 #include "cpu/pointwise.h"
+#include "gemm.h"
 
 #ifndef FUSED_RNN_TORCH_VERSION
 #define FUSED_RNN_TORCH_VERSION "unknown"
@@ -60,6 +61,8 @@ pybind11::dict build_info() {
   d["cuda_archs"] = std::string();
 #endif
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
+  // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
+  d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
 #if defined(__VERSION__)
   d["compiler"] = std::string(__VERSION__);
