@@ -49,31 +49,16 @@ class CountingBackend:
         return aot_autograd(fw_compiler=lambda g, _: make_boxed_func(g.forward))(gm, example_inputs)
 
 
+@pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 @pytest.mark.parametrize("name,make", MODULES, ids=[m[0] for m in MODULES])
-def test_compile_fullgraph_aot_eager_matches_eager(name, make):
+def test_compile_fullgraph_matches_eager(name, make, backend):
     torch.manual_seed(0)
     torch._dynamo.reset()
     model = make()
     x = _input(name)
     want = model(x)
     want_grads = torch.autograd.grad(_loss(want), list(model.parameters()))
-    compiled = torch.compile(model, backend="aot_eager", fullgraph=True)
-    got = compiled(x)
-    assert_close(_first(got), _first(want), dtype=torch.float32)
-    got_grads = torch.autograd.grad(_loss(got), list(model.parameters()))
-    for a, b in zip(got_grads, want_grads):
-        assert_close(a, b, dtype=torch.float32)
-
-
-@pytest.mark.parametrize("name,make", MODULES, ids=[m[0] for m in MODULES])
-def test_compile_fullgraph_inductor_matches_eager(name, make):
-    torch.manual_seed(0)
-    torch._dynamo.reset()
-    model = make()
-    x = _input(name)
-    want = model(x)
-    want_grads = torch.autograd.grad(_loss(want), list(model.parameters()))
-    got = torch.compile(model, backend="inductor", fullgraph=True)(x)
+    got = torch.compile(model, backend=backend, fullgraph=True)(x)
     assert_close(_first(got), _first(want), dtype=torch.float32)
     got_grads = torch.autograd.grad(_loss(got), list(model.parameters()))
     for a, b in zip(got_grads, want_grads):

@@ -154,6 +154,38 @@ __global__ void add_kernel(D* dst, const S* src, int64_t n) {
   }
 }
 
+template <typename T>
+using ForwardKernel = void (*)(ForwardStep<T>, int64_t);
+template <typename T>
+using BackwardKernel = void (*)(BackwardStep<T>, int64_t);
+
+template <typename T>
+ForwardKernel<T> forward_kernel(CellKind cell) {
+  switch (cell) {
+    case CellKind::kLstm: return lstm_forward_kernel<T>;
+    case CellKind::kGru: return gru_forward_kernel<T>;
+    case CellKind::kRnnTanh: return elman_forward_kernel<T, Activation::kTanh>;
+    default: return elman_forward_kernel<T, Activation::kRelu>;
+  }
+}
+
+template <typename T>
+BackwardKernel<T> backward_kernel(CellKind cell) {
+  switch (cell) {
+    case CellKind::kLstm: return lstm_backward_kernel<T>;
+    case CellKind::kGru: return gru_backward_kernel<T>;
+    case CellKind::kRnnTanh: return elman_backward_kernel<T, Activation::kTanh>;
+    default: return elman_backward_kernel<T, Activation::kRelu>;
+  }
+}
+
+// One step's pointwise kernel over rows * H elements, on the current stream, checked.
+template <typename Step>
+void launch(void (*kernel)(Step, int64_t), const Step& st, int64_t rows) {
+  kernel<<<blocks_for(rows * st.H), kThreads, 0, at::cuda::getCurrentCUDAStream()>>>(st, rows);
+  C10_CUDA_KERNEL_LAUNCH_CHECK();
+}
+
 struct CudaBackend {
   template <class F>
   static auto dispatch(const LayerArgs& a, F&& f) {
@@ -171,36 +203,12 @@ struct CudaBackend {
 
   template <typename T>
   static void forward(CellKind cell, const ForwardStep<T>& st, int64_t rows) {
-    const auto stream = at::cuda::getCurrentCUDAStream();
-    const unsigned int blocks = blocks_for(rows * st.H);
-    switch (cell) {
-      case CellKind::kLstm: lstm_forward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
-      case CellKind::kGru: gru_forward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
-      case CellKind::kRnnTanh:
-        elman_forward_kernel<T, Activation::kTanh><<<blocks, kThreads, 0, stream>>>(st, rows);
-        break;
-      case CellKind::kRnnRelu:
-        elman_forward_kernel<T, Activation::kRelu><<<blocks, kThreads, 0, stream>>>(st, rows);
-        break;
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(forward_kernel<T>(cell), st, rows);
   }
 
   template <typename T>
   static void backward(CellKind cell, const BackwardStep<T>& st, int64_t rows) {
-    const auto stream = at::cuda::getCurrentCUDAStream();
-    const unsigned int blocks = blocks_for(rows * st.H);
-    switch (cell) {
-      case CellKind::kLstm: lstm_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
-      case CellKind::kGru: gru_backward_kernel<T><<<blocks, kThreads, 0, stream>>>(st, rows); break;
-      case CellKind::kRnnTanh:
-        elman_backward_kernel<T, Activation::kTanh><<<blocks, kThreads, 0, stream>>>(st, rows);
-        break;
-      case CellKind::kRnnRelu:
-        elman_backward_kernel<T, Activation::kRelu><<<blocks, kThreads, 0, stream>>>(st, rows);
-        break;
-    }
-    C10_CUDA_KERNEL_LAUNCH_CHECK();
+    launch(backward_kernel<T>(cell), st, rows);
   }
 
   template <typename D, typename S>
