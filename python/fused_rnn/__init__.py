@@ -13,7 +13,10 @@ from ._C import build_info as _build_info
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMStates, RNNCell, convert, to_native
 
 __version__ = "0.1.0"
-__all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native", "functional", "reference", "build_info", "__version__"]
+__all__ = [
+    "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates",
+    "convert", "to_native", "functional", "reference", "build_info", "__version__",
+]
 
 
 def build_info() -> dict:
