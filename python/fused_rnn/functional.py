@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, needs_workspace
+from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, needs_workspace
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
 
@@ -83,6 +83,10 @@ def lstm_layer(
                           return_cell_states)
         return tuple(t.to(input.dtype) for t in outs)
     train = needs_workspace(*tensors)
+    if not train and not return_cell_states:
+        # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
+        output, h_n, c_n, _ = _ops.lstm_forward(*tensors, batch_sizes, reverse, False)
+        return output, h_n, c_n
     output, h_n, c_n, _, c_all = LSTMFunction.apply(*tensors, batch_sizes, reverse, train, return_cell_states)
     if return_cell_states:
         return output, h_n, c_n, c_all.reshape(output.shape[:-1] + (c_n.shape[-1],))
@@ -101,8 +105,11 @@ def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
         input32, hx32, w_ih32, w_hh32, b_ih32, b_hh32 = _cast(tensors, dtype)
         out, h = _simple_layer(fn, input32, w_ih32, w_hh32, b_ih32, b_hh32, hx32, batch_sizes, reverse)
         return out.to(input.dtype), h.to(input.dtype)
-    train = needs_workspace(*tensors)
-    output, h_n, _ = fn.apply(*tensors, batch_sizes, reverse, train)
+    if not needs_workspace(*tensors):
+        # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
+        output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
+        return output, h_n
+    output, h_n, _ = fn.apply(*tensors, batch_sizes, reverse, True)
     return output, h_n
 
 
