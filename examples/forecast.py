@@ -16,6 +16,7 @@ the largest difference between the two runs' loss curves.
 from __future__ import annotations
 
 import sys
+import time
 
 import torch
 from torch import nn
@@ -80,7 +81,7 @@ def main(argv=None) -> dict:
         for _ in range(epochs):
             if device.type == "cuda":
                 torch.cuda.synchronize()
-            start = __import__("time").perf_counter()
+            start = time.perf_counter()
             perm = torch.randperm(len(x_train), generator=order).to(device)
             total = 0.0
             for i in range(0, len(perm), 64):
@@ -90,7 +91,7 @@ def main(argv=None) -> dict:
                 loss.backward()
                 opt.step()
                 total += loss.item() * len(idx)
-            times.append(__import__("time").perf_counter() - start)
+            times.append(time.perf_counter() - start)
             losses.append(total / len(perm))
         with torch.no_grad():
             pred = (model(x_val).cpu() * scale + last_val).squeeze(-1)

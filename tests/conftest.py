@@ -71,9 +71,34 @@ def grads_of(outputs, inputs, seed=2):
     return torch.autograd.grad(loss, inputs, allow_unused=False)
 
 
+def differentiable_layer(cell, *, I, H, B, T, P=0, packed=False, lengths=None, reverse=False, seed=0,
+                         device="cpu"):
+    """A float64 layer call as ``fn(*inputs) -> outputs`` over every differentiable input, for
+    gradcheck/gradgradcheck: the input (dense ``(T, B, I)`` or packed from ``lengths``), the weights
+    and the initial states."""
+    from torch.nn.utils.rnn import pack_sequence
+
+    params = {k: v.to(device).requires_grad_() for k, v in layer_params(cell, I, H, P=P, seed=seed).items()}
+    st = {k: v.to(device).requires_grad_() for k, v in states(cell, B, H, P=P, seed=seed + 10).items()}
+    if packed:
+        p = pack_sequence([torch.randn(n, I, dtype=torch.float64) for n in lengths])
+        x, batch_sizes = p.data.to(device).requires_grad_(), p.batch_sizes
+    else:
+        x, batch_sizes = torch.randn(T, B, I, dtype=torch.float64, device=device, requires_grad=True), None
+    names = list(params) + list(st)
+
+    def fn(x, *flat):
+        kw = dict(zip(names, flat))
+        return tuple(run_layer(F, cell, x, {k: kw[k] for k in params}, {k: kw[k] for k in st}, batch_sizes,
+                               reverse))
+
+    return fn, (x, *params.values(), *st.values())
+
+
 @pytest.fixture(autouse=True)
 def _deterministic_seed():
     torch.manual_seed(0)
 
 
-__all__ = ["CELLS", "GATES", "TOL", "assert_close", "layer_params", "states", "run_layer", "grads_of", "F", "R"]
+__all__ = ["CELLS", "GATES", "TOL", "assert_close", "layer_params", "states", "run_layer", "grads_of",
+           "differentiable_layer", "F", "R"]

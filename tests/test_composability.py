@@ -9,7 +9,7 @@ from torch.nn.utils.rnn import pack_sequence
 
 import fused_rnn
 import fused_rnn.reference as R
-from conftest import CELLS, F, assert_close, layer_params, run_layer, states
+from conftest import CELLS, F, assert_close, differentiable_layer, layer_params
 
 MODULES = [
     ("LSTM", lambda: fused_rnn.LSTM(3, 5, num_layers=2, bidirectional=True)),
@@ -86,22 +86,9 @@ def test_compile_dynamic_does_not_recompile_per_length():
 @pytest.mark.parametrize("packed", [False, True])
 def test_gradgradcheck_float64(cell, packed):
     torch.manual_seed(0)
-    I, H, B = 2, 3, 3
     P = 2 if cell == "lstm" and packed else 0
-    params = layer_params(cell, I, H, P=P, requires_grad=True)
-    st = states(cell, B, H, P=P, requires_grad=True)
-    if packed:
-        p = pack_sequence([torch.randn(n, I, dtype=torch.float64) for n in (3, 2, 1)])
-        x, batch_sizes = p.data.requires_grad_(), p.batch_sizes
-    else:
-        x, batch_sizes = torch.randn(3, B, I, dtype=torch.float64, requires_grad=True), None
-    names = list(params) + list(st)
-
-    def fn(x, *flat):
-        kw = dict(zip(names, flat))
-        return tuple(run_layer(F, cell, x, {k: kw[k] for k in params}, {k: kw[k] for k in st}, batch_sizes))
-
-    assert torch.autograd.gradgradcheck(fn, (x, *params.values(), *st.values()))
+    fn, inputs = differentiable_layer(cell, I=2, H=3, B=3, T=3, P=P, packed=packed, lengths=(3, 2, 1), seed=0)
+    assert torch.autograd.gradgradcheck(fn, inputs)
 
 
 def test_double_backward_through_a_module_matches_torch_nn():
@@ -209,6 +196,7 @@ def test_return_all_states(bidirectional, form):
     out_t = out.data if form == "packed" else out
     assert torch.equal(out_t, out_plain.data if form == "packed" else out_plain)
     assert all_states.h.shape[:-1] == all_states.c.shape[:-1] and all_states.h.shape[0] == L
+    assert all_states.h.shape[-1] == D * H and all_states.c.shape[-1] == D * H
     assert torch.equal(all_states.h[-1], out_t)  # the last layer's sequence is the output
     # Layer 0's forward-direction cell states, against the reference.
     data = x.data if form == "packed" else (x.unsqueeze(1) if form == "unbatched" else x)

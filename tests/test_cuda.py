@@ -15,7 +15,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import fused_rnn
-from conftest import CELLS, F, assert_close, grads_of, layer_params, run_layer, states
+from conftest import CELLS, F, assert_close, differentiable_layer, grads_of, layer_params, run_layer, states
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or not fused_rnn.build_info()["cuda"],
@@ -106,16 +106,8 @@ def test_low_precision_error_at_most_twice_torch_nn(mode, dtype):
 @pytest.mark.parametrize("cell", CELLS)
 def test_gradcheck_float64_on_cuda(cell):
     torch.manual_seed(0)
-    params = {k: v.cuda().requires_grad_() for k, v in layer_params(cell, 3, 4).items()}
-    st = {k: v.cuda().requires_grad_() for k, v in states(cell, 2, 4).items()}
-    x = torch.randn(3, 2, 3, dtype=torch.float64, device="cuda", requires_grad=True)
-    names = list(params) + list(st)
-
-    def fn(x, *flat):
-        kw = dict(zip(names, flat))
-        return tuple(run_layer(F, cell, x, {k: kw[k] for k in params}, {k: kw[k] for k in st}))
-
-    assert torch.autograd.gradcheck(fn, (x, *params.values(), *st.values()))
+    fn, inputs = differentiable_layer(cell, I=3, H=4, B=2, T=3, device="cuda")
+    assert torch.autograd.gradcheck(fn, inputs)
 
 
 @pytest.mark.parametrize("cell", CELLS)

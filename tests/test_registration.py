@@ -7,7 +7,7 @@ import torch
 from torch.nn.utils.rnn import pack_sequence
 
 import fused_rnn  # noqa: F401
-from conftest import CELLS, F, layer_params, run_layer, states
+from conftest import CELLS, differentiable_layer, layer_params, states
 
 OPS = torch.ops.fused_rnn
 
@@ -76,20 +76,6 @@ def test_gradcheck_float64(cell, reverse, packed):
     for seed in range(2):
         torch.manual_seed(seed)
         P = 2 if cell == "lstm" and seed == 1 else 0
-        I, H, B = 3, 4, 3
-        params = layer_params(cell, I, H, P=P, requires_grad=True, seed=seed)
-        st = states(cell, B, H, P=P, requires_grad=True, seed=seed + 10)
-        if packed:
-            p = pack_sequence([torch.randn(n, I, dtype=torch.float64) for n in (4, 2, 1)])
-            x, batch_sizes = p.data.requires_grad_(), p.batch_sizes
-        else:
-            x, batch_sizes = torch.randn(4, B, I, dtype=torch.float64, requires_grad=True), None
-        names = list(params) + list(st)
-
-        def fn(x, *flat):
-            kw = dict(zip(names, flat))
-            pr = {k: kw[k] for k in params}
-            s = {k: kw[k] for k in st}
-            return tuple(run_layer(F, cell, x, pr, s, batch_sizes, reverse))
-
-        assert torch.autograd.gradcheck(fn, (x, *params.values(), *st.values()))
+        fn, inputs = differentiable_layer(cell, I=3, H=4, B=3, T=4, P=P, packed=packed, lengths=(4, 2, 1),
+                                          reverse=reverse, seed=seed)
+        assert torch.autograd.gradcheck(fn, inputs)

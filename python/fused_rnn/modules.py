@@ -12,7 +12,6 @@ from __future__ import annotations
 import copy
 from typing import NamedTuple, Optional, Union
 
-import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
