@@ -79,12 +79,23 @@ def decide_cuda():
     return True, f"FUSED_RNN_CUDA={mode}: torch CUDA {torch.version.cuda}, nvcc at {nvcc}"
 
 
+def openmp_flags():
+    # ATen's parallel_for is a header template: it runs in parallel only in code
+    # compiled with OpenMP (otherwise it silently runs on one thread). Linking with
+    # -fopenmp records libgomp.so.1, which resolves to the copy torch has already loaded.
+    if torch._C.has_openmp and sys.platform.startswith("linux"):
+        return ["-fopenmp"]
+    return []
+
+
 def extension():
     build_cuda, reason = decide_cuda()
     say(f"CUDA kernels {'ON' if build_cuda else 'OFF'} ({reason})")
     sources = sorted(glob.glob("csrc/*.cpp") + glob.glob("csrc/cpu/*.cpp"))
-    cxx = ["-O3", "-Wno-psabi", f'-DFUSED_RNN_TORCH_VERSION="{torch.__version__}"']
-    ldflags = []
+    omp = openmp_flags()
+    say(f"OpenMP for ATen's parallel_for: {'ON' if omp else 'OFF'}")
+    cxx = ["-O3", "-Wno-psabi", f'-DFUSED_RNN_TORCH_VERSION="{torch.__version__}"'] + omp
+    ldflags = list(omp)
     if os.environ.get("FUSED_RNN_SANITIZE") == "1":
         san = ["-fsanitize=address,undefined", "-fno-omit-frame-pointer", "-g"]
         cxx = [f for f in cxx if f != "-O3"] + ["-O1"] + san
