@@ -61,6 +61,7 @@ pybind11::dict build_info() {
   d["cuda_archs"] = std::string();
 #endif
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
+  d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -78,4 +79,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_capability", &fused_rnn::cpu::set_cpu_capability,
       "Select the CPU kernels' instruction set (default, avx2, avx512); returns the previous one");
+  m.def(
+      "_set_cpu_fused", &fused_rnn::cpu::set_fused_steps,
+      "Run CPU steps fused (True) or as a BLAS gemm plus a pointwise pass (False); returns the previous setting");
 }

@@ -17,6 +17,14 @@
 //   template <class T> static void backward(CellKind, const BackwardStep<T>&, int64_t rows)
 //   template <class D, class S> static void add(D* dst, const S* src, int64_t n)   // dst += src
 //   template <class T> static void copy(T* dst, const T* src, int64_t n)
+//   template <class T> static bool input_projection(CellKind, const LayerArgs&, T* gates, int64_t ld)
+//     writes x W_ih^T for every row into gates and returns true, or returns false for
+//     the gemm here
+//   template <class T> static bool forward_sequence(CellKind, const LayerArgs&, bool reverse,
+//       const ForwardStep<T>& st, T* gates, T* out, T* ws, const T* w_hh)
+//     runs every step of an unprojected layer and returns true, or returns false to
+//     leave the steps to the loop here (st holds the per-call fields; gates, out and
+//     ws are the first rows of the whole sequence; st.h holds h_0 in and h_n out)
 #pragma once
 
 #include <ATen/ATen.h>
@@ -81,8 +89,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
     gates_ld = GH;
   }
   T* gates_p = gates.data_ptr<T>();
-  gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
-          gates_p, gates_ld);
+  if (!Backend::template input_projection<T>(Cell::kKind, a, gates_p, gates_ld)) {
+    gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
+            gates_p, gates_ld);
+  }
 
   Tensor bias, bias_hh, gh, h_raw;
   if (Cell::kSeparateRecurrent) {
@@ -114,7 +124,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   st.ws_ld = ws_ld;
   st.h_raw_ld = train ? ws_ld : H;
 
-  for (int64_t s = 0; s < a.T; ++s) {
+  // A backend may run the whole sequence itself (the CPU's fused steps); st then
+  // carries the per-call fields and the base pointers below.
+  const bool whole = !proj && Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates_p, out, ws_p, w_hh);
+  for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
     const int64_t t = reverse ? a.T - 1 - s : s;
     const int64_t rows = a.sizes[t], off = a.offsets[t];
     if (rows == 0) {

@@ -26,6 +26,19 @@ struct PointwiseKernels {
   using Backward = void (*)(const BackwardStep<T>&, int64_t r0, int64_t r1);
   Forward forward[4];   // indexed by CellKind
   Backward backward[4];
+
+  // Fused steps (gemm + pointwise per tile of hidden units); see pointwise_impl.h.
+  using PackTile = void (*)(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst);
+  using ForwardTile = void (*)(const ForwardStep<T>&, const T* h_prev, const T* panel, int64_t K, int64_t u,
+                               int64_t r0, int64_t r1);
+  int64_t tile_units[4];   // hidden units per tile
+  int64_t tile_width[4];   // panel columns per k (gates x units)
+  int64_t tile_rows[4];    // rows per register block
+  using ProjectTile = void (*)(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0,
+                               int64_t r1, T* out, int64_t ldo);
+  PackTile pack_tile[4];
+  ForwardTile forward_tile[4];
+  ProjectTile project_tile[4];
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \
@@ -50,5 +63,12 @@ std::string cpu_capability();
 // Selects a capability (for tests and benchmarks); returns the previous one.
 // Raises if the name is unknown or the CPU or this build lacks it.
 std::string set_cpu_capability(const std::string& name);
+
+// Whether unprojected layers run their steps fused (gemm and pointwise per tile of
+// hidden units, on a team of threads; default on, FUSED_RNN_CPU_FUSED=0 turns it
+// off) or as a BLAS gemm and a pointwise pass per step. set_fused_steps returns the
+// previous setting.
+bool fused_steps();
+bool set_fused_steps(bool on);
 
 }  // namespace fused_rnn::cpu

@@ -4,10 +4,13 @@
 #include <ATen/Parallel.h>
 #include <torch/library.h>
 
+#include <cstdlib>
 #include <cstring>
+#include <vector>
 
 #include "../recurrence.h"
 #include "pointwise.h"
+#include "step_team.h"
 
 namespace fused_rnn::cpu {
 namespace {
@@ -16,6 +19,116 @@ namespace {
 int64_t row_grain(int64_t cols) {
   constexpr int64_t kElementsPerTask = 16384;
   return std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, cols));
+}
+
+std::atomic<bool>& fused_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_FUSED");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+// Every step of an unprojected layer with the fused tiles of pointwise_impl.h, on a
+// team of threads that each keep their tiles (and the slice of W_hh packed for
+// them) for the whole sequence; one barrier per step.
+template <typename T>
+bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st0, T* gates, T* out,
+                   T* ws, const T* w_hh) {
+  const int64_t H = a.H, K = a.P, B = a.B;
+  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || a.T == 0) {
+    return false;
+  }
+  const auto& kern = pointwise_kernels<T>();
+  const int c = static_cast<int>(cell);
+  const int64_t units = kern.tile_units[c];
+  const int64_t tiles = (H + units - 1) / units;
+  const int64_t tile_elems = K * kern.tile_width[c];
+  const int64_t mr = kern.tile_rows[c];
+  // Few tiles for many threads: split the rows too (in whole register blocks).
+  const int64_t threads = at::get_num_threads();
+  const int64_t row_blocks = (B + mr - 1) / mr;
+  const int64_t groups =
+      tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
+  const int64_t group_rows = (row_blocks + groups - 1) / groups * mr;
+
+  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
+  T* panel = panels.data_ptr<T>();
+  // h_{t-1} and h_t alternate between two buffers; st0.h (hx in, h_n out) is the first.
+  at::Tensor other = at::empty({B, H}, a.input.options());
+  T* buf[2] = {st0.h, other.data_ptr<T>()};
+  std::memcpy(buf[1], buf[0], sizeof(T) * B * H);
+
+  // Step 0 packs the panels, each by the thread that will use it; step s > 0 is
+  // sequence step s - 1 in processing order.
+  run_steps(a.T + 1, tiles * groups, [&](int64_t s, int64_t item) {
+    const int64_t u = item / groups, grp = item % groups;
+    if (s == 0) {
+      if (grp == 0) {
+        kern.pack_tile[c](w_hh, H, K, u, panel + u * tile_elems);
+      }
+      return;
+    }
+    const int64_t t = reverse ? a.T - s : s - 1;
+    const int64_t rows = a.sizes[t], off = a.offsets[t];
+    const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
+    if (r0 >= r1) {
+      return;
+    }
+    ForwardStep<T> st = st0;
+    st.gates = gates + off * st0.gates_ld;
+    st.out = out + off * K;
+    st.ws = ws ? ws + off * st0.ws_ld : nullptr;
+    st.h = buf[s % 2];
+    kern.forward_tile[c](st, buf[(s - 1) % 2], panel + u * tile_elems, K, u, r0, r1);
+  });
+
+  // h_n: each row's state after the last step it was active in.
+  std::vector<int64_t> last(B, -1);
+  for (int64_t s = 1; s <= a.T; ++s) {
+    const int64_t t = reverse ? a.T - s : s - 1;
+    std::fill(last.begin(), last.begin() + a.sizes[t], s);
+  }
+  for (int64_t r = 0; r < B; ++r) {
+    if (last[r] > 0 && last[r] % 2 == 1) {
+      std::memcpy(buf[0] + r * H, buf[1] + r * H, sizeof(T) * H);
+    }
+  }
+  return true;
+}
+
+// x W_ih^T for every row with the tiles' own kernel: W_ih packed into the same
+// panels as W_hh, the threads splitting the tiles (each panel stays in one core's
+// cache while every row streams past it).
+template <typename T>
+bool fused_input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t ld) {
+  const int64_t H = a.H, K = a.I, N = a.N;
+  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || N == 0 || K == 0) {
+    return false;
+  }
+  const auto& kern = pointwise_kernels<T>();
+  const int c = static_cast<int>(cell);
+  const int64_t units = kern.tile_units[c];
+  const int64_t tiles = (H + units - 1) / units;
+  const int64_t tile_elems = K * kern.tile_width[c];
+  const int64_t chunk = 16 * kern.tile_rows[c];
+  const int64_t chunks = (N + chunk - 1) / chunk;
+  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
+  T* panel = panels.data_ptr<T>();
+  const T* w = a.w_ih.const_data_ptr<T>();
+  const T* x = a.input.const_data_ptr<T>();
+  at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      kern.pack_tile[c](w, H, K, u, panel + u * tile_elems);
+    }
+  });
+  at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
+      kern.project_tile[c](x, K, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld);
+    }
+  });
+  return true;
 }
 
 struct CpuBackend {
@@ -41,6 +154,17 @@ struct CpuBackend {
     at::parallel_for(0, rows, row_grain(gate_count(cell) * st.H), [&](int64_t r0, int64_t r1) { pass(st, r0, r1); });
   }
 
+  template <typename T>
+  static bool input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t ld) {
+    return fused_input_projection<T>(cell, a, gates, ld);
+  }
+
+  template <typename T>
+  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
+                               T* out, T* ws, const T* w_hh) {
+    return fused_forward<T>(cell, a, reverse, st, gates, out, ws, w_hh);
+  }
+
   template <typename D, typename S>
   static void add(D* dst, const S* src, int64_t n) {
     for (int64_t k = 0; k < n; ++k) {
@@ -55,6 +179,14 @@ struct CpuBackend {
 };
 
 }  // namespace
+
+bool set_fused_steps(bool on) {
+  return fused_flag().exchange(on);
+}
+
+bool fused_steps() {
+  return fused_flag().load();
+}
 
 TORCH_LIBRARY_IMPL(fused_rnn, CPU, m) {
   register_layer_ops<CpuBackend>(m);

@@ -211,6 +211,17 @@ struct CudaBackend {
     launch(backward_kernel<T>(cell), st, rows);
   }
 
+  template <typename T>
+  static bool input_projection(CellKind, const LayerArgs&, T*, int64_t) {
+    return false;  // cuBLAS through the gemm of recurrence.h
+  }
+
+  // Every step goes through the per-step loop of recurrence.h (the alternating tier).
+  template <typename T>
+  static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*, const T*) {
+    return false;
+  }
+
   template <typename D, typename S>
   static void add(D* dst, const S* src, int64_t n) {
     if (n == 0) {

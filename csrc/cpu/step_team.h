@@ -1,0 +1,102 @@
+// A team of torch's intra-op threads that stays together for a whole sequence:
+// the CPU form of a persistent RNN kernel.
+//
+// run_steps(nsteps, nitems, fn) calls fn(s, i) for every step s and work item i,
+// every item of step s after every item of step s - 1 has finished. Each thread
+// owns the same contiguous block of items at every step, so the slice of W_hh those
+// items read stays in that thread's cache, and the threads meet at one spinning
+// barrier per step instead of a fork and join.
+//
+// Items are claimed with a compare-and-swap, and a thread that has waited long
+// for a step to finish claims the items nobody has started. So the result never
+// depends on all threads running at once (a thread pool that runs the tasks one
+// after another, a descheduled thread): it only gets slower. Which thread runs an
+// item never changes what the item computes, so results do not depend on the
+// number of threads either.
+#pragma once
+
+#include <ATen/Parallel.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <memory>
+#include <thread>
+
+#if defined(__x86_64__) || defined(_M_X64)
+#include <immintrin.h>
+#endif
+
+namespace fused_rnn::cpu {
+
+inline void spin_pause() {
+#if defined(__x86_64__) || defined(_M_X64)
+  _mm_pause();
+#elif defined(__aarch64__)
+  __asm__ __volatile__("yield");
+#else
+  std::this_thread::yield();
+#endif
+}
+
+// How long a thread waits on a step before it takes over items nobody has started.
+constexpr std::chrono::microseconds kStealAfter{200};
+
+template <class F>
+void run_steps(int64_t nsteps, int64_t nitems, const F& fn) {
+  if (nsteps <= 0 || nitems <= 0) {
+    return;
+  }
+  const int64_t nw = std::min<int64_t>(at::get_num_threads(), nitems);
+  if (nw <= 1 || at::in_parallel_region()) {
+    for (int64_t s = 0; s < nsteps; ++s) {
+      for (int64_t i = 0; i < nitems; ++i) {
+        fn(s, i);
+      }
+    }
+    return;
+  }
+  struct alignas(64) Slot {
+    std::atomic<int64_t> step;  // the last step this item was claimed for
+  };
+  std::unique_ptr<Slot[]> claimed(new Slot[nitems]);
+  for (int64_t i = 0; i < nitems; ++i) {
+    claimed[i].step.store(-1, std::memory_order_relaxed);
+  }
+  Slot done;  // items finished, over all steps
+  done.step.store(0, std::memory_order_relaxed);
+
+  auto try_run = [&](int64_t s, int64_t i) {
+    int64_t expected = s - 1;
+    if (claimed[i].step.load(std::memory_order_relaxed) == expected &&
+        claimed[i].step.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
+      fn(s, i);
+      done.step.fetch_add(1, std::memory_order_release);
+    }
+  };
+
+  at::parallel_for(0, nw, 1, [&](int64_t w0, int64_t w1) {
+    const int64_t i0 = w0 * nitems / nw, i1 = w1 * nitems / nw;
+    for (int64_t s = 0; s < nsteps; ++s) {
+      for (int64_t i = i0; i < i1; ++i) {
+        try_run(s, i);
+      }
+      const int64_t target = (s + 1) * nitems;
+      if (done.step.load(std::memory_order_acquire) >= target) {
+        continue;
+      }
+      const auto start = std::chrono::steady_clock::now();
+      for (uint32_t spins = 1; done.step.load(std::memory_order_acquire) < target; ++spins) {
+        spin_pause();
+        if (spins % 256 == 0 && std::chrono::steady_clock::now() - start > kStealAfter) {
+          for (int64_t i = 0; i < nitems; ++i) {
+            try_run(s, i);
+          }
+        }
+      }
+    }
+  });
+}
+
+}  // namespace fused_rnn::cpu
