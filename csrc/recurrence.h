@@ -25,6 +25,11 @@
 //     runs every step of an unprojected layer and returns true, or returns false to
 //     leave the steps to the loop here (st holds the per-call fields; gates, out and
 //     ws are the first rows of the whole sequence; st.h holds h_0 in and h_n out)
+//   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
+//       const BackwardStep<T>& st, const F& set_step, const T* grad_output, const T* grad_cell_states,
+//       const T* w_hh)
+//     the same for the backward's reverse loop: fills dG (and dGh) for every step and
+//     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows
 #pragma once
 
 #include <ATen/ATen.h>
@@ -225,29 +230,37 @@ std::vector<Tensor> backward_impl(
     st.prev_ld = P;
   }
 
-  for (int64_t s = a.T - 1; s >= 0; --s) {
+  // The per-step fields of a step struct for step t.
+  auto set_step = [&](int64_t t, BackwardStep<T>& sb) {
+    const int64_t off = a.offsets[t];
+    const int64_t tp = previous_step(a, t, reverse);
+    sb.prev_rows = tp < 0 ? 0 : std::min(a.sizes[t], a.sizes[tp]);
+    if (tp >= 0) {
+      sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out + a.offsets[tp] * P;
+    }
+    sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
+    sb.out = out + off * P;
+    sb.dg = dg + off * GH;
+    sb.dgh = dgh + off * GH;
+  };
+  const T* gcs = grad_cell_states.defined() ? grad_cell_states.const_data_ptr<T>() : nullptr;
+  const bool whole =
+      !proj && Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, set_step, go, gcs, w_hh);
+  for (int64_t s = whole ? -1 : a.T - 1; s >= 0; --s) {
     const int64_t t = reverse ? a.T - 1 - s : s;
     const int64_t rows = a.sizes[t], off = a.offsets[t];
     if (rows == 0) {
       continue;
     }
     Backend::add(dh, go + off * P, rows * P);
-    if (grad_cell_states.defined()) {
-      Backend::add(dc, grad_cell_states.const_data_ptr<T>() + off * H, rows * H);
+    if (gcs) {
+      Backend::add(dc, gcs + off * H, rows * H);
     }
     if (proj) {
       Backend::copy(dR.data_ptr<T>() + off * P, dh, rows * P);
       gemm<T>(dev, false, false, rows, H, P, dh, P, a.w_hr.const_data_ptr<T>(), H, false, dh_raw.data_ptr<T>(), H);
     }
-    const int64_t tp = previous_step(a, t, reverse);
-    st.prev_rows = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
-    if (tp >= 0) {
-      st.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out + a.offsets[tp] * P;
-    }
-    st.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    st.out = out + off * P;
-    st.dg = dg + off * GH;
-    st.dgh = dgh + off * GH;
+    set_step(t, st);
     Backend::template backward<T>(Cell::kKind, st, rows);
     // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there.
     gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, Cell::kSeparateRecurrent, dh, P);

@@ -37,12 +37,18 @@ struct Lanes {
   void put(T* p, const V& v) const { v.store(p, n); }
 };
 
+// body(j, lanes) over units [j0, j1) in vectors.
+template <typename T, typename Body>
+inline void for_each_lane_block(int64_t j0, int64_t j1, Body&& body) {
+  constexpr int64_t W = Vectorized<T>::size();
+  for (int64_t j = j0; j < j1; j += W) {
+    body(j, Lanes<T>{std::min<int64_t>(W, j1 - j)});
+  }
+}
+
 template <typename T, typename Body>
 inline void for_each_lane_block(int64_t H, Body&& body) {
-  constexpr int64_t W = Vectorized<T>::size();
-  for (int64_t j = 0; j < H; j += W) {
-    body(j, Lanes<T>{std::min<int64_t>(W, H - j)});
-  }
+  for_each_lane_block<T>(0, H, body);
 }
 
 template <typename T>
@@ -76,7 +82,7 @@ void lstm_forward_rows(const ForwardStep<T>& s, int64_t r0, int64_t r1) {
 }
 
 template <typename T>
-void lstm_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+void lstm_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t H = s.H;
   for (int64_t r = r0; r < r1; ++r) {
     const T* w = s.ws + r * s.ws_ld;
@@ -84,7 +90,7 @@ void lstm_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
     const T* dh = s.dh_raw ? s.dh_raw + r * H : s.dh + r * s.P;
     T* dc = s.dc + r * H;
     T* dg = s.dg + r * 4 * H;
-    for_each_lane_block<T>(H, [&](int64_t j, Lanes<T> L) {
+    for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       const auto gr = lstm_backward_point(
           L(w + j), L(w + H + j), L(w + 2 * H + j), L(w + 3 * H + j), L(w + 4 * H + j), L(c_prev + j), L(dh + j),
           L(dc + j));
@@ -125,7 +131,7 @@ void gru_forward_rows(const ForwardStep<T>& s, int64_t r0, int64_t r1) {
 }
 
 template <typename T>
-void gru_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+void gru_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t H = s.H;
   for (int64_t r = r0; r < r1; ++r) {
     const T* w = s.ws + r * s.ws_ld;
@@ -133,7 +139,7 @@ void gru_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
     T* dh = s.dh + r * H;
     T* dg = s.dg + r * 3 * H;
     T* dgh = s.dgh + r * 3 * H;
-    for_each_lane_block<T>(H, [&](int64_t j, Lanes<T> L) {
+    for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       const auto gr = gru_backward_point(
           L(w + j), L(w + H + j), L(w + 2 * H + j), L(w + 3 * H + j), L(h_prev + j), L(dh + j));
       L.put(dg + j, gr.dr);
@@ -162,16 +168,31 @@ void elman_forward_rows(const ForwardStep<T>& s, int64_t r0, int64_t r1) {
 }
 
 template <typename T, Activation A>
-void elman_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+void elman_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t H = s.H;
   for (int64_t r = r0; r < r1; ++r) {
     const T* h = s.out + r * H;
     const T* dh = s.dh + r * H;
     T* dg = s.dg + r * H;
-    for_each_lane_block<T>(H, [&](int64_t j, Lanes<T> L) {
+    for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       L.put(dg + j, rnn_backward_point<A>(L(h + j), L(dh + j)));
     });
   }
+}
+
+template <typename T>
+void lstm_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+  lstm_backward_block(s, r0, r1, 0, s.H);
+}
+
+template <typename T>
+void gru_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+  gru_backward_block(s, r0, r1, 0, s.H);
+}
+
+template <typename T, Activation A>
+void elman_backward_rows(const BackwardStep<T>& s, int64_t r0, int64_t r1) {
+  elman_backward_block<T, A>(s, r0, r1, 0, s.H);
 }
 
 // ---------------------------------------------------------------- fused step tiles
@@ -338,7 +359,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
 // units j and every gate g, rows [r0, r1); panel packed from W (G*H, K) by pack_tile.
 template <typename T, CellKind C>
 void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
-                  T* out, int64_t ldo) {
+                  T* out, int64_t ldo, bool accumulate) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
   constexpr int W = S::W;
@@ -355,10 +376,28 @@ void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H,
         }
         const int64_t n = std::min<int64_t>(W, H - j);
         for (int g = 0; g < S::G; ++g) {
-          V::loadu(acc + (m * S::NV + g * S::U + q) * W).store(o + g * H + j, n);
+          V v = V::loadu(acc + (m * S::NV + g * S::U + q) * W);
+          if (accumulate) {
+            v = v + V::loadu(o + g * H + j, n);
+          }
+          v.store(o + g * H + j, n);
         }
       }
     }
+  }
+}
+
+// The panel of columns [u*kUnits, (u+1)*kUnits) of a row-major (K, H) matrix with
+// leading dimension ld, in the single-gate tile geometry: W_hh read as W_hh^T's
+// tiles for the backward's dh_{t-1} = dG_t W_hh.
+template <typename T>
+void pack_columns(const T* w, int64_t ld, int64_t H, int64_t K, int64_t u, T* dst) {
+  constexpr int64_t kUnits = TileShape<T, CellKind::kRnnTanh>::kUnits;
+  const int64_t j0 = u * kUnits, n = std::max<int64_t>(0, std::min(kUnits, H - j0));
+  for (int64_t k = 0; k < K; ++k) {
+    T* d = dst + k * kUnits;
+    std::copy(w + k * ld + j0, w + k * ld + j0 + n, d);
+    std::fill(d + n, d + kUnits, T(0));
   }
 }
 
@@ -372,6 +411,16 @@ void set_tiles(PointwiseKernels<T>& k) {
   k.pack_tile[i] = &pack_tile<T, C>;
   k.forward_tile[i] = &forward_tile<T, C>;
   k.project_tile[i] = &project_tile<T, C>;
+}
+
+template <typename T>
+void set_backward_tiles(PointwiseKernels<T>& k) {
+  k.column_units = TileShape<T, CellKind::kRnnTanh>::kUnits;
+  k.pack_columns = &pack_columns<T>;
+  k.backward_block[static_cast<int>(CellKind::kLstm)] = &lstm_backward_block<T>;
+  k.backward_block[static_cast<int>(CellKind::kGru)] = &gru_backward_block<T>;
+  k.backward_block[static_cast<int>(CellKind::kRnnTanh)] = &elman_backward_block<T, Activation::kTanh>;
+  k.backward_block[static_cast<int>(CellKind::kRnnRelu)] = &elman_backward_block<T, Activation::kRelu>;
 }
 
 template <typename T>
@@ -389,6 +438,7 @@ PointwiseKernels<T> pointwise_kernels() {
   set_tiles<T, CellKind::kGru>(k);
   set_tiles<T, CellKind::kRnnTanh>(k);
   set_tiles<T, CellKind::kRnnRelu>(k);
+  set_backward_tiles<T>(k);
   return k;
 }
 

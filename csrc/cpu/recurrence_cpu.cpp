@@ -125,7 +125,77 @@ bool fused_input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t
   at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      kern.project_tile[c](x, K, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld);
+      kern.project_tile[c](x, K, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld, false);
+    }
+  });
+  return true;
+}
+
+// The backward's reverse loop of an unprojected layer on the thread team, two
+// barriers a step: first each item runs the pointwise pass for its units (adding
+// the step's output gradient to dh first), then dh_{t-1} for its units as dG_t
+// times the columns of W_hh packed for it. An item is a block of column_units
+// hidden units (and a group of rows when there are few blocks); it owns the same
+// units of dh in both phases.
+template <typename T, class SetStep>
+bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st0,
+                    const SetStep& set_step, const T* go, const T* gcs, const T* w_hh) {
+  const int64_t H = a.H, P = a.P, B = a.B, GH = a.G * a.H;
+  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || a.T == 0) {
+    return false;
+  }
+  const auto& kern = pointwise_kernels<T>();
+  const int c = static_cast<int>(cell);
+  const int col = static_cast<int>(CellKind::kRnnTanh);  // the single-gate tile geometry
+  const int64_t units = kern.column_units;
+  const int64_t tiles = (H + units - 1) / units;
+  const int64_t tile_elems = GH * units;
+  const int64_t mr = kern.tile_rows[col];
+  const int64_t threads = at::get_num_threads();
+  const int64_t row_blocks = (B + mr - 1) / mr;
+  const int64_t groups =
+      tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
+  const int64_t group_rows = (row_blocks + groups - 1) / groups * mr;
+  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
+  T* panel = panels.data_ptr<T>();
+
+  run_steps(1 + 2 * a.T, tiles * groups, [&](int64_t s, int64_t item) {
+    const int64_t u = item / groups, grp = item % groups;
+    if (s == 0) {
+      if (grp == 0) {
+        kern.pack_columns(w_hh, P, H, GH, u, panel + u * tile_elems);
+      }
+      return;
+    }
+    const int64_t sp = a.T - 1 - (s - 1) / 2;  // processing order, walked backwards
+    const int64_t t = reverse ? a.T - 1 - sp : sp;
+    const int64_t rows = a.sizes[t], off = a.offsets[t];
+    const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
+    if (r0 >= r1) {
+      return;
+    }
+    const int64_t j0 = u * units, j1 = std::min(H, j0 + units);
+    BackwardStep<T> st = st0;
+    set_step(t, st);
+    if ((s - 1) % 2 == 0) {
+      for (int64_t r = r0; r < r1; ++r) {
+        T* dh = st.dh + r * P;
+        const T* g = go + (off + r) * P;
+        for (int64_t j = j0; j < j1; ++j) {
+          dh[j] += g[j];
+        }
+        if (gcs) {
+          Acc<T>* dc = st.dc + r * H;
+          const T* gc = gcs + (off + r) * H;
+          for (int64_t j = j0; j < j1; ++j) {
+            dc[j] += gc[j];
+          }
+        }
+      }
+      kern.backward_block[c](st, r0, r1, j0, j1);
+    } else {
+      kern.project_tile[col](st.dgh, GH, panel + u * tile_elems, GH, H, u, r0, r1, st.dh, P,
+                             cell == CellKind::kGru);
     }
   });
   return true;
@@ -163,6 +233,12 @@ struct CpuBackend {
   static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
                                T* out, T* ws, const T* w_hh) {
     return fused_forward<T>(cell, a, reverse, st, gates, out, ws, w_hh);
+  }
+
+  template <typename T, class F>
+  static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
+                                const F& set_step, const T* go, const T* gcs, const T* w_hh) {
+    return fused_backward<T>(cell, a, reverse, st, set_step, go, gcs, w_hh);
   }
 
   template <typename D, typename S>

@@ -216,6 +216,12 @@ struct CudaBackend {
     return false;  // cuBLAS through the gemm of recurrence.h
   }
 
+  template <typename T, class F>
+  static bool backward_sequence(CellKind, const LayerArgs&, bool, const BackwardStep<T>&, const F&, const T*,
+                                const T*, const T*) {
+    return false;
+  }
+
   // Every step goes through the per-step loop of recurrence.h (the alternating tier).
   template <typename T>
   static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*, const T*) {
