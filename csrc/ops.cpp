@@ -10,6 +10,7 @@
 
 #include <string>
 
+#include "cpu/panel_cache.h"
 #include "cpu/pointwise.h"
 #include "gemm.h"
 
@@ -62,6 +63,7 @@ pybind11::dict build_info() {
 #endif
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
+  d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -82,4 +84,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_fused", &fused_rnn::cpu::set_fused_steps,
       "Run CPU steps fused (True) or as a BLAS gemm plus a pointwise pass (False); returns the previous setting");
+  m.def(
+      "_set_cpu_panel_cache", &fused_rnn::cpu::set_panel_cache,
+      "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting");
 }

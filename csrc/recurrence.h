@@ -25,6 +25,9 @@
 //     runs every step of an unprojected layer and returns true, or returns false to
 //     leave the steps to the loop here (st holds the per-call fields; gates, out and
 //     ws are the first rows of the whole sequence; st.h holds h_0 in and h_n out)
+//   template <class T> static bool matmul(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A,
+//       int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc)
+//     C = op(A) B with B row-major, returning true, or false for the gemm here
 //   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
 //       const BackwardStep<T>& st, const F& set_step, const T* grad_output, const T* grad_cell_states,
 //       const T* w_hh)
@@ -287,9 +290,16 @@ std::vector<Tensor> backward_impl(
   Tensor grad_input = at::empty(a.input.sizes(), opts);
   Tensor grad_w_ih = at::empty({GH, I}, opts);
   Tensor grad_w_hh = at::empty({GH, P}, opts);
-  gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(), I);
-  gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
-  gemm<T>(dev, true, false, GH, P, N, dgh, GH, h_prev.const_data_ptr<T>(), P, false, grad_w_hh.data_ptr<T>(), P);
+  // C = op(A) B, by the backend's own kernel where it has one.
+  auto matmul = [&](bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* Bm, int64_t ldb,
+                    T* C, int64_t ldc) {
+    if (!Backend::template matmul<T>(trans_a, M, Nc, K, A, lda, Bm, ldb, C, ldc)) {
+      gemm<T>(dev, trans_a, false, M, Nc, K, A, lda, Bm, ldb, false, C, ldc);
+    }
+  };
+  matmul(false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I);
+  matmul(true, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, grad_w_ih.data_ptr<T>(), I);
+  matmul(true, GH, P, N, dgh, GH, h_prev.const_data_ptr<T>(), P, grad_w_hh.data_ptr<T>(), P);
   // Bias gradients are column sums, reduced in fp32 for half and bfloat16.
   const auto acc = acc_type(a.input.scalar_type());
   Tensor grad_b_ih = a.b_ih.defined() ? dG.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);

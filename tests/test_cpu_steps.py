@@ -100,3 +100,92 @@ def test_more_threads_than_tiles(threads, cell):
     torch.set_num_threads(max(2, torch.get_num_threads()))
     check_layer(cell, T=5, B=3, I=2, H=4, dtype=torch.float64)
     check_layer(cell, T=5, B=40, I=2, H=4, dtype=torch.float64)
+
+
+# ---------------------------------------------------------------- packed weight panels kept between calls
+
+
+def _module_pair(mode, I=6, H=20):
+    import fused_rnn
+
+    ref = getattr(torch.nn, mode)(I, H)
+    ours = getattr(fused_rnn, mode)(I, H)
+    ours.load_state_dict(ref.state_dict())
+    return ref, ours
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_panel_cache_sees_in_place_updates(mode):
+    ref, ours = _module_pair(mode)
+    x = torch.randn(5, 3, 6)
+    with torch.no_grad():
+        ours(x)
+        ours(x)  # the second call finds the packed panels
+        for p_ref, p_ours in zip(ref.parameters(), ours.parameters()):
+            p_ref.add_(0.05)
+            p_ours.add_(0.05)
+        assert_close(ours(x)[0], ref(x)[0], torch.float32)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_panel_cache_sees_data_assignment_and_new_parameters(mode):
+    ref, ours = _module_pair(mode)
+    x = torch.randn(4, 2, 6)
+    with torch.no_grad():
+        ours(x)
+        new_hh = torch.randn_like(ref.weight_hh_l0) * 0.2
+        ref.weight_hh_l0.data = new_hh.clone()
+        ours.weight_hh_l0.data = new_hh.clone()
+        assert_close(ours(x)[0], ref(x)[0], torch.float32)
+        new_ih = torch.randn_like(ref.weight_ih_l0) * 0.2
+        ref.weight_ih_l0 = torch.nn.Parameter(new_ih.clone())
+        ours.weight_ih_l0 = torch.nn.Parameter(new_ih.clone())
+        assert_close(ours(x)[0], ref(x)[0], torch.float32)
+
+
+def test_panel_cache_across_optimizer_steps():
+    """Training: every optimizer step changes the weights in place; each forward uses the new ones."""
+    ref, ours = _module_pair("LSTM")
+    opt_ref = torch.optim.SGD(ref.parameters(), lr=0.5)
+    opt_ours = torch.optim.SGD(ours.parameters(), lr=0.5)
+    x = torch.randn(6, 4, 6)
+    for _ in range(3):
+        for m, opt in ((ref, opt_ref), (ours, opt_ours)):
+            opt.zero_grad()
+            m(x)[0].square().sum().backward()
+            opt.step()
+    with torch.no_grad():
+        assert_close(ours(x)[0], ref(x)[0], torch.float32)
+
+
+def test_panel_cache_with_weights_freed_and_reallocated():
+    """A new weight at the address of a dead one is never mistaken for it."""
+    x = torch.randn(3, 2, 6)
+    for seed in range(6):
+        torch.manual_seed(seed)
+        ref, ours = _module_pair("GRU")
+        with torch.no_grad():
+            assert_close(ours(x)[0], ref(x)[0], torch.float32)
+        del ref, ours
+
+
+def test_inference_tensors_are_not_cached_but_work():
+    with torch.inference_mode():
+        ref, ours = _module_pair("LSTM")
+        x = torch.randn(4, 2, 6)
+        for _ in range(2):
+            assert_close(ours(x)[0], ref(x)[0], torch.float32)
+
+
+def test_panel_cache_off_gives_the_same_bits():
+    ref, ours = _module_pair("LSTM", H=70)
+    x = torch.randn(7, 5, 6)
+    with torch.no_grad():
+        on = [ours(x)[0] for _ in range(2)]
+        previous = _C._set_cpu_panel_cache(False)
+        try:
+            off = ours(x)[0]
+        finally:
+            _C._set_cpu_panel_cache(previous)
+    assert torch.equal(on[0], on[1]) and torch.equal(on[0], off)
+    assert _C.build_info()["cpu_panel_cache"] is previous

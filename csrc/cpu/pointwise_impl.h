@@ -221,27 +221,34 @@ void pack_tile(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst) {
   using S = TileShape<T, C>;
   constexpr int64_t kWidth = S::G * S::kUnits;
   const int64_t j0 = u * S::kUnits;
-  for (int g = 0; g < S::G; ++g) {
-    for (int q = 0; q < S::kUnits; ++q) {
-      const int64_t j = j0 + q;
-      T* d = dst + g * S::kUnits + q;
-      if (j < H) {
-        const T* row = w_hh + (g * H + j) * K;
-        for (int64_t k = 0; k < K; ++k) {
-          d[k * kWidth] = row[k];
-        }
-      } else {
-        for (int64_t k = 0; k < K; ++k) {
-          d[k * kWidth] = T(0);
+  // A transpose, in blocks of k whose destination (kBlock x kWidth) stays in L1
+  // while the G * kUnits source rows stream through.
+  constexpr int64_t kBlock = 16;
+  for (int64_t kb = 0; kb < K; kb += kBlock) {
+    const int64_t ke = std::min(K, kb + kBlock);
+    for (int g = 0; g < S::G; ++g) {
+      for (int q = 0; q < S::kUnits; ++q) {
+        const int64_t j = j0 + q;
+        T* d = dst + g * S::kUnits + q;
+        if (j < H) {
+          const T* row = w_hh + (g * H + j) * K;
+          for (int64_t k = kb; k < ke; ++k) {
+            d[k * kWidth] = row[k];
+          }
+        } else {
+          for (int64_t k = kb; k < ke; ++k) {
+            d[k * kWidth] = T(0);
+          }
         }
       }
     }
   }
 }
 
-// c[m][v*W..] = sum_k a[m][k] * panel[k][v*W..] for MR rows of a (leading dimension lda).
+// c[m][v*W..] = sum_k a[m*lda + k*ldk] * panel[k][v*W..] for MR rows of a (a row-major
+// block has ldk = 1; a transposed one lda = 1).
 template <typename T, int MR, int NV>
-inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
+inline void tile_product(const T* a, int64_t lda, int64_t ldk, const T* panel, int64_t K, T* c) {
   using V = Vectorized<T>;
   constexpr int W = V::size();
   V acc[MR][NV];
@@ -254,6 +261,7 @@ inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* 
   }
   for (int64_t k = 0; k < K; ++k) {
     const T* w = panel + k * NV * W;
+    const T* ak = a + k * ldk;
     V b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -261,7 +269,7 @@ inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* 
     }
 #pragma GCC unroll 32
     for (int m = 0; m < MR; ++m) {
-      const V x(a[m * lda + k]);
+      const V x(ak[m * lda]);
 #pragma GCC unroll 8
       for (int v = 0; v < NV; ++v) {
         acc[m][v] = at::vec::fmadd(x, b[v], acc[m][v]);
@@ -279,14 +287,14 @@ inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* 
 
 // The same for any rows <= MR, by the largest register block that fits.
 template <typename T, int MR, int NV>
-inline void tile_product_rows(int rows, const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
+inline void tile_product_rows(int rows, const T* a, int64_t lda, int64_t ldk, const T* panel, int64_t K, T* c) {
   if constexpr (MR > 1) {
     if (rows < MR) {
-      tile_product_rows<T, MR - 1, NV>(rows, a, lda, panel, K, c);
+      tile_product_rows<T, MR - 1, NV>(rows, a, lda, ldk, panel, K, c);
       return;
     }
   }
-  tile_product<T, MR, NV>(a, lda, panel, K, c);
+  tile_product<T, MR, NV>(a, lda, ldk, panel, K, c);
 }
 
 // Rows [r0, r1) of one step for tile u: st as for the row passes above, except that
@@ -302,7 +310,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0; rb < r1; rb += S::MR) {
     const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
-    tile_product_rows<T, S::MR, S::NV>(rows, h_prev + rb * K, K, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(rows, h_prev + rb * K, K, 1, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
@@ -355,18 +363,20 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
   }
 }
 
-// The input projection for tile u: out[r][g*H + j] = x[r] . W[g*H + j] for the tile's
-// units j and every gate g, rows [r0, r1); panel packed from W (G*H, K) by pack_tile.
+// The input projection for tile u: out[r][g*H + j] (+)= x[r] . W[g*H + j] for the tile's
+// units j and every gate g, rows [r0, r1) (row r of x at x + r*ldx, its k-th value
+// ldk further); panel packed from W (G*H, K) by pack_tile. In the single-gate
+// geometry, with a panel from pack_columns, this is any product op(A) B.
 template <typename T, CellKind C>
-void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
-                  T* out, int64_t ldo, bool accumulate) {
+void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0,
+                  int64_t r1, T* out, int64_t ldo, bool accumulate) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
   constexpr int W = S::W;
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0; rb < r1; rb += S::MR) {
     const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
-    tile_product_rows<T, S::MR, S::NV>(rows, x + rb * ldx, ldx, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(rows, x + rb * ldx, ldx, ldk, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
       for (int q = 0; q < S::U; ++q) {

@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "../recurrence.h"
+#include "panel_cache.h"
 #include "pointwise.h"
 #include "step_team.h"
 
@@ -52,7 +53,12 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
   const int64_t group_rows = (row_blocks + groups - 1) / groups * mr;
 
-  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
+  const PanelLayout layout{0, c, &kern};
+  at::Tensor panels = find_panels(a.w_hh, layout);
+  const bool cached = panels.defined();
+  if (!cached) {
+    panels = at::empty({tiles * tile_elems}, a.input.options());
+  }
   T* panel = panels.data_ptr<T>();
   // h_{t-1} and h_t alternate between two buffers; st0.h (hx in, h_n out) is the first.
   at::Tensor other = at::empty({B, H}, a.input.options());
@@ -64,7 +70,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   run_steps(a.T + 1, tiles * groups, [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
-      if (grp == 0) {
+      if (grp == 0 && !cached) {
         kern.pack_tile[c](w_hh, H, K, u, panel + u * tile_elems);
       }
       return;
@@ -83,6 +89,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     kern.forward_tile[c](st, buf[(s - 1) % 2], panel + u * tile_elems, K, u, r0, r1);
   });
 
+  if (!cached) {
+    keep_panels(a.w_hh, layout, panels);
+  }
   // h_n: each row's state after the last step it was active in.
   std::vector<int64_t> last(B, -1);
   for (int64_t s = 1; s <= a.T; ++s) {
@@ -113,19 +122,25 @@ bool fused_input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t
   const int64_t tile_elems = K * kern.tile_width[c];
   const int64_t chunk = 16 * kern.tile_rows[c];
   const int64_t chunks = (N + chunk - 1) / chunk;
-  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
-  T* panel = panels.data_ptr<T>();
-  const T* w = a.w_ih.const_data_ptr<T>();
+  const PanelLayout layout{1, c, &kern};
+  at::Tensor panels = find_panels(a.w_ih, layout);
+  if (!panels.defined()) {
+    panels = at::empty({tiles * tile_elems}, a.input.options());
+    T* dst = panels.data_ptr<T>();
+    const T* w = a.w_ih.const_data_ptr<T>();
+    at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
+      for (int64_t u = u0; u < u1; ++u) {
+        kern.pack_tile[c](w, H, K, u, dst + u * tile_elems);
+      }
+    });
+    keep_panels(a.w_ih, layout, panels);
+  }
+  const T* panel = panels.const_data_ptr<T>();
   const T* x = a.input.const_data_ptr<T>();
-  at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      kern.pack_tile[c](w, H, K, u, panel + u * tile_elems);
-    }
-  });
   at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      kern.project_tile[c](x, K, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld, false);
+      kern.project_tile[c](x, K, 1, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld, false);
     }
   });
   return true;
@@ -194,8 +209,45 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       }
       kern.backward_block[c](st, r0, r1, j0, j1);
     } else {
-      kern.project_tile[col](st.dgh, GH, panel + u * tile_elems, GH, H, u, r0, r1, st.dh, P,
+      kern.project_tile[col](st.dgh, GH, 1, panel + u * tile_elems, GH, H, u, r0, r1, st.dh, P,
                              cell == CellKind::kGru);
+    }
+  });
+  return true;
+}
+
+// C (M x Nc, ldc) = op(A) B with the tiles' kernel, B row-major (K x Nc, ldb): its
+// column panels are packed once, and each thread takes a contiguous run of
+// (column tile, row chunk) items, column-tile major, so a panel stays in its cache.
+template <typename T>
+bool fused_matmul(bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                  T* C, int64_t ldc) {
+  // A transposed A (the weight gradients, reducing over every row of the sequence)
+  // needs blocking this kernel does not do: it ran ~20% slower than BLAS there.
+  if (!fused_flag().load(std::memory_order_relaxed) || trans_a || M == 0 || Nc == 0 || K == 0) {
+    return false;
+  }
+  const auto& kern = pointwise_kernels<T>();
+  const int col = static_cast<int>(CellKind::kRnnTanh);
+  const int64_t units = kern.column_units;
+  const int64_t tiles = (Nc + units - 1) / units;
+  const int64_t tile_elems = K * units;
+  const int64_t chunk = 16 * kern.tile_rows[col];
+  const int64_t chunks = (M + chunk - 1) / chunk;
+  // op(A)[m][k] = A[m*row + k*step]
+  const int64_t row = trans_a ? 1 : lda, step = trans_a ? lda : 1;
+  at::Tensor panels = at::empty({tiles * tile_elems}, c10::CppTypeToScalarType<T>::value);
+  T* panel = panels.data_ptr<T>();
+  at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
+    for (int64_t u = u0; u < u1; ++u) {
+      kern.pack_columns(B, ldb, Nc, K, u, panel + u * tile_elems);
+    }
+  });
+  at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
+      kern.project_tile[col](A, row, step, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc,
+                             false);
     }
   });
   return true;
@@ -239,6 +291,12 @@ struct CpuBackend {
   static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
                                 const F& set_step, const T* go, const T* gcs, const T* w_hh) {
     return fused_backward<T>(cell, a, reverse, st, set_step, go, gcs, w_hh);
+  }
+
+  template <typename T>
+  static bool matmul(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                     T* C, int64_t ldc) {
+    return fused_matmul<T>(trans_a, M, N, K, A, lda, B, ldb, C, ldc);
   }
 
   template <typename D, typename S>

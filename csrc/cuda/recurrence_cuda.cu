@@ -222,6 +222,11 @@ struct CudaBackend {
     return false;
   }
 
+  template <typename T>
+  static bool matmul(bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t) {
+    return false;  // cuBLAS through the gemm of recurrence.h
+  }
+
   // Every step goes through the per-step loop of recurrence.h (the alternating tier).
   template <typename T>
   static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*, const T*) {

@@ -1,0 +1,101 @@
+#include "panel_cache.h"
+
+#include <atomic>
+#include <cstdlib>
+#include <list>
+#include <mutex>
+#include <string>
+
+namespace fused_rnn::cpu {
+namespace {
+
+constexpr size_t kMaxEntries = 64;
+
+struct Entry {
+  c10::weak_intrusive_ptr<c10::TensorImpl> weight;
+  const c10::TensorImpl* impl;
+  const void* data;
+  int64_t version;
+  std::vector<int64_t> sizes;
+  PanelLayout layout;
+  at::Tensor panels;
+};
+
+std::mutex& lock() {
+  static std::mutex m;
+  return m;
+}
+
+std::list<Entry>& entries() {  // most recently used first
+  static std::list<Entry> e;
+  return e;
+}
+
+std::atomic<bool>& enabled() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_PANEL_CACHE");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+bool trackable(const at::Tensor& w) {
+  return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference();
+}
+
+bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
+  return !e.weight.expired() && e.impl == w.unsafeGetTensorImpl() && e.data == w.const_data_ptr() &&
+      e.version == w._version() && e.sizes == w.sizes().vec() && e.layout.role == l.role &&
+      e.layout.cell == l.cell && e.layout.kernels == l.kernels;
+}
+
+}  // namespace
+
+at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
+  if (!trackable(w)) {
+    return at::Tensor();
+  }
+  std::lock_guard<std::mutex> g(lock());
+  auto& e = entries();
+  for (auto it = e.begin(); it != e.end(); ++it) {
+    if (same(*it, w, layout)) {
+      e.splice(e.begin(), e, it);
+      return e.front().panels;
+    }
+  }
+  return at::Tensor();
+}
+
+void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels) {
+  if (!trackable(w)) {
+    return;
+  }
+  std::lock_guard<std::mutex> g(lock());
+  auto& e = entries();
+  // Drop what can never be found again: dead weights, and older packings of this one.
+  e.remove_if([&](const Entry& x) {
+    return x.weight.expired() ||
+        (x.impl == w.unsafeGetTensorImpl() && x.layout.role == layout.role && x.layout.cell == layout.cell &&
+         x.layout.kernels == layout.kernels);
+  });
+  e.push_front(Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), w.unsafeGetTensorImpl(),
+                     w.const_data_ptr(), w._version(), w.sizes().vec(), layout, panels});
+  while (e.size() > kMaxEntries) {
+    e.pop_back();
+  }
+}
+
+bool panel_cache_enabled() {
+  return enabled().load();
+}
+
+bool set_panel_cache(bool on) {
+  const bool previous = enabled().exchange(on);
+  if (!on) {
+    std::lock_guard<std::mutex> g(lock());
+    entries().clear();
+  }
+  return previous;
+}
+
+}  // namespace fused_rnn::cpu

@@ -1,0 +1,35 @@
+// Packed weight panels kept from one call to the next while the weight is unchanged.
+//
+// Packing W_hh and W_ih into tile panels is a transpose of the whole weight; at
+// batch 1 it costs as much as tens of steps. A panel is found again only for the
+// same live tensor (same TensorImpl, held weakly), at the same data pointer and the
+// same version counter: any in-place change (an optimizer step, copy_, add_ under
+// no_grad) bumps the version, and `.data = ...` moves the pointer. Inference
+// tensors carry no version counter and are never cached. Writes that bypass
+// autograd's version counter (through a raw pointer, or numpy) are not seen: turn
+// the cache off (FUSED_RNN_CPU_PANEL_CACHE=0 or fused_rnn._C._set_cpu_panel_cache)
+// if weights are changed that way.
+#pragma once
+
+#include <ATen/ATen.h>
+
+namespace fused_rnn::cpu {
+
+// What a panel was packed as: the weight's role, the cell, and the kernel table
+// (instruction set and dtype) whose geometry it follows.
+struct PanelLayout {
+  int role;      // 0: W_hh tiles (forward), 1: W_ih tiles (input projection)
+  int cell;
+  const void* kernels;
+};
+
+// The panels packed from w with layout, or an undefined tensor.
+at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout);
+
+// Keeps panels for later calls (a no-op for tensors that cannot be tracked).
+void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels);
+
+bool panel_cache_enabled();
+bool set_panel_cache(bool on);  // returns the previous setting; off also empties the cache
+
+}  // namespace fused_rnn::cpu
