@@ -127,6 +127,23 @@ def test_panel_cache_sees_in_place_updates(mode):
         assert_close(ours(x)[0], ref(x)[0], torch.float32)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_panel_cache_sees_writes_that_bypass_the_version_counter(mode):
+    """``p.data.add_`` (old-style optimizers, EMA, gradcheck) changes values without a version bump."""
+    ref, ours = _module_pair(mode)
+    x = torch.randn(5, 3, 6)
+    with torch.no_grad():
+        ours(x)
+        ours(x)
+    versions = [p._version for p in ours.parameters()]
+    for p_ref, p_ours in zip(ref.parameters(), ours.parameters()):
+        p_ref.data.mul_(1.5)
+        p_ours.data.mul_(1.5)
+    assert [p._version for p in ours.parameters()] == versions
+    with torch.no_grad():
+        assert_close(ours(x)[0], ref(x)[0], torch.float32)
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_panel_cache_sees_data_assignment_and_new_parameters(mode):
     ref, ours = _module_pair(mode)

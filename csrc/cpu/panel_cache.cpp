@@ -2,6 +2,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cstring>
 #include <list>
 #include <mutex>
 #include <string>
@@ -10,6 +11,7 @@ namespace fused_rnn::cpu {
 namespace {
 
 constexpr size_t kMaxEntries = 64;
+constexpr int64_t kMaxWeightBytes = 8 << 20;
 
 struct Entry {
   c10::weak_intrusive_ptr<c10::TensorImpl> weight;
@@ -19,6 +21,7 @@ struct Entry {
   std::vector<int64_t> sizes;
   PanelLayout layout;
   at::Tensor panels;
+  at::Tensor contents;  // the weight as it was packed
 };
 
 std::mutex& lock() {
@@ -40,13 +43,15 @@ std::atomic<bool>& enabled() {
 }
 
 bool trackable(const at::Tensor& w) {
-  return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference();
+  return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference() && w.is_contiguous() &&
+      w.nbytes() <= kMaxWeightBytes;
 }
 
 bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
   return !e.weight.expired() && e.impl == w.unsafeGetTensorImpl() && e.data == w.const_data_ptr() &&
-      e.version == w._version() && e.sizes == w.sizes().vec() && e.layout.role == l.role &&
-      e.layout.cell == l.cell && e.layout.kernels == l.kernels;
+      e.version == w._version() && e.sizes == w.sizes().vec() && e.contents.dtype() == w.dtype() &&
+      e.layout.role == l.role && e.layout.cell == l.cell && e.layout.kernels == l.kernels &&
+      std::memcmp(e.contents.const_data_ptr(), w.const_data_ptr(), w.nbytes()) == 0;
 }
 
 }  // namespace
@@ -79,7 +84,7 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
          x.layout.kernels == layout.kernels);
   });
   e.push_front(Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), w.unsafeGetTensorImpl(),
-                     w.const_data_ptr(), w._version(), w.sizes().vec(), layout, panels});
+                     w.const_data_ptr(), w._version(), w.sizes().vec(), layout, panels, w.clone()});
   while (e.size() > kMaxEntries) {
     e.pop_back();
   }

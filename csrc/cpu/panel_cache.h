@@ -1,14 +1,14 @@
 // Packed weight panels kept from one call to the next while the weight is unchanged.
 //
 // Packing W_hh and W_ih into tile panels is a transpose of the whole weight; at
-// batch 1 it costs as much as tens of steps. A panel is found again only for the
-// same live tensor (same TensorImpl, held weakly), at the same data pointer and the
-// same version counter: any in-place change (an optimizer step, copy_, add_ under
-// no_grad) bumps the version, and `.data = ...` moves the pointer. Inference
-// tensors carry no version counter and are never cached. Writes that bypass
-// autograd's version counter (through a raw pointer, or numpy) are not seen: turn
-// the cache off (FUSED_RNN_CPU_PANEL_CACHE=0 or fused_rnn._C._set_cpu_panel_cache)
-// if weights are changed that way.
+// batch 1 it costs as much as tens of steps. A panel is used again only for the
+// same live tensor (same TensorImpl, held weakly) at the same data pointer and
+// version, and only after its contents compare equal to a copy taken when it was
+// packed: writes through `.data` or a raw pointer leave the version counter alone,
+// so the version alone cannot be trusted (gradcheck perturbs weights that way).
+// Inference tensors carry no version counter and are never cached, nor are weights
+// over kMaxWeightBytes (their calls are long enough that packing does not show).
+// FUSED_RNN_CPU_PANEL_CACHE=0 or fused_rnn._C._set_cpu_panel_cache(False) turn it off.
 #pragma once
 
 #include <ATen/ATen.h>
