@@ -8,18 +8,32 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <type_traits>
 
 #include "../cell_math.h"
 #include "pointwise.h"
 
 namespace fused_rnn {
 
-// The maths of cell_math.h on SIMD vectors (exp and tanh are SLEEF's 1-ulp versions on x86).
+// The maths of cell_math.h on SIMD vectors: SLEEF's exp (1 ulp), and for float32 on
+// AVX2/AVX-512 SLEEF's 3.5-ulp tanh, 2.5x the throughput of its 1-ulp one (measured
+// 11 vs 28 ns a vector here; largest relative error over [-10, 10] 1.3e-7).
 template <typename T>
 struct Math<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
   static V exp(const V& x) { return x.exp(); }
-  static V tanh(const V& x) { return x.tanh(); }
+  static V tanh(const V& x) {
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (std::is_same_v<T, float>) {
+      return V(Sleef_tanhf16_u35(x));
+    }
+#elif defined(CPU_CAPABILITY_AVX2)
+    if constexpr (std::is_same_v<T, float>) {
+      return V(Sleef_tanhf8_u35(x));
+    }
+#endif
+    return x.tanh();
+  }
   static V relu(const V& x) { return at::vec::maximum(x, V(T(0))); }
   static V relu_grad(const V& h, const V& dh) { return V::blendv(V(T(0)), dh, h > V(T(0))); }
 };
