@@ -324,6 +324,19 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0; rb < r1; rb += S::MR) {
     const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
+    // The epilogue's rows of the gate buffer (and the cell state) are far apart in a
+    // buffer larger than the caches: ask for them now, so they arrive during the product.
+    for (int m = 0; m < rows; ++m) {
+      const T* g = st.gates + (rb + m) * st.gates_ld + u * S::kUnits;
+      for (int k = 0; k < S::G; ++k) {
+        for (int q = 0; q < S::U; ++q) {
+          __builtin_prefetch(g + k * H + q * W, 1);
+        }
+      }
+      if constexpr (C == CellKind::kLstm) {
+        __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
+      }
+    }
     tile_product_rows<T, S::MR, S::NV>(rows, h_prev + rb * K, K, 1, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
@@ -390,6 +403,13 @@ void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t 
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0; rb < r1; rb += S::MR) {
     const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
+    for (int m = 0; m < rows; ++m) {  // the rows this block will write, as in forward_tile
+      for (int g = 0; g < S::G; ++g) {
+        for (int q = 0; q < S::U; ++q) {
+          __builtin_prefetch(out + (rb + m) * ldo + g * H + u * S::kUnits + q * W, 1);
+        }
+      }
+    }
     tile_product_rows<T, S::MR, S::NV>(rows, x + rb * ldx, ldx, ldk, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
