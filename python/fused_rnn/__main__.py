@@ -62,6 +62,8 @@ def _parser() -> _Parser:
     b.add_argument("--csv", metavar="PATH")
     b.add_argument("--markdown", metavar="PATH")
     b.add_argument("--plot", metavar="PATH", help="PNG of the speedups (needs matplotlib)")
+    b.add_argument("--aa", action="store_true",
+                   help="also time a copy of torch.nn against itself in each case (the A/A ratio shows the noise)")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("info", help="what the installed binary contains")
     return p
@@ -102,10 +104,12 @@ def _bench(args) -> int:
 
     cases = bench.matrix(args.matrix, device, dtypes, cells)
     env = bench.environment(device, torch.get_num_threads())
+    if device == "cpu" and args.matrix in ("cpu", "full"):
+        env["gemm_gflops"] = bench.gemm_gflops(device)  # what the large-shape forward is held against
     print(bench.header_line(env), flush=True)
-    rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time)
+    rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time, aa=args.aa)
     print(bench.table(rows))
-    print(bench.summary(rows))
+    print(bench.summary(rows, env))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"environment": env, "matrix": args.matrix, "rows": rows}, f, indent=1)

@@ -197,17 +197,25 @@ def _max_rel_error(ref, fused, x, mode) -> float:
                for g, w in pairs)
 
 
-def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50) -> dict:
+def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50,
+             aa: bool = False) -> dict:
     """Times one case: at least ``min_reps`` runs a side (3 where a run takes over a second)
-    and at least ``min_time`` seconds a side, at most ``max_reps`` runs."""
+    and at least ``min_time`` seconds a side, at most ``max_reps`` runs. With ``aa``, a second
+    copy of the torch.nn model is timed in the same interleaving: the ratio of the two torch.nn
+    medians (the A/A ratio) shows how far noise alone moves a speedup in this run."""
     torch.manual_seed(0)
     ref, fused, x = _build(case, device)
     err = _max_rel_error(ref, fused, x, case.mode)  # also the warm-up of both
     runs = {"torch": _runner(ref, x, case.mode), "fused": _runner(fused, x, case.mode)}
-    times = {"torch": [], "fused": []}
+    if aa:
+        import copy
+
+        runs["torch_again"] = _runner(copy.deepcopy(ref), x, case.mode)
+        runs["torch_again"]()
+    times = {name: [] for name in runs}
     started = time.perf_counter()
     while True:
-        for name in ("torch", "fused"):
+        for name in runs:
             times[name].append(_time_once(runs[name], device))
         n = len(times["torch"])
         need = 3 if times["torch"][0] > 1000 and times["fused"][0] > 1000 else min_reps
@@ -227,6 +235,7 @@ def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, 
         "fused_gflops": case.flops() / t_fused / 1e6,
         "torch_gflops": case.flops() / t_ref / 1e6,
         "max_rel_err": err,
+        **({"aa": t_ref / statistics.median(times["torch_again"])} if aa else {}),
     }
 
 
@@ -286,6 +295,8 @@ def header_line(env: dict) -> str:
                  f" | TF32 matmul={env['tf32_matmul']} cudnn={env['tf32_cudnn']}")
     else:
         extra = f" | {env['threads']} threads | CPU kernels {env['cpu_kernels']}"
+    if env.get("gemm_gflops"):
+        extra += f" | fp32 GEMM {env['gemm_gflops']:.0f} GFLOP/s"
     return f"{where} | torch {env['torch']} | fused_rnn {env['fused_rnn']}{extra} | {env['date']}"
 
 
@@ -295,21 +306,30 @@ COLUMNS = [
     ("fused_gflops", "fused GFLOP/s", "{:.1f}"), ("torch_spread_pct", "spread nn/fused %", None),
     ("max_rel_err", "max rel err", "{:.1e}"),
 ]
+AA_COLUMN = ("aa", "A/A", "{:.2f}x")
 
 
-def format_row(r: dict) -> list[str]:
+def _columns(rows: list[dict]) -> list[tuple]:
+    return COLUMNS + [AA_COLUMN] if any("aa" in r for r in rows) else COLUMNS
+
+
+def format_row(r: dict, columns: Optional[list] = None) -> list[str]:
     cells = []
-    for key, _, fmt in COLUMNS:
+    for key, _, fmt in columns or COLUMNS:
         if key == "torch_spread_pct":
             cells.append(f"{r['torch_spread_pct']:.1f}/{r['fused_spread_pct']:.1f}")
+        elif key not in r:
+            cells.append("-")
         else:
             cells.append(fmt.format(r[key]))
     return cells
 
 
 def table(rows: Iterable[dict]) -> str:
-    head = [title for _, title, _ in COLUMNS]
-    body = [format_row(r) for r in rows]
+    rows = list(rows)
+    columns = _columns(rows)
+    head = [title for _, title, _ in columns]
+    body = [format_row(r, columns) for r in rows]
     widths = [max(len(x) for x in col) for col in zip(head, *body)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
     lines += ["  ".join(c.ljust(w) for c, w in zip(row, widths)) for row in body]
@@ -317,11 +337,12 @@ def table(rows: Iterable[dict]) -> str:
 
 
 def markdown(rows: list[dict], env: dict) -> str:
-    head = [title for _, title, _ in COLUMNS]
+    columns = _columns(rows)
+    head = [title for _, title, _ in columns]
     lines = [f"# fused-rnn bench ({env['device']})", "", header_line(env), "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(format_row(r)) + " |" for r in rows]
-    lines += ["", summary(rows)]
+    lines += ["| " + " | ".join(format_row(r, columns)) + " |" for r in rows]
+    lines += ["", summary(rows, env)]
     return "\n".join(lines) + "\n"
 
 
@@ -329,14 +350,35 @@ def geomean(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).log().mean().exp()) if values else float("nan")
 
 
-def summary(rows: list[dict]) -> str:
+def summary(rows: list[dict], env: Optional[dict] = None) -> str:
     parts = []
     for cell in sorted({r["cell"] for r in rows}):
         for mode in MODES:
             sp = [r["speedup"] for r in rows if r["cell"] == cell and r["mode"] == mode]
             if sp:
                 parts.append(f"{cell} {mode}: geomean {geomean(sp):.2f}x, min {min(sp):.2f}x ({len(sp)} cases)")
-    return "Speedup of fused over torch.nn — " + "; ".join(parts)
+    text = "Speedup of fused over torch.nn — " + "; ".join(parts)
+    aa = [r["aa"] for r in rows if "aa" in r]
+    if aa:
+        text += (f"\nA/A (torch.nn timed against a copy of itself in the same interleaving): geomean "
+                 f"{geomean(aa):.2f}x, range {min(aa):.2f}x to {max(aa):.2f}x over {len(aa)} cases")
+    gemm = (env or {}).get("gemm_gflops")
+    large = [r for r in rows if r["B"] == 64 and r["I"] == 1024 and r["H"] == 1024 and r["mode"] == "inference"
+             and r["dtype"] == "float32" and r["layers"] == 1 and r["directions"] == 1]
+    if gemm and large:
+        text += "\nLarge-shape forward (B=64, I=H=1024) against a plain fp32 GEMM of " + f"{gemm:.0f} GFLOP/s: " + \
+            ", ".join(f"{r['cell']} T={r['T']} {r['fused_gflops']:.0f} GFLOP/s "
+                      f"({100 * r['fused_gflops'] / gemm:.0f}%)" for r in large)
+    return text
+
+
+def gemm_gflops(device: str, n: int = 2048, reps: int = 7) -> float:
+    """Median GFLOP/s of a plain n x n x n fp32 matmul through torch (the machine's BLAS)."""
+    a = torch.randn(n, n, device=device)
+    b = torch.randn(n, n, device=device)
+    torch.mm(a, b)
+    times = [_time_once(lambda: torch.mm(a, b), device) for _ in range(reps)]
+    return 2 * n ** 3 / statistics.median(times) / 1e6
 
 
 def plot(rows: list[dict], path: str) -> None:
@@ -359,7 +401,7 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def run_matrix(cases: list[Case], device: str, progress: bool = True, min_time: float = 0.5,
-               on_row: Optional[Callable[[dict], None]] = None) -> list[dict]:
+               on_row: Optional[Callable[[dict], None]] = None, aa: bool = False) -> list[dict]:
     try:
         from tqdm import tqdm
     except ImportError:  # the bar is a nicety
@@ -369,7 +411,7 @@ def run_matrix(cases: list[Case], device: str, progress: bool = True, min_time: 
     for case in cases:
         if bar is not None:
             bar.set_description(f"{case.cell} {case.mode} {case.shape}")
-        row = run_case(case, device, min_time=min_time)
+        row = run_case(case, device, min_time=min_time, aa=aa)
         rows.append(row)
         if on_row:
             on_row(row)

@@ -1,0 +1,92 @@
+"""Peak memory of one CPU training step (forward + backward), torch.nn against fused_rnn.
+
+torch has no allocator statistics on the CPU, so each side runs in a fresh process: it builds
+the model and the input, warms the libraries up on a tiny input, records its resident set size,
+runs one training step, and reports how far the resident set's high-water mark rose above that.
+Every byte the step allocated and touched counts, freed or not, as in an allocator's peak.
+
+    python bench/memory.py [--threads 2] [--markdown PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import platform
+import subprocess
+import sys
+
+import torch
+
+SHAPES = [(64, 256, 256, 50), (1, 256, 256, 200), (8, 512, 512, 200), (64, 1024, 1024, 50)]
+CELLS = {"lstm": "LSTM", "gru": "GRU", "rnn": "RNN"}
+
+CHILD = r"""
+import json, resource, sys
+import torch
+import fused_rnn
+cls, B, I, H, T, side, threads = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], int(sys.argv[7])
+torch.set_num_threads(threads)
+lib = torch.nn if side == "torch" else fused_rnn
+model = getattr(lib, cls)(I, H)
+x = torch.randn(T, B, I, requires_grad=True)
+warm = torch.randn(2, 1, I, requires_grad=True)
+out, _ = model(warm)
+out.sum().backward()
+model.zero_grad(set_to_none=True)
+
+def rss_kib():
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize() // 1024
+
+before = rss_kib()
+out, _ = model(x)
+out.sum().backward()
+peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+print(json.dumps({"peak_mib": max(0, peak - before) / 1024}))
+"""
+
+
+def measure(cls, shape, side, threads):
+    B, I, H, T = shape
+    out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads)],
+                         capture_output=True, text=True, check=True)
+    return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--markdown", metavar="PATH")
+    args = p.parse_args()
+    import fused_rnn
+
+    lines = [
+        "# Peak memory of one CPU training step",
+        "",
+        f"{platform.processor() or platform.machine()} | torch {torch.__version__} | fused_rnn {fused_rnn.__version__}"
+        f" | {args.threads} threads | float32 | "
+        + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "",
+        "Rise of the resident set's high-water mark over one forward + backward, each side in a fresh process.",
+        "",
+        "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn |",
+        "|---|---|---|---|---|",
+    ]
+    print("\n".join(lines), flush=True)
+    for cell, cls in CELLS.items():
+        for shape in SHAPES:
+            ref = measure(cls, shape, "torch", args.threads)
+            ours = measure(cls, shape, "fused", args.threads)
+            B, I, H, T = shape
+            line = f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
+            lines.append(line)
+            print(line, flush=True)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
+
+
+if __name__ == "__main__":
+    main()
