@@ -64,7 +64,8 @@ struct BackwardStep {
   const T* dh_raw = nullptr; // projected LSTM: (rows, H) gradient reaching h_t before projection
   Acc<T>* dc = nullptr;      // LSTM (rows, H): gradient reaching c_t in, reaching c_{t-1} out
   T* dg = nullptr;           // (rows, G*H) gradient of the input-side pre-activations
-  T* dgh = nullptr;          // GRU: (rows, 3H) gradient of the recurrent-side pre-activations
+  T* dgh = nullptr;          // GRU: (rows, H) gradient of W_hn h + b_hn (the recurrent side's r and z
+                             // gradients are dG's own)
   // The state entering this step: row r comes from the previous step's block when
   // r < prev_rows, otherwise from the initial state.
   const T* prev = nullptr;   // LSTM: c_t column of the previous step's ws rows; GRU: previous output rows

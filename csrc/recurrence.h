@@ -200,7 +200,10 @@ std::vector<Tensor> backward_impl(
   Tensor dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
                                : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
   Tensor dG = at::empty({N, GH}, opts);
-  Tensor dGh = Cell::kSeparateRecurrent ? at::empty({N, GH}, opts) : dG;
+  // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
+  // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
+  Tensor dGh = Cell::kSeparateRecurrent ? at::empty({N, H}, opts) : dG;
+  const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
   Tensor dR, dh_raw;
   if (proj) {
     dR = at::empty({N, P}, opts);
@@ -244,7 +247,7 @@ std::vector<Tensor> backward_impl(
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
     sb.out = out + off * P;
     sb.dg = dg + off * GH;
-    sb.dgh = dgh + off * GH;
+    sb.dgh = dgh + off * dgh_ld;
   };
   const T* gcs = grad_cell_states.defined() ? grad_cell_states.const_data_ptr<T>() : nullptr;
   const bool whole =
@@ -265,25 +268,13 @@ std::vector<Tensor> backward_impl(
     }
     set_step(t, st);
     Backend::template backward<T>(Cell::kKind, st, rows);
-    // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there.
-    gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, Cell::kSeparateRecurrent, dh, P);
-  }
-
-  // The state entering each step, row-aligned with dG, for dW_hh.
-  Tensor h_prev = at::empty({N, P}, opts);
-  {
-    T* hp = h_prev.data_ptr<T>();
-    const T* hx = a.hx.const_data_ptr<T>();
-    for (int64_t t = 0; t < a.T; ++t) {
-      const int64_t rows = a.sizes[t], off = a.offsets[t];
-      const int64_t tp = previous_step(a, t, reverse);
-      const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
-      if (from_prev > 0) {
-        Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
-      }
-      if (rows > from_prev) {
-        Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
-      }
+    // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there,
+    // and its n rows of W_hh meet dGh instead of dG.
+    if (Cell::kSeparateRecurrent) {
+      gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, GH, w_hh, P, true, dh, P);
+      gemm<T>(dev, false, false, rows, P, H, st.dgh, H, w_hh + 2 * H * P, P, true, dh, P);
+    } else {
+      gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, false, dh, P);
     }
   }
 
@@ -299,11 +290,50 @@ std::vector<Tensor> backward_impl(
   };
   matmul(false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I);
   matmul(true, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, grad_w_ih.data_ptr<T>(), I);
-  matmul(true, GH, P, N, dgh, GH, h_prev.const_data_ptr<T>(), P, grad_w_hh.data_ptr<T>(), P);
+
+  // dW_hh = dGh^T h_prev, h_prev the state entering each step (row-aligned with dG). A dense
+  // sequence reads it in place: the output shifted by one step, and hx at the first step.
+  auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
+    const T* hx = a.hx.const_data_ptr<T>();
+    if (!a.packed) {
+      const int64_t later = N - B;  // rows of every step but the first processed
+      const T* d_later = reverse ? d : d + B * ld;
+      const T* d_first = reverse ? d + later * ld : d;
+      matmul(true, M, P, later, d_later, ld, reverse ? out + B * P : out, P, dst, P);
+      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, true, dst, P);
+      return;
+    }
+    Tensor h_prev = at::empty({N, P}, opts);
+    T* hp = h_prev.data_ptr<T>();
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      const int64_t tp = previous_step(a, t, reverse);
+      const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
+      if (from_prev > 0) {
+        Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
+      }
+      if (rows > from_prev) {
+        Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
+      }
+    }
+    matmul(true, M, P, N, d, ld, hp, P, dst, P);
+  };
+  T* gw_hh = grad_w_hh.data_ptr<T>();
+  if (Cell::kSeparateRecurrent) {
+    grad_hh(2 * H, dg, GH, gw_hh);
+    grad_hh(H, dgh, H, gw_hh + 2 * H * P);
+  } else {
+    grad_hh(GH, dg, GH, gw_hh);
+  }
   // Bias gradients are column sums, reduced in fp32 for half and bfloat16.
   const auto acc = acc_type(a.input.scalar_type());
   Tensor grad_b_ih = a.b_ih.defined() ? dG.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);
-  Tensor grad_b_hh = a.b_hh.defined() ? dGh.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);
+  Tensor grad_b_hh = at::empty({0}, opts);
+  if (a.b_hh.defined()) {
+    grad_b_hh = Cell::kSeparateRecurrent
+        ? at::cat({dG.narrow(1, 0, 2 * H).sum(0, false, acc), dGh.sum(0, false, acc)}).to(a.input.scalar_type())
+        : dG.sum(0, false, acc).to(a.input.scalar_type());
+  }
   Tensor grad_w_hr = at::empty({0}, opts);
   if (proj) {
     grad_w_hr = at::empty({P, H}, opts);

@@ -152,16 +152,14 @@ void gru_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_
     const T* h_prev = s.prev_row(r);
     T* dh = s.dh + r * H;
     T* dg = s.dg + r * 3 * H;
-    T* dgh = s.dgh + r * 3 * H;
+    T* dhn = s.dgh + r * H;
     for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       const auto gr = gru_backward_point(
           L(w + j), L(w + H + j), L(w + 2 * H + j), L(w + 3 * H + j), L(h_prev + j), L(dh + j));
       L.put(dg + j, gr.dr);
-      L.put(dgh + j, gr.dr);
       L.put(dg + H + j, gr.dz);
-      L.put(dgh + H + j, gr.dz);
       L.put(dg + 2 * H + j, gr.dn);
-      L.put(dgh + 2 * H + j, gr.dhn);
+      L.put(dhn + j, gr.dhn);
       L.put(dh + j, gr.dh_prev);
     });
   }

@@ -209,8 +209,13 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       }
       kern.backward_block[c](st, r0, r1, j0, j1);
     } else {
-      kern.project_tile[col](st.dgh, GH, 1, panel + u * tile_elems, GH, H, u, r0, r1, st.dh, P,
-                             cell == CellKind::kGru);
+      const T* pu = panel + u * tile_elems;
+      if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
+        kern.project_tile[col](st.dg, GH, 1, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
+        kern.project_tile[col](st.dgh, H, 1, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
+      } else {
+        kern.project_tile[col](st.dg, GH, 1, pu, GH, H, u, r0, r1, st.dh, P, false);
+      }
     }
   });
   return true;

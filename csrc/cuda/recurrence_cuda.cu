@@ -115,11 +115,10 @@ __global__ void gru_backward_kernel(BackwardStep<T> s, int64_t rows) {
     const auto gr = gru_backward_point<A>(
         A(w[j]), A(w[H + j]), A(w[2 * H + j]), A(w[3 * H + j]), A(s.prev_row(r)[j]), A(s.dh[r * H + j]));
     T* dg = s.dg + r * 3 * H;
-    T* dgh = s.dgh + r * 3 * H;
-    dg[j] = dgh[j] = T(gr.dr);
-    dg[H + j] = dgh[H + j] = T(gr.dz);
+    dg[j] = T(gr.dr);
+    dg[H + j] = T(gr.dz);
     dg[2 * H + j] = T(gr.dn);
-    dgh[2 * H + j] = T(gr.dhn);
+    s.dgh[r * H + j] = T(gr.dhn);
     s.dh[r * H + j] = T(gr.dh_prev);
   }
 }
