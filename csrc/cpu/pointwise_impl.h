@@ -309,6 +309,14 @@ inline void tile_product_rows(int rows, const T* a, int64_t lda, int64_t ldk, co
   tile_product<T, MR, NV>(a, lda, ldk, panel, K, c);
 }
 
+// The rows of the next register block when `left` rows remain: blocks of (nearly)
+// equal size, so 8 rows run as 4 + 4 rather than 6 + 2 (a 2-row block keeps a
+// third of the accumulators busy).
+inline int64_t block_rows(int64_t left, int64_t mr) {
+  const int64_t blocks = (left + mr - 1) / mr;
+  return (left + blocks - 1) / blocks;
+}
+
 // Rows [r0, r1) of one step for tile u: st as for the row passes above, except that
 // st.gates holds only x W_ih^T (the recurrent part is computed here from h_prev,
 // ld K) and st.h receives h_t (it is not read).
@@ -320,8 +328,8 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
   constexpr int W = S::W;
   const int64_t H = st.H;
   alignas(64) T acc[S::MR * S::NV * W];
-  for (int64_t rb = r0; rb < r1; rb += S::MR) {
-    const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
+  for (int64_t rb = r0, rows = 0; rb < r1; rb += rows) {
+    rows = block_rows(r1 - rb, S::MR);
     // The epilogue's rows of the gate buffer (and the cell state) are far apart in a
     // buffer larger than the caches: ask for them now, so they arrive during the product.
     for (int m = 0; m < rows; ++m) {
@@ -335,7 +343,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
         __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(rows, h_prev + rb * K, K, 1, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), h_prev + rb * K, K, 1, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
@@ -399,8 +407,8 @@ void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t 
   using V = Vectorized<T>;
   constexpr int W = S::W;
   alignas(64) T acc[S::MR * S::NV * W];
-  for (int64_t rb = r0; rb < r1; rb += S::MR) {
-    const int rows = static_cast<int>(std::min<int64_t>(S::MR, r1 - rb));
+  for (int64_t rb = r0, rows = 0; rb < r1; rb += rows) {
+    rows = block_rows(r1 - rb, S::MR);
     for (int m = 0; m < rows; ++m) {  // the rows this block will write, as in forward_tile
       for (int g = 0; g < S::G; ++g) {
         for (int q = 0; q < S::U; ++q) {
@@ -408,7 +416,7 @@ void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t 
         }
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(rows, x + rb * ldx, ldx, ldk, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), x + rb * ldx, ldx, ldk, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
       for (int q = 0; q < S::U; ++q) {
