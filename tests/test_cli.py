@@ -30,6 +30,28 @@ def test_bench_prints_header_table_and_summary(capsys):
     assert lines[-1].startswith("Speedup of fused over torch.nn")
 
 
+def test_bench_aa_column_and_summary(capsys):
+    assert main(TINY + ["--cells", "rnn", "--aa"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[1].split()[-1] == "A/A"
+    rows = [line.split() for line in lines[2:] if line.split()[:1] == ["rnn"]]
+    assert len(rows) == 2
+    for r in rows:
+        assert r[-1].endswith("x") and 0.2 < float(r[-1][:-1]) < 5  # torch.nn against itself
+    assert lines[-1].startswith("A/A (torch.nn timed against a copy of itself")
+
+
+def test_summary_holds_the_large_forward_against_the_gemm():
+    from fused_rnn import bench
+
+    row = dict(cell="lstm", B=64, I=1024, H=1024, T=50, layers=1, directions=1, dtype="float32",
+               mode="inference", speedup=1.0, fused_gflops=150.0)
+    text = bench.summary([row], {"gemm_gflops": 120.0})
+    assert "Large-shape forward (B=64, I=H=1024) against a plain fp32 GEMM of 120 GFLOP/s: lstm T=50 150 GFLOP/s (125%)" \
+        in text
+    assert bench.gemm_gflops("cpu", n=64, reps=3) > 0
+
+
 def test_bench_writes_json_csv_markdown(tmp_path):
     paths = {k: tmp_path / f"out.{k}" for k in ("json", "csv", "md")}
     assert main(TINY + ["--cells", "rnn", "--json", str(paths["json"]), "--csv", str(paths["csv"]),

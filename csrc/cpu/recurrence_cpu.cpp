@@ -30,6 +30,22 @@ std::atomic<bool>& fused_flag() {
   return on;
 }
 
+// How a step's work is cut into team items: `tiles` blocks of `units` hidden units,
+// and when there are few tiles for the threads, the B rows in `groups` of
+// `group_rows` (whole register blocks of `mr` rows) too. Item i is tile i / groups,
+// row group i % groups.
+struct TileGrid {
+  int64_t units, tiles, groups, group_rows;
+
+  TileGrid(int64_t H, int64_t B, int64_t units_, int64_t mr) : units(units_), tiles((H + units_ - 1) / units_) {
+    const int64_t threads = at::get_num_threads();
+    const int64_t row_blocks = (B + mr - 1) / mr;
+    groups = tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
+    group_rows = (row_blocks + groups - 1) / groups * mr;
+  }
+  int64_t items() const { return tiles * groups; }
+};
+
 // Every step of an unprojected layer with the fused tiles of pointwise_impl.h, on a
 // team of threads that each keep their tiles (and the slice of W_hh packed for
 // them) for the whole sequence; one barrier per step.
@@ -42,16 +58,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   }
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
-  const int64_t units = kern.tile_units[c];
-  const int64_t tiles = (H + units - 1) / units;
+  const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
+  const int64_t tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
   const int64_t tile_elems = K * kern.tile_width[c];
-  const int64_t mr = kern.tile_rows[c];
-  // Few tiles for many threads: split the rows too (in whole register blocks).
-  const int64_t threads = at::get_num_threads();
-  const int64_t row_blocks = (B + mr - 1) / mr;
-  const int64_t groups =
-      tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
-  const int64_t group_rows = (row_blocks + groups - 1) / groups * mr;
 
   const PanelLayout layout{0, c, &kern};
   at::Tensor panels = find_panels(a.w_hh, layout);
@@ -67,7 +76,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
 
   // Step 0 packs the panels, each by the thread that will use it; step s > 0 is
   // sequence step s - 1 in processing order.
-  run_steps(a.T + 1, tiles * groups, [&](int64_t s, int64_t item) {
+  run_steps(a.T + 1, grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
       if (grp == 0 && !cached) {
@@ -162,19 +171,13 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
   const int col = static_cast<int>(CellKind::kRnnTanh);  // the single-gate tile geometry
-  const int64_t units = kern.column_units;
-  const int64_t tiles = (H + units - 1) / units;
+  const TileGrid grid(H, B, kern.column_units, kern.tile_rows[col]);
+  const int64_t units = grid.units, tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
   const int64_t tile_elems = GH * units;
-  const int64_t mr = kern.tile_rows[col];
-  const int64_t threads = at::get_num_threads();
-  const int64_t row_blocks = (B + mr - 1) / mr;
-  const int64_t groups =
-      tiles >= 2 * threads ? 1 : std::max<int64_t>(1, std::min(row_blocks, (2 * threads + tiles - 1) / tiles));
-  const int64_t group_rows = (row_blocks + groups - 1) / groups * mr;
   at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
   T* panel = panels.data_ptr<T>();
 
-  run_steps(1 + 2 * a.T, tiles * groups, [&](int64_t s, int64_t item) {
+  run_steps(1 + 2 * a.T, grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
       if (grp == 0) {
