@@ -21,10 +21,11 @@
 //     writes x W_ih^T for every row into gates and returns true, or returns false for
 //     the gemm here
 //   template <class T> static bool forward_sequence(CellKind, const LayerArgs&, bool reverse,
-//       const ForwardStep<T>& st, T* gates, T* out, T* ws, const T* w_hh)
-//     runs every step of an unprojected layer and returns true, or returns false to
-//     leave the steps to the loop here (st holds the per-call fields; gates, out and
-//     ws are the first rows of the whole sequence; st.h holds h_0 in and h_n out)
+//       const ForwardStep<T>& st, T* gates, T* out, T* ws)
+//     runs an unprojected layer whole, input projection included, and returns true,
+//     or returns false to leave it to the code here (st holds the per-call fields;
+//     gates, out and ws are the first rows of the whole sequence, gates null where
+//     the backend is to keep its own buffer; st.h holds h_0 in and h_n out)
 //   template <class T> static bool matmul(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A,
 //       int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc)
 //     C = op(A) B with B row-major, returning true, or false for the gemm here
@@ -84,30 +85,17 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   const int64_t ws_ld = workspace_cols(a.cell, H, proj);
   Tensor ws = train ? at::empty({N, ws_ld}, opts) : at::empty({0}, opts);
 
-  Tensor gates;
-  int64_t gates_ld;
-  if (Cell::kGatesInOutput) {
-    gates = output;
-    gates_ld = P;
-  } else if (train) {
-    gates = ws;
-    gates_ld = ws_ld;
-  } else {
-    gates = at::empty({N, GH}, opts);
-    gates_ld = GH;
-  }
-  T* gates_p = gates.data_ptr<T>();
-  if (!Backend::template input_projection<T>(Cell::kKind, a, gates_p, gates_ld)) {
-    gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
-            gates_p, gates_ld);
-  }
+  // The gate buffer: x W_ih^T of every step in, activations out. An Elman RNN uses its
+  // output, training the workspace; an inference LSTM or GRU allocates one below only
+  // if the backend does not run the whole sequence itself.
+  Tensor gates = Cell::kGatesInOutput ? output : (train ? ws : Tensor());
+  const int64_t gates_ld = Cell::kGatesInOutput ? P : (train ? ws_ld : GH);
 
   Tensor bias, bias_hh, gh, h_raw;
   if (Cell::kSeparateRecurrent) {
     const Tensor zeros = at::zeros({GH}, opts);
     bias = a.b_ih.defined() ? a.b_ih : zeros;
     bias_hh = a.b_hh.defined() ? a.b_hh : zeros;
-    gh = at::empty({a.B, GH}, opts);
   } else {
     bias = combined_bias(a);
   }
@@ -124,7 +112,6 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   st.H = H;
   st.P = P;
   st.gates_ld = gates_ld;
-  st.gh = gh.defined() ? gh.const_data_ptr<T>() : nullptr;
   st.bias = bias.const_data_ptr<T>();
   st.bias_hh = bias_hh.defined() ? bias_hh.const_data_ptr<T>() : nullptr;
   st.h = h;
@@ -132,9 +119,26 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   st.ws_ld = ws_ld;
   st.h_raw_ld = train ? ws_ld : H;
 
-  // A backend may run the whole sequence itself (the CPU's fused steps); st then
-  // carries the per-call fields and the base pointers below.
-  const bool whole = !proj && Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates_p, out, ws_p, w_hh);
+  // A backend may run the whole sequence itself, input projection included (the CPU's
+  // fused steps); st then carries the per-call fields.
+  const bool whole = !proj &&
+      Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates.defined() ? gates.data_ptr<T>() : nullptr,
+                                            out, ws_p);
+  T* gates_p = nullptr;
+  if (!whole) {
+    if (!gates.defined()) {
+      gates = at::empty({N, GH}, opts);
+    }
+    gates_p = gates.data_ptr<T>();
+    if (!Backend::template input_projection<T>(Cell::kKind, a, gates_p, gates_ld)) {
+      gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
+              gates_p, gates_ld);
+    }
+    if (Cell::kSeparateRecurrent) {
+      gh = at::empty({a.B, GH}, opts);
+      st.gh = gh.const_data_ptr<T>();
+    }
+  }
   for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
     const int64_t t = reverse ? a.T - 1 - s : s;
     const int64_t rows = a.sizes[t], off = a.offsets[t];

@@ -46,69 +46,128 @@ struct TileGrid {
   int64_t items() const { return tiles * groups; }
 };
 
-// Every step of an unprojected layer with the fused tiles of pointwise_impl.h, on a
-// team of threads that each keep their tiles (and the slice of W_hh packed for
-// them) for the whole sequence; one barrier per step.
+// An unprojected layer whole on a team of threads that each keep the same tiles of
+// hidden units (and the slices of W_hh and W_ih packed for them) for the whole
+// sequence. The input projection runs in chunks of about kChunkRows rows just ahead
+// of the steps that read them, each tile's by the thread that owns the tile, so the
+// projected inputs are read back from that core's cache (and an inference call needs
+// a buffer for one chunk, not the whole sequence). One barrier per team step.
+constexpr int64_t kChunkRows = 512;
+
 template <typename T>
 bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st0, T* gates, T* out,
-                   T* ws, const T* w_hh) {
-  const int64_t H = a.H, K = a.P, B = a.B;
-  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || a.T == 0) {
+                   T* ws) {
+  const int64_t H = a.H, K = a.P, B = a.B, I = a.I, T_ = a.T, GH = a.G * a.H;
+  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || T_ == 0) {
     return false;
   }
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
   const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
-  const int64_t tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
-  const int64_t tile_elems = K * kern.tile_width[c];
+  const int64_t groups = grid.groups, group_rows = grid.group_rows;
+  const int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
 
-  const PanelLayout layout{0, c, &kern};
-  at::Tensor panels = find_panels(a.w_hh, layout);
-  const bool cached = panels.defined();
-  if (!cached) {
-    panels = at::empty({tiles * tile_elems}, a.input.options());
+  const PanelLayout hh_layout{0, c, &kern}, ih_layout{1, c, &kern};
+  at::Tensor hh = find_panels(a.w_hh, hh_layout), ih = find_panels(a.w_ih, ih_layout);
+  const bool hh_cached = hh.defined(), ih_cached = ih.defined();
+  if (!hh_cached) {
+    hh = at::empty({grid.tiles * hh_elems}, a.input.options());
   }
-  T* panel = panels.data_ptr<T>();
+  if (!ih_cached) {
+    ih = at::empty({grid.tiles * ih_elems}, a.input.options());
+  }
+  T* hh_p = hh.data_ptr<T>();
+  T* ih_p = ih.data_ptr<T>();
+  const T* w_hh = a.w_hh.const_data_ptr<T>();
+  const T* w_ih = a.w_ih.const_data_ptr<T>();
+  const T* x = a.input.const_data_ptr<T>();
+
+  // Chunks of steps (processing order) and the rows of the input they cover.
+  const int64_t chunk_steps = std::max<int64_t>(1, kChunkRows / B);
+  const int64_t chunks = (T_ + chunk_steps - 1) / chunk_steps;
+  std::vector<int64_t> chunk_row0(chunks), chunk_row1(chunks);
+  for (int64_t k = 0; k < chunks; ++k) {
+    const int64_t q0 = k * chunk_steps, q1 = std::min(T_, q0 + chunk_steps);
+    const int64_t t_lo = reverse ? T_ - q1 : q0, t_hi = reverse ? T_ - 1 - q0 : q1 - 1;
+    chunk_row0[k] = a.offsets[t_lo];
+    chunk_row1[k] = a.offsets[t_hi] + a.sizes[t_hi];
+  }
+  // An inference LSTM or GRU keeps its projected inputs in a buffer for one chunk.
+  at::Tensor chunk_buf;
+  int64_t gates_ld = st0.gates_ld;
+  if (gates == nullptr) {
+    chunk_buf = at::empty({std::min(a.N, chunk_steps * B), GH}, a.input.options());
+    gates_ld = GH;
+  }
+  auto gate_rows = [&](int64_t chunk) { return gates ? gates + chunk_row0[chunk] * gates_ld : chunk_buf.data_ptr<T>(); };
+
   // h_{t-1} and h_t alternate between two buffers; st0.h (hx in, h_n out) is the first.
   at::Tensor other = at::empty({B, H}, a.input.options());
   T* buf[2] = {st0.h, other.data_ptr<T>()};
   std::memcpy(buf[1], buf[0], sizeof(T) * B * H);
 
-  // Step 0 packs the panels, each by the thread that will use it; step s > 0 is
-  // sequence step s - 1 in processing order.
-  run_steps(a.T + 1, grid.items(), [&](int64_t s, int64_t item) {
+  // The team's steps: pack the panels, then per chunk its projection and its steps.
+  constexpr int64_t kPack = -1;
+  std::vector<int64_t> plan{kPack};  // >= 0: sequence step q; <= -2: projection of chunk -2 - e
+  for (int64_t k = 0; k < chunks; ++k) {
+    plan.push_back(-2 - k);
+    for (int64_t q = k * chunk_steps; q < std::min(T_, (k + 1) * chunk_steps); ++q) {
+      plan.push_back(q);
+    }
+  }
+
+  run_steps(static_cast<int64_t>(plan.size()), grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
-    if (s == 0) {
-      if (grp == 0 && !cached) {
-        kern.pack_tile[c](w_hh, H, K, u, panel + u * tile_elems);
+    const int64_t e = plan[s];
+    if (e == kPack) {
+      if (grp == 0 && !hh_cached) {
+        kern.pack_tile[c](w_hh, H, K, u, hh_p + u * hh_elems);
+      }
+      if (grp == 0 && !ih_cached) {
+        kern.pack_tile[c](w_ih, H, I, u, ih_p + u * ih_elems);
       }
       return;
     }
-    const int64_t t = reverse ? a.T - s : s - 1;
+    if (e < 0) {
+      const int64_t k = -2 - e, row0 = chunk_row0[k], rows = chunk_row1[k] - row0;
+      const int64_t per = (rows + groups - 1) / groups;
+      const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
+      if (r0 < r1) {
+        kern.project_tile[c](x + row0 * I, I, 1, ih_p + u * ih_elems, I, H, u, r0, r1, gate_rows(k), gates_ld,
+                             false);
+      }
+      return;
+    }
+    const int64_t q = e, t = reverse ? T_ - 1 - q : q;
     const int64_t rows = a.sizes[t], off = a.offsets[t];
     const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
     if (r0 >= r1) {
       return;
     }
+    const int64_t k = q / chunk_steps;
     ForwardStep<T> st = st0;
-    st.gates = gates + off * st0.gates_ld;
+    st.gates = gate_rows(k) + (off - chunk_row0[k]) * gates_ld;
+    st.gates_ld = gates_ld;
     st.out = out + off * K;
     st.ws = ws ? ws + off * st0.ws_ld : nullptr;
-    st.h = buf[s % 2];
-    kern.forward_tile[c](st, buf[(s - 1) % 2], panel + u * tile_elems, K, u, r0, r1);
+    st.h = buf[(q + 1) % 2];
+    kern.forward_tile[c](st, buf[q % 2], hh_p + u * hh_elems, K, u, r0, r1);
   });
 
-  if (!cached) {
-    keep_panels(a.w_hh, layout, panels);
+  if (!hh_cached) {
+    keep_panels(a.w_hh, hh_layout, hh);
   }
-  // h_n: each row's state after the last step it was active in.
+  if (!ih_cached) {
+    keep_panels(a.w_ih, ih_layout, ih);
+  }
+  // h_n: each row's state after the last step it was active in (step q wrote buf[(q + 1) % 2]).
   std::vector<int64_t> last(B, -1);
-  for (int64_t s = 1; s <= a.T; ++s) {
-    const int64_t t = reverse ? a.T - s : s - 1;
-    std::fill(last.begin(), last.begin() + a.sizes[t], s);
+  for (int64_t q = 0; q < T_; ++q) {
+    const int64_t t = reverse ? T_ - 1 - q : q;
+    std::fill(last.begin(), last.begin() + a.sizes[t], q);
   }
   for (int64_t r = 0; r < B; ++r) {
-    if (last[r] > 0 && last[r] % 2 == 1) {
+    if (last[r] >= 0 && (last[r] + 1) % 2 == 1) {
       std::memcpy(buf[0] + r * H, buf[1] + r * H, sizeof(T) * H);
     }
   }
@@ -292,8 +351,8 @@ struct CpuBackend {
 
   template <typename T>
   static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
-                               T* out, T* ws, const T* w_hh) {
-    return fused_forward<T>(cell, a, reverse, st, gates, out, ws, w_hh);
+                               T* out, T* ws) {
+    return fused_forward<T>(cell, a, reverse, st, gates, out, ws);
   }
 
   template <typename T, class F>

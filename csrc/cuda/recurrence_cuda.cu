@@ -228,7 +228,7 @@ struct CudaBackend {
 
   // Every step goes through the per-step loop of recurrence.h (the alternating tier).
   template <typename T>
-  static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*, const T*) {
+  static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*) {
     return false;
   }
 
