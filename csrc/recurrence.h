@@ -17,18 +17,15 @@
 //   template <class T> static void backward(CellKind, const BackwardStep<T>&, int64_t rows)
 //   template <class D, class S> static void add(D* dst, const S* src, int64_t n)   // dst += src
 //   template <class T> static void copy(T* dst, const T* src, int64_t n)
-//   template <class T> static bool input_projection(CellKind, const LayerArgs&, T* gates, int64_t ld)
-//     writes x W_ih^T for every row into gates and returns true, or returns false for
-//     the gemm here
 //   template <class T> static bool forward_sequence(CellKind, const LayerArgs&, bool reverse,
 //       const ForwardStep<T>& st, T* gates, T* out, T* ws)
 //     runs an unprojected layer whole, input projection included, and returns true,
 //     or returns false to leave it to the code here (st holds the per-call fields;
 //     gates, out and ws are the first rows of the whole sequence, gates null where
 //     the backend is to keep its own buffer; st.h holds h_0 in and h_n out)
-//   template <class T> static bool matmul(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A,
-//       int64_t lda, const T* B, int64_t ldb, T* C, int64_t ldc)
-//     C = op(A) B with B row-major, returning true, or false for the gemm here
+//   template <class T> static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
+//       const T* B, int64_t ldb, T* C, int64_t ldc)
+//     C = A B, all row-major, returning true, or false for the gemm here
 //   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
 //       const BackwardStep<T>& st, const F& set_step, const T* grad_output, const T* grad_cell_states,
 //       const T* w_hh)
@@ -130,10 +127,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
       gates = at::empty({N, GH}, opts);
     }
     gates_p = gates.data_ptr<T>();
-    if (!Backend::template input_projection<T>(Cell::kKind, a, gates_p, gates_ld)) {
-      gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
-              gates_p, gates_ld);
-    }
+    gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
+            gates_p, gates_ld);
     if (Cell::kSeparateRecurrent) {
       gh = at::empty({a.B, GH}, opts);
       st.gh = gh.const_data_ptr<T>();
@@ -285,15 +280,11 @@ std::vector<Tensor> backward_impl(
   Tensor grad_input = at::empty(a.input.sizes(), opts);
   Tensor grad_w_ih = at::empty({GH, I}, opts);
   Tensor grad_w_hh = at::empty({GH, P}, opts);
-  // C = op(A) B, by the backend's own kernel where it has one.
-  auto matmul = [&](bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* Bm, int64_t ldb,
-                    T* C, int64_t ldc) {
-    if (!Backend::template matmul<T>(trans_a, M, Nc, K, A, lda, Bm, ldb, C, ldc)) {
-      gemm<T>(dev, trans_a, false, M, Nc, K, A, lda, Bm, ldb, false, C, ldc);
-    }
-  };
-  matmul(false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I);
-  matmul(true, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, grad_w_ih.data_ptr<T>(), I);
+  // grad_input = dG W_ih, by the backend's own kernel where it has one.
+  if (!Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
+    gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(), I);
+  }
+  gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
 
   // dW_hh = dGh^T h_prev, h_prev the state entering each step (row-aligned with dG). A dense
   // sequence reads it in place: the output shifted by one step, and hx at the first step.
@@ -303,7 +294,7 @@ std::vector<Tensor> backward_impl(
       const int64_t later = N - B;  // rows of every step but the first processed
       const T* d_later = reverse ? d : d + B * ld;
       const T* d_first = reverse ? d + later * ld : d;
-      matmul(true, M, P, later, d_later, ld, reverse ? out + B * P : out, P, dst, P);
+      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, false, dst, P);
       gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, true, dst, P);
       return;
     }
@@ -320,7 +311,7 @@ std::vector<Tensor> backward_impl(
         Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
       }
     }
-    matmul(true, M, P, N, d, ld, hp, P, dst, P);
+    gemm<T>(dev, true, false, M, P, N, d, ld, hp, P, false, dst, P);
   };
   T* gw_hh = grad_w_hh.data_ptr<T>();
   if (Cell::kSeparateRecurrent) {

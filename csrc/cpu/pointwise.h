@@ -35,8 +35,8 @@ struct PointwiseKernels {
   int64_t tile_width[4];   // panel columns per k (gates x units)
   int64_t tile_rows[4];    // rows per register block
   // out[r][g*H + j] (+)= x[r] . W[g*H + j] for tile u of the cell's geometry.
-  using ProjectTile = void (*)(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t K, int64_t H, int64_t u,
-                               int64_t r0, int64_t r1, T* out, int64_t ldo, bool accumulate);
+  using ProjectTile = void (*)(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0,
+                               int64_t r1, T* out, int64_t ldo, bool accumulate);
   // Backward: the pointwise pass over rows [r0, r1) and units [j0, j1), and the
   // column panels of W_hh (single-gate geometry, column_units wide) for dG W_hh.
   using BackwardBlock = void (*)(const BackwardStep<T>&, int64_t r0, int64_t r1, int64_t j0, int64_t j1);

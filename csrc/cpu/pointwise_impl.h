@@ -257,10 +257,9 @@ void pack_tile(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst) {
   }
 }
 
-// c[m][v*W..] = sum_k a[m*lda + k*ldk] * panel[k][v*W..] for MR rows of a (a row-major
-// block has ldk = 1; a transposed one lda = 1).
+// c[m][v*W..] = sum_k a[m*lda + k] * panel[k][v*W..] for MR rows of a.
 template <typename T, int MR, int NV>
-inline void tile_product(const T* a, int64_t lda, int64_t ldk, const T* panel, int64_t K, T* c) {
+inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
   using V = Vectorized<T>;
   constexpr int W = V::size();
   V acc[MR][NV];
@@ -273,7 +272,7 @@ inline void tile_product(const T* a, int64_t lda, int64_t ldk, const T* panel, i
   }
   for (int64_t k = 0; k < K; ++k) {
     const T* w = panel + k * NV * W;
-    const T* ak = a + k * ldk;
+    const T* ak = a + k;
     V b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
@@ -299,14 +298,14 @@ inline void tile_product(const T* a, int64_t lda, int64_t ldk, const T* panel, i
 
 // The same for any rows <= MR, by the largest register block that fits.
 template <typename T, int MR, int NV>
-inline void tile_product_rows(int rows, const T* a, int64_t lda, int64_t ldk, const T* panel, int64_t K, T* c) {
+inline void tile_product_rows(int rows, const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
   if constexpr (MR > 1) {
     if (rows < MR) {
-      tile_product_rows<T, MR - 1, NV>(rows, a, lda, ldk, panel, K, c);
+      tile_product_rows<T, MR - 1, NV>(rows, a, lda, panel, K, c);
       return;
     }
   }
-  tile_product<T, MR, NV>(a, lda, ldk, panel, K, c);
+  tile_product<T, MR, NV>(a, lda, panel, K, c);
 }
 
 // The rows of the next register block when `left` rows remain: blocks of (nearly)
@@ -343,7 +342,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
         __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), h_prev + rb * K, K, 1, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), h_prev + rb * K, K, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
@@ -397,12 +396,12 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
 }
 
 // The input projection for tile u: out[r][g*H + j] (+)= x[r] . W[g*H + j] for the tile's
-// units j and every gate g, rows [r0, r1) (row r of x at x + r*ldx, its k-th value
-// ldk further); panel packed from W (G*H, K) by pack_tile. In the single-gate
-// geometry, with a panel from pack_columns, this is any product op(A) B.
+// units j and every gate g, rows [r0, r1) (row r of x at x + r*ldx); panel packed
+// from W (G*H, K) by pack_tile. In the single-gate geometry, with a panel from
+// pack_columns, this is any product A B.
 template <typename T, CellKind C>
-void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0,
-                  int64_t r1, T* out, int64_t ldo, bool accumulate) {
+void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
+                  T* out, int64_t ldo, bool accumulate) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
   constexpr int W = S::W;
@@ -416,7 +415,7 @@ void project_tile(const T* x, int64_t ldx, int64_t ldk, const T* panel, int64_t 
         }
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), x + rb * ldx, ldx, ldk, panel, K, acc);
+    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), x + rb * ldx, ldx, panel, K, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
       for (int q = 0; q < S::U; ++q) {

@@ -133,8 +133,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       const int64_t per = (rows + groups - 1) / groups;
       const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
       if (r0 < r1) {
-        kern.project_tile[c](x + row0 * I, I, 1, ih_p + u * ih_elems, I, H, u, r0, r1, gate_rows(k), gates_ld,
-                             false);
+        kern.project_tile[c](x + row0 * I, I, ih_p + u * ih_elems, I, H, u, r0, r1, gate_rows(k), gates_ld, false);
       }
       return;
     }
@@ -171,46 +170,6 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       std::memcpy(buf[0] + r * H, buf[1] + r * H, sizeof(T) * H);
     }
   }
-  return true;
-}
-
-// x W_ih^T for every row with the tiles' own kernel: W_ih packed into the same
-// panels as W_hh, the threads splitting the tiles (each panel stays in one core's
-// cache while every row streams past it).
-template <typename T>
-bool fused_input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t ld) {
-  const int64_t H = a.H, K = a.I, N = a.N;
-  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || N == 0 || K == 0) {
-    return false;
-  }
-  const auto& kern = pointwise_kernels<T>();
-  const int c = static_cast<int>(cell);
-  const int64_t units = kern.tile_units[c];
-  const int64_t tiles = (H + units - 1) / units;
-  const int64_t tile_elems = K * kern.tile_width[c];
-  const int64_t chunk = 16 * kern.tile_rows[c];
-  const int64_t chunks = (N + chunk - 1) / chunk;
-  const PanelLayout layout{1, c, &kern};
-  at::Tensor panels = find_panels(a.w_ih, layout);
-  if (!panels.defined()) {
-    panels = at::empty({tiles * tile_elems}, a.input.options());
-    T* dst = panels.data_ptr<T>();
-    const T* w = a.w_ih.const_data_ptr<T>();
-    at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
-      for (int64_t u = u0; u < u1; ++u) {
-        kern.pack_tile[c](w, H, K, u, dst + u * tile_elems);
-      }
-    });
-    keep_panels(a.w_ih, layout, panels);
-  }
-  const T* panel = panels.const_data_ptr<T>();
-  const T* x = a.input.const_data_ptr<T>();
-  at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      kern.project_tile[c](x, K, 1, panel + u * tile_elems, K, H, u, r0, std::min(N, r0 + chunk), gates, ld, false);
-    }
-  });
   return true;
 }
 
@@ -273,26 +232,26 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
     } else {
       const T* pu = panel + u * tile_elems;
       if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
-        kern.project_tile[col](st.dg, GH, 1, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
-        kern.project_tile[col](st.dgh, H, 1, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
+        kern.project_tile[col](st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
+        kern.project_tile[col](st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
       } else {
-        kern.project_tile[col](st.dg, GH, 1, pu, GH, H, u, r0, r1, st.dh, P, false);
+        kern.project_tile[col](st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
       }
     }
   });
   return true;
 }
 
-// C (M x Nc, ldc) = op(A) B with the tiles' kernel, B row-major (K x Nc, ldb): its
-// column panels are packed once, and each thread takes a contiguous run of
-// (column tile, row chunk) items, column-tile major, so a panel stays in its cache.
+// C (M x Nc, ldc) = A B with the tiles' kernel, A and B row-major: B's column panels
+// are packed once, and each thread takes a contiguous run of (column tile, row chunk)
+// items, column-tile major, so a panel stays in its cache. (The weight gradients,
+// A^T B reducing over every row of the sequence, stay on BLAS: read in place the
+// tiles ran ~20% slower, and blocked over 256 rows with each block of A transposed
+// first they only matched it; probes of 2026-11-28.)
 template <typename T>
-bool fused_matmul(bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                  T* C, int64_t ldc) {
-  // A transposed A (the weight gradients, reducing over every row of the sequence)
-  // stays on BLAS: read in place it ran ~20% slower, and blocked over 256 rows with
-  // each block of A transposed first it only matched BLAS (probes of 2026-11-28).
-  if (!fused_flag().load(std::memory_order_relaxed) || trans_a || M == 0 || Nc == 0 || K == 0) {
+bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                  int64_t ldc) {
+  if (!fused_flag().load(std::memory_order_relaxed) || M == 0 || Nc == 0 || K == 0) {
     return false;
   }
   const auto& kern = pointwise_kernels<T>();
@@ -302,8 +261,6 @@ bool fused_matmul(bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, in
   const int64_t tile_elems = K * units;
   const int64_t chunk = 16 * kern.tile_rows[col];
   const int64_t chunks = (M + chunk - 1) / chunk;
-  // op(A)[m][k] = A[m*row + k*step]
-  const int64_t row = trans_a ? 1 : lda, step = trans_a ? lda : 1;
   at::Tensor panels = at::empty({tiles * tile_elems}, c10::CppTypeToScalarType<T>::value);
   T* panel = panels.data_ptr<T>();
   at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
@@ -314,8 +271,7 @@ bool fused_matmul(bool trans_a, int64_t M, int64_t Nc, int64_t K, const T* A, in
   at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      kern.project_tile[col](A, row, step, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc,
-                             false);
+      kern.project_tile[col](A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, false);
     }
   });
   return true;
@@ -345,11 +301,6 @@ struct CpuBackend {
   }
 
   template <typename T>
-  static bool input_projection(CellKind cell, const LayerArgs& a, T* gates, int64_t ld) {
-    return fused_input_projection<T>(cell, a, gates, ld);
-  }
-
-  template <typename T>
   static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
                                T* out, T* ws) {
     return fused_forward<T>(cell, a, reverse, st, gates, out, ws);
@@ -362,9 +313,9 @@ struct CpuBackend {
   }
 
   template <typename T>
-  static bool matmul(bool trans_a, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                     T* C, int64_t ldc) {
-    return fused_matmul<T>(trans_a, M, N, K, A, lda, B, ldb, C, ldc);
+  static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
+                     int64_t ldc) {
+    return fused_matmul<T>(M, N, K, A, lda, B, ldb, C, ldc);
   }
 
   template <typename D, typename S>

@@ -211,18 +211,7 @@ struct CudaBackend {
   }
 
   template <typename T>
-  static bool input_projection(CellKind, const LayerArgs&, T*, int64_t) {
-    return false;  // cuBLAS through the gemm of recurrence.h
-  }
-
-  template <typename T, class F>
-  static bool backward_sequence(CellKind, const LayerArgs&, bool, const BackwardStep<T>&, const F&, const T*,
-                                const T*, const T*) {
-    return false;
-  }
-
-  template <typename T>
-  static bool matmul(bool, int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t) {
+  static bool matmul(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t) {
     return false;  // cuBLAS through the gemm of recurrence.h
   }
 
