@@ -221,6 +221,12 @@ struct CudaBackend {
     return false;
   }
 
+  template <typename T, class F>
+  static bool backward_sequence(CellKind, const LayerArgs&, bool, const BackwardStep<T>&, const F&, const T*,
+                                const T*, const T*) {
+    return false;
+  }
+
   template <typename D, typename S>
   static void add(D* dst, const S* src, int64_t n) {
     if (n == 0) {
