@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
-# The one-shot GPU check: build for sm_90 with every core, run the CUDA tests, run the
-# GPU benchmark against torch.nn (cuDNN), and leave logs and results in OUT_DIR.
+# The one-shot GPU check: build for sm_90 with every core, run the CUDA tests on both
+# recurrent tiers (alternating and persistent), run the persistent kernels under
+# compute-sanitizer (memcheck, racecheck) on small shapes, run the GPU benchmark of
+# both tiers against torch.nn (cuDNN), and leave logs and results in OUT_DIR.
 #
 #   bash bench/gpu_check.sh OUT_DIR
+#   STAGES="build tests" bash bench/gpu_check.sh OUT_DIR      # a subset, in this order:
+#   build tests sanitize bench (default: all; a later call on the same warm machine can
+#   skip the build, the editable install stays in place)
 #
 # For a fresh machine with an NVIDIA GPU, torch, nvcc, pytest and ninja installed and
-# no network. Finishes well inside 10 minutes on an H100; prints a summary last.
+# no network. Each stage has its own time limit (build 300 s, tests 240 + 90 s,
+# sanitizers 2 x 90 s, benchmark 180 s); typically the whole check takes about
+# 6-8 minutes on an H100. Prints a summary last.
 set -uo pipefail
 OUT="${1:?usage: bash bench/gpu_check.sh OUT_DIR}"
 mkdir -p "$OUT"
@@ -13,6 +20,8 @@ OUT="$(cd "$OUT" && pwd)"
 cd "$(dirname "$0")/.."
 started=$(date +%s)
 status=0
+STAGES=" ${STAGES:-build tests sanitize bench} "
+stage() { [[ "$STAGES" == *" $1 "* ]]; }
 
 {
   date -u
@@ -22,27 +31,54 @@ status=0
   nvcc --version
 } > "$OUT/machine.txt" 2>&1
 
+if stage build; then
 echo "== build (sm_90, MAX_JOBS=$(nproc))"
 export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-$(nproc)}" FUSED_RNN_CUDA=1
-if ! timeout 360 pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1; then
+if ! timeout 300 pip install --no-build-isolation --no-deps -e . > "$OUT/build.log" 2>&1; then
   echo "BUILD FAILED (see build.log)"; tail -40 "$OUT/build.log"; exit 1
 fi
 grep "fused_rnn build" "$OUT/build.log" | sort -u
+fi
 python -c "import fused_rnn, json; print(json.dumps(fused_rnn.build_info()))" | tee "$OUT/build_info.json"
 
-echo "== CUDA tests"
+if stage tests; then
+echo "== CUDA tests (test_cuda.py runs every test on both tiers)"
 export CUBLAS_WORKSPACE_CONFIG=:4096:8  # lets the determinism test run
 timeout 240 python -m pytest -q -p no:cacheprovider tests/test_cuda.py tests/test_composability.py -k "cuda" \
   --junitxml="$OUT/cuda_tests.xml" > "$OUT/cuda_tests.log" 2>&1 || status=1
 tail -3 "$OUT/cuda_tests.log"
+echo "== composability CUDA tests on the persistent tier"
+FUSED_RNN_TIER=persistent timeout 90 python -m pytest -q -p no:cacheprovider tests/test_composability.py -k "cuda" \
+  > "$OUT/cuda_tests_persistent_composability.log" 2>&1 || status=1
+tail -1 "$OUT/cuda_tests_persistent_composability.log"
+fi
 
-echo "== GPU benchmark vs torch.nn (cuDNN)"
-timeout 300 python -m fused_rnn bench --device cuda --matrix quick --cells lstm,gru \
-  --dtype float32,bfloat16,float16 --no-progress --min-time 0.2 \
+if stage sanitize; then
+echo "== persistent kernels under compute-sanitizer"
+SAN="$(command -v compute-sanitizer || ls /usr/local/cuda/bin/compute-sanitizer 2>/dev/null || true)"
+if [ -n "$SAN" ]; then
+  for tool in memcheck racecheck; do
+    timeout 90 "$SAN" --tool "$tool" --error-exitcode 3 python bench/persistent_smoke.py > "$OUT/sanitizer_$tool.log" 2>&1
+    rc=$?; [ $rc -eq 0 ] || status=1
+    echo "$tool: exit $rc ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|all ok|FAILURES" "$OUT/sanitizer_$tool.log" | tr '\n' ' '))"
+  done
+else
+  echo "compute-sanitizer not found; plain smoke run instead"
+  timeout 60 python bench/persistent_smoke.py > "$OUT/persistent_smoke.log" 2>&1 || status=1
+  tail -1 "$OUT/persistent_smoke.log"
+fi
+fi
+
+if stage bench; then
+echo "== GPU benchmark vs torch.nn (cuDNN), both tiers"
+timeout 180 python -m fused_rnn bench --device cuda --matrix quick --cells lstm,gru \
+  --dtype float32,bfloat16,float16 --tiers alternating,persistent --no-progress --min-time 0.2 \
   --json "$OUT/gpu_bench.json" --markdown "$OUT/gpu_bench.md" > "$OUT/gpu_bench.txt" 2>&1 || status=1
 tail -2 "$OUT/gpu_bench.txt"
+fi
 
 echo "== summary ($(( $(date +%s) - started )) s)"
-grep -E "passed|failed|error" "$OUT/cuda_tests.log" | tail -1
-grep "^Speedup" "$OUT/gpu_bench.txt" || echo "benchmark did not finish"
+[ -f "$OUT/cuda_tests.log" ] && grep -E "passed|failed|error" "$OUT/cuda_tests.log" | tail -1
+[ -f "$OUT/cuda_tests.log" ] && echo "failures by tier: alternating $(grep -c "FAILED.*alternating" "$OUT/cuda_tests.log"), persistent $(grep -c "FAILED.*persistent" "$OUT/cuda_tests.log")"
+[ -f "$OUT/gpu_bench.txt" ] && { grep "^Speedup" "$OUT/gpu_bench.txt" || echo "benchmark did not finish"; }
 exit $status

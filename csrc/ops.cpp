@@ -13,6 +13,7 @@
 #include "cpu/panel_cache.h"
 #include "cpu/pointwise.h"
 #include "gemm.h"
+#include "tier.h"
 
 #ifndef FUSED_RNN_TORCH_VERSION
 #define FUSED_RNN_TORCH_VERSION "unknown"
@@ -61,6 +62,7 @@ pybind11::dict build_info() {
   d["cuda"] = false;
   d["cuda_archs"] = std::string();
 #endif
+  d["cuda_tier"] = fused_rnn::cuda_tier_setting();
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
@@ -87,4 +89,16 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_panel_cache", &fused_rnn::cpu::set_panel_cache,
       "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting");
+  m.def(
+      "_set_cuda_tier", &fused_rnn::set_cuda_tier,
+      "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");
+  m.def(
+      "_persistent_launches",
+      [] {
+        pybind11::dict d;
+        d["forward"] = fused_rnn::persistent_launches(true);
+        d["backward"] = fused_rnn::persistent_launches(false);
+        return d;
+      },
+      "How many persistent-tier kernels (forward, backward) this process has launched");
 }

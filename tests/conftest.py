@@ -67,7 +67,7 @@ def run_layer(impl, cell, input, params, st, batch_sizes=None, reverse=False):
 def grads_of(outputs, inputs, seed=2):
     """Gradients of a random linear function of every output with respect to every input."""
     g = torch.Generator().manual_seed(seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype)).sum() for o in outputs)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=o.dtype).to(o.device)).sum() for o in outputs)
     return torch.autograd.grad(loss, inputs, allow_unused=False)
 
 

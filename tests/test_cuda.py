@@ -1,8 +1,10 @@
 """The CUDA kernels, where a GPU is visible and fused_rnn was built with CUDA; skipped elsewhere.
 
-fp32 is compared with TF32 off on both sides; fp16/bf16 are held to an error at most
-about twice torch.nn's (cuDNN) in the same precision, both measured against an fp32
-reference.
+Every test runs on both recurrent tiers (alternating: a GEMM and a pointwise kernel a
+step; persistent: one cooperative kernel a sequence, falling back to the alternating
+tier where a layer does not fit on chip). fp32 is compared with TF32 off on both sides;
+fp16/bf16 are held to an error at most about twice torch.nn's (cuDNN) in the same
+precision, both measured against an fp32 reference.
 """
 
 from __future__ import annotations
@@ -23,6 +25,16 @@ pytestmark = pytest.mark.skipif(
 )
 
 MODES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
+
+
+TIERS = ["alternating", "persistent"]
+
+
+@pytest.fixture(autouse=True, params=TIERS)
+def tier(request):
+    old = fused_rnn._C._set_cuda_tier(request.param)
+    yield request.param
+    fused_rnn._C._set_cuda_tier(old)
 
 
 @pytest.fixture(autouse=True)
@@ -192,3 +204,65 @@ def test_deterministic_on_cuda():
         torch.use_deterministic_algorithms(False)
     for a, b in zip(*runs):
         assert torch.equal(a, b)
+
+
+def _launches():
+    d = fused_rnn._C._persistent_launches()
+    return d["forward"], d["backward"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_the_tier_that_runs_is_the_tier_selected(mode, tier):
+    """The persistent tier really runs whole sequences (forward and backward) where a layer fits,
+    and the alternating tier never launches it."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 8, 24)
+    x = torch.randn(9, 3, 8, device="cuda", requires_grad=True)
+    before = _launches()
+    out, _ = fused(x)
+    out.pow(2).sum().backward()
+    torch.cuda.synchronize()
+    after = _launches()
+    ran = (after[0] - before[0], after[1] - before[1])
+    assert ran == ((1, 1) if tier == "persistent" else (0, 0))
+    out_ref, _ = ref(x)
+    assert_close(out, out_ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("shape", [(40, 300, 20, 7), (3, 1100, 5, 3), (17, 140, 33, 5)],
+                         ids=["B40-H300", "H1100", "B17-H140"])
+def test_tiling_edges_match_torch_nn(mode, shape, tier):
+    """Shapes that cut every loop of the persistent kernels unevenly: more batch rows than one
+    staged chunk, hidden sizes that leave the last CTA partly empty, K longer than one staged
+    chunk (G*H > 1024 in the backward, H > 1024 in the forward)."""
+    B, H, I, T = shape
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, I, H, dtype=torch.float64)
+    x = torch.randn(T, B, I, device="cuda", dtype=torch.float64, requires_grad=True)
+    h0 = torch.randn(1, B, H, device="cuda", dtype=torch.float64) * 0.5
+    state = (h0, torch.randn_like(h0) * 0.5) if mode == "LSTM" else h0
+    outs = _flat(fused(x, state))
+    outs_ref = _flat(ref(x, state))
+    for a, b in zip(outs, outs_ref):
+        assert_close(a, b)
+    for a, b in zip(grads_of(outs, [x, *fused.parameters()]), grads_of(outs_ref, [x, *ref.parameters()])):
+        assert_close(a, b)
+
+
+def test_persistent_falls_back_where_w_hh_does_not_fit(tier):
+    """An fp32 LSTM with H=4096 has a W_hh slice far over a CTA's shared memory: the persistent
+    tier leaves it to the alternating one, with the same results."""
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 8, 4096)
+    x = torch.randn(3, 2, 8, device="cuda")
+    before = _launches()
+    out, _ = fused(x)
+    torch.cuda.synchronize()
+    assert _launches() == before
+    assert_close(out, ref(x)[0])
+
+
+def test_set_cuda_tier_rejects_unknown_names():
+    with pytest.raises(ValueError, match="tier must be one of alternating, persistent, auto"):
+        fused_rnn._C._set_cuda_tier("fast")

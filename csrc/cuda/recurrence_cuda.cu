@@ -1,7 +1,9 @@
-// The CUDA backend of the recurrence (recurrence.h), the alternating tier: per step
+// The CUDA backend of the recurrence (recurrence.h). The alternating tier: per step
 // one cuBLAS GEMM through ATen on the current stream and one fused pointwise
-// kernel built from cell_math.h. float32, float64, float16 and bfloat16; half and
-// bfloat16 are computed in fp32 and the LSTM's running cell state is kept in fp32.
+// kernel built from cell_math.h. The persistent tier (persistent.h, unverified,
+// off unless FUSED_RNN_TIER=persistent) runs a whole sequence in one kernel.
+// float32, float64, float16 and bfloat16; half and bfloat16 are computed in fp32
+// and the LSTM's running cell state is kept in fp32.
 //
 // Every kernel takes a step struct of raw pointers (cells.h) and covers the
 // rows * H elements of one step with a grid-stride loop; each element does all the
@@ -15,6 +17,8 @@
 
 #include "../cell_math.h"
 #include "../recurrence.h"
+#include "../tier.h"
+#include "persistent.h"
 
 namespace fused_rnn::cuda {
 namespace {
@@ -215,16 +219,29 @@ struct CudaBackend {
     return false;  // cuBLAS through the gemm of recurrence.h
   }
 
-  // Every step goes through the per-step loop of recurrence.h (the alternating tier).
+  // The persistent tier runs the whole sequence where the tier is forced to it and the
+  // layer fits (persistent.h); otherwise every step goes through the per-step loop of
+  // recurrence.h (the alternating tier). "auto" stays on the alternating tier until a
+  // GPU run has shown the persistent kernels correct.
+  static bool persistent_selected() {
+    return cuda_tier() == CudaTier::kPersistent;
+  }
+
   template <typename T>
-  static bool forward_sequence(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*) {
-    return false;
+  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
+                               T* out, T* ws) {
+    return persistent_selected() && persistent_forward<T>(cell, a, reverse, st, gates, out, ws);
   }
 
   template <typename T, class F>
-  static bool backward_sequence(CellKind, const LayerArgs&, bool, const BackwardStep<T>&, const F&, const T*,
-                                const T*, const T*) {
-    return false;
+  static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
+                                const F& set_step, const T* grad_output, const T* grad_cell_states, const T* w_hh) {
+    if (!persistent_selected() || a.T == 0) {
+      return false;
+    }
+    BackwardStep<T> base = st;
+    set_step(0, base);  // step 0 starts at row 0: base.ws/out/dg/dgh are the sequence's first rows
+    return persistent_backward<T>(cell, a, reverse, base, grad_output, grad_cell_states, w_hh);
   }
 
   template <typename D, typename S>

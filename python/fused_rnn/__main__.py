@@ -64,6 +64,8 @@ def _parser() -> _Parser:
     b.add_argument("--plot", metavar="PATH", help="PNG of the speedups (needs matplotlib)")
     b.add_argument("--aa", action="store_true",
                    help="also time a copy of torch.nn against itself in each case (the A/A ratio shows the noise)")
+    b.add_argument("--tiers", help="cuda: comma-separated recurrent tiers to time side by side "
+                                   "(alternating, persistent); one row per tier, with µs per step")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("info", help="what the installed binary contains")
     return p
@@ -91,6 +93,11 @@ def _bench(args) -> int:
                 raise _Exit(f"--threads {args.threads}: only {len(allowed)} cores are available")
             os.sched_setaffinity(0, allowed[: args.threads])
         torch.set_num_threads(args.threads)
+    tiers = None
+    if args.tiers is not None:
+        if device != "cuda":
+            raise _Exit("--tiers applies to --device cuda only")
+        tiers = _split(args.tiers, ["alternating", "persistent"], "tier")
     if args.min_time <= 0:
         raise _Exit("--min-time must be positive")
     for flag in ("json", "csv", "markdown", "plot"):
@@ -107,7 +114,8 @@ def _bench(args) -> int:
     if device == "cpu" and args.matrix in ("cpu", "full"):
         env["gemm_gflops"] = bench.gemm_gflops(device)  # what the large-shape forward is held against
     print(bench.header_line(env), flush=True)
-    rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time, aa=args.aa)
+    rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time, aa=args.aa,
+                           tiers=tiers)
     print(bench.table(rows))
     print(bench.summary(rows, env))
     if args.json:

@@ -197,16 +197,56 @@ def _max_rel_error(ref, fused, x, mode) -> float:
                for g, w in pairs)
 
 
+def _with_tier(fn: Callable, tier: Optional[str]) -> Callable:
+    """fn run with the CUDA recurrent tier forced to ``tier`` (None: as it is)."""
+    if tier is None:
+        return fn
+
+    def run(*args):
+        old = fused_rnn._C._set_cuda_tier(tier)
+        try:
+            return fn(*args)
+        finally:
+            fused_rnn._C._set_cuda_tier(old)
+    return run
+
+
+def _tier_that_ran(tier: str, fn: Callable) -> tuple:
+    """Runs fn under ``tier``; returns its result and the tier that actually ran (the persistent
+    tier falls back to the alternating one where a layer does not fit on chip)."""
+    before = fused_rnn._C._persistent_launches()
+    result = _with_tier(fn, tier)()
+    after = fused_rnn._C._persistent_launches()
+    launched = any(after[k] > before[k] for k in after)
+    if tier == "persistent" and not launched:
+        return result, "alternating (fallback)"
+    return result, ("persistent" if launched else "alternating")
+
+
 def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50,
              aa: bool = False) -> dict:
     """Times one case: at least ``min_reps`` runs a side (3 where a run takes over a second)
     and at least ``min_time`` seconds a side, at most ``max_reps`` runs. With ``aa``, a second
     copy of the torch.nn model is timed in the same interleaving: the ratio of the two torch.nn
     medians (the A/A ratio) shows how far noise alone moves a speedup in this run."""
+    return run_case_rows(case, device, min_time, min_reps, max_reps, aa)[0]
+
+
+def run_case_rows(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50,
+                  aa: bool = False, tiers: Optional[list[str]] = None) -> list[dict]:
+    """``run_case`` with one row per CUDA tier in ``tiers`` (each fused variant, torch.nn and the
+    A/A copy all timed in the same interleaving), or a single row when ``tiers`` is None."""
     torch.manual_seed(0)
     ref, fused, x = _build(case, device)
-    err = _max_rel_error(ref, fused, x, case.mode)  # also the warm-up of both
-    runs = {"torch": _runner(ref, x, case.mode), "fused": _runner(fused, x, case.mode)}
+    variants = tiers or [None]
+    runs = {"torch": _runner(ref, x, case.mode)}
+    errors, ran = {}, {}
+    for tier in variants:
+        if tier is None:
+            errors[tier] = _max_rel_error(ref, fused, x, case.mode)  # also the warm-up of both
+        else:
+            errors[tier], ran[tier] = _tier_that_ran(tier, lambda: _max_rel_error(ref, fused, x, case.mode))
+        runs[("fused", tier)] = _with_tier(_runner(fused, x, case.mode), tier)
     if aa:
         import copy
 
@@ -218,25 +258,33 @@ def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, 
         for name in runs:
             times[name].append(_time_once(runs[name], device))
         n = len(times["torch"])
-        need = 3 if times["torch"][0] > 1000 and times["fused"][0] > 1000 else min_reps
-        if n >= max_reps or (n >= need and time.perf_counter() - started >= 2 * min_time):
+        slow = times["torch"][0] > 1000 and all(times[("fused", t)][0] > 1000 for t in variants)
+        need = 3 if slow else min_reps
+        if n >= max_reps or (n >= need and time.perf_counter() - started >= (1 + len(variants)) * min_time):
             break
-    t_ref, t_fused = statistics.median(times["torch"]), statistics.median(times["fused"])
-    return {
-        **dataclasses.asdict(case),
-        "shape": case.shape,
-        "device": device,
-        "reps": len(times["torch"]),
-        "torch_ms": t_ref,
-        "fused_ms": t_fused,
-        "torch_spread_pct": _spread(times["torch"]),
-        "fused_spread_pct": _spread(times["fused"]),
-        "speedup": t_ref / t_fused,
-        "fused_gflops": case.flops() / t_fused / 1e6,
-        "torch_gflops": case.flops() / t_ref / 1e6,
-        "max_rel_err": err,
-        **({"aa": t_ref / statistics.median(times["torch_again"])} if aa else {}),
-    }
+    t_ref = statistics.median(times["torch"])
+    rows = []
+    for tier in variants:
+        t_fused = statistics.median(times[("fused", tier)])
+        row = {
+            **dataclasses.asdict(case),
+            "shape": case.shape,
+            "device": device,
+            "reps": len(times["torch"]),
+            "torch_ms": t_ref,
+            "fused_ms": t_fused,
+            "torch_spread_pct": _spread(times["torch"]),
+            "fused_spread_pct": _spread(times[("fused", tier)]),
+            "speedup": t_ref / t_fused,
+            "fused_gflops": case.flops() / t_fused / 1e6,
+            "torch_gflops": case.flops() / t_ref / 1e6,
+            "max_rel_err": errors[tier],
+            **({"aa": t_ref / statistics.median(times["torch_again"])} if aa else {}),
+        }
+        if tier is not None:
+            row.update(tier=ran[tier], torch_us_step=1000 * t_ref / case.T, fused_us_step=1000 * t_fused / case.T)
+        rows.append(row)
+    return rows
 
 
 # ---------------------------------------------------------------- the machine
@@ -307,10 +355,14 @@ COLUMNS = [
     ("max_rel_err", "max rel err", "{:.1e}"),
 ]
 AA_COLUMN = ("aa", "A/A", "{:.2f}x")
+TIER_COLUMNS = [("tier", "tier", "{}"), ("torch_us_step", "µs/step nn/fused", None)]
 
 
 def _columns(rows: list[dict]) -> list[tuple]:
-    return COLUMNS + [AA_COLUMN] if any("aa" in r for r in rows) else COLUMNS
+    columns = list(COLUMNS)
+    if any("tier" in r for r in rows):
+        columns[4:4] = TIER_COLUMNS
+    return columns + [AA_COLUMN] if any("aa" in r for r in rows) else columns
 
 
 def format_row(r: dict, columns: Optional[list] = None) -> list[str]:
@@ -318,6 +370,8 @@ def format_row(r: dict, columns: Optional[list] = None) -> list[str]:
     for key, _, fmt in columns or COLUMNS:
         if key == "torch_spread_pct":
             cells.append(f"{r['torch_spread_pct']:.1f}/{r['fused_spread_pct']:.1f}")
+        elif key == "torch_us_step" and key in r:
+            cells.append(f"{r['torch_us_step']:.2f}/{r['fused_us_step']:.2f}")
         elif key not in r:
             cells.append("-")
         else:
@@ -352,11 +406,15 @@ def geomean(values: list[float]) -> float:
 
 def summary(rows: list[dict], env: Optional[dict] = None) -> str:
     parts = []
+    tiers = sorted({r["tier"] for r in rows if "tier" in r})
     for cell in sorted({r["cell"] for r in rows}):
         for mode in MODES:
-            sp = [r["speedup"] for r in rows if r["cell"] == cell and r["mode"] == mode]
-            if sp:
-                parts.append(f"{cell} {mode}: geomean {geomean(sp):.2f}x, min {min(sp):.2f}x ({len(sp)} cases)")
+            for tier in tiers or [None]:
+                sp = [r["speedup"] for r in rows
+                      if r["cell"] == cell and r["mode"] == mode and r.get("tier") == tier]
+                if sp:
+                    name = f"{cell} {mode}" + (f" [{tier}]" if tier else "")
+                    parts.append(f"{name}: geomean {geomean(sp):.2f}x, min {min(sp):.2f}x ({len(sp)} cases)")
     text = "Speedup of fused over torch.nn — " + "; ".join(parts)
     aa = [r["aa"] for r in rows if "aa" in r]
     if aa:
@@ -401,7 +459,8 @@ def plot(rows: list[dict], path: str) -> None:
 
 
 def run_matrix(cases: list[Case], device: str, progress: bool = True, min_time: float = 0.5,
-               on_row: Optional[Callable[[dict], None]] = None, aa: bool = False) -> list[dict]:
+               on_row: Optional[Callable[[dict], None]] = None, aa: bool = False,
+               tiers: Optional[list[str]] = None) -> list[dict]:
     try:
         from tqdm import tqdm
     except ImportError:  # the bar is a nicety
@@ -411,10 +470,10 @@ def run_matrix(cases: list[Case], device: str, progress: bool = True, min_time: 
     for case in cases:
         if bar is not None:
             bar.set_description(f"{case.cell} {case.mode} {case.shape}")
-        row = run_case(case, device, min_time=min_time, aa=aa)
-        rows.append(row)
-        if on_row:
-            on_row(row)
+        for row in run_case_rows(case, device, min_time=min_time, aa=aa, tiers=tiers):
+            rows.append(row)
+            if on_row:
+                on_row(row)
         if bar is not None:
             bar.update(1)
     if bar is not None:

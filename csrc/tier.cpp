@@ -1,0 +1,76 @@
+#include "tier.h"
+
+#include <c10/util/Exception.h>
+
+#include <atomic>
+#include <cstdlib>
+
+namespace fused_rnn {
+namespace {
+
+bool parse_tier(const std::string& name, CudaTier* out) {
+  if (name == "alternating") {
+    *out = CudaTier::kAlternating;
+  } else if (name == "persistent") {
+    *out = CudaTier::kPersistent;
+  } else if (name == "auto" || name.empty()) {
+    *out = CudaTier::kAuto;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+std::atomic<int>& tier_flag() {
+  static std::atomic<int> tier{[] {
+    const char* env = std::getenv("FUSED_RNN_TIER");
+    CudaTier t = CudaTier::kAuto;
+    // An unknown value is reported when a CUDA layer first asks (cuda_tier), not at import.
+    if (env != nullptr && !parse_tier(env, &t)) {
+      return -1;
+    }
+    return static_cast<int>(t);
+  }()};
+  return tier;
+}
+
+std::atomic<int64_t> launches[2];
+
+}  // namespace
+
+CudaTier cuda_tier() {
+  const int t = tier_flag().load(std::memory_order_relaxed);
+  TORCH_CHECK(t >= 0, "FUSED_RNN_TIER must be one of alternating, persistent, auto; got '",
+              std::getenv("FUSED_RNN_TIER") ? std::getenv("FUSED_RNN_TIER") : "", "'");
+  return static_cast<CudaTier>(t);
+}
+
+const char* cuda_tier_name(CudaTier tier) {
+  switch (tier) {
+    case CudaTier::kAlternating: return "alternating";
+    case CudaTier::kPersistent: return "persistent";
+    default: return "auto";
+  }
+}
+
+std::string cuda_tier_setting() {
+  const int t = tier_flag().load(std::memory_order_relaxed);
+  return t < 0 ? std::string("invalid") : std::string(cuda_tier_name(static_cast<CudaTier>(t)));
+}
+
+std::string set_cuda_tier(const std::string& name) {
+  CudaTier t;
+  TORCH_CHECK_VALUE(parse_tier(name, &t), "tier must be one of alternating, persistent, auto; got '", name, "'");
+  const int old = tier_flag().exchange(static_cast<int>(t));
+  return old < 0 ? std::string("invalid") : std::string(cuda_tier_name(static_cast<CudaTier>(old)));
+}
+
+void count_persistent_launch(bool forward) {
+  launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t persistent_launches(bool forward) {
+  return launches[forward ? 0 : 1].load(std::memory_order_relaxed);
+}
+
+}  // namespace fused_rnn

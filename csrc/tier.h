@@ -1,0 +1,33 @@
+// Which tier runs the recurrent loop of a CUDA layer, and how often each ran.
+//
+// Compiled into every build (a CPU-only build reports and accepts the setting,
+// it just never launches anything), so that Python code and tests can set and
+// read it without knowing how fused_rnn was built.
+//
+//   FUSED_RNN_TIER=alternating  one cuBLAS GEMM and one pointwise kernel per step (the default)
+//   FUSED_RNN_TIER=persistent   one cooperative kernel for the whole sequence where the layer
+//                               fits on chip, the alternating tier where it does not
+//   FUSED_RNN_TIER=auto         the dispatcher's choice; the alternating tier until a recorded
+//                               GPU run has shown the persistent kernels correct
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace fused_rnn {
+
+enum class CudaTier { kAlternating = 0, kPersistent = 1, kAuto = 2 };
+
+// The tier in force; raises if FUSED_RNN_TIER holds an unknown value.
+CudaTier cuda_tier();
+const char* cuda_tier_name(CudaTier tier);
+// The setting's name, "invalid" for an unknown FUSED_RNN_TIER (never raises).
+std::string cuda_tier_setting();
+// Sets the tier by name ("alternating", "persistent", "auto"); returns the previous name.
+std::string set_cuda_tier(const std::string& name);
+
+// Launch counters of the persistent kernels, so tests can tell which tier ran.
+void count_persistent_launch(bool forward);
+int64_t persistent_launches(bool forward);
+
+}  // namespace fused_rnn
