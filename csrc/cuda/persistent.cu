@@ -1,7 +1,10 @@
-// The persistent tier (persistent.h): one cooperative kernel for all T steps.
+// The persistent tier (persistent.h): one cooperative kernel for all T steps. The
+// kernels themselves are in persistent_kernels.cuh; this file plans, checks and
+// launches them.
 //
-// UNVERIFIED: this file has been compiled for sm_90 but never run on a GPU. It is
-// reached only when the tier is forced to "persistent" (tier.h).
+// UNVERIFIED ON A GPU: compiled for sm_90 but never run on one. The kernels' logic
+// runs in CI on a CPU emulator (tests/test_persistent_emulated.py). The tier is
+// reached only when forced to "persistent" (tier.h).
 //
 // Layout of the work. CTA k owns hidden units [k*U, k*U + U) (U = ceil(H / SMs)),
 // every gate of them, for the whole sequence, so the cell update is local to the CTA:
@@ -26,394 +29,36 @@
 // running both directions of a bidirectional layer at once.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
-#include <c10/cuda/CUDAGuard.h>
-#include <cooperative_groups.h>
 
 #include <vector>
 
-#include "../cell_math.h"
 #include "../gemm.h"
 #include "../tier.h"
 #include "persistent.h"
+#include "persistent_kernels.cuh"
 
 namespace fused_rnn::cuda {
 namespace {
 
-namespace cg = cooperative_groups;
+using namespace persistent;
 
-constexpr int kThreads = 256;
-constexpr int kWarps = kThreads / 32;
-
-template <CellKind C>
-constexpr int kGates = C == CellKind::kLstm ? 4 : (C == CellKind::kGru ? 3 : 1);
-
-constexpr size_t align16(size_t n) {
-  return (n + 15) / 16 * 16;
-}
-
-// A load that bypasses L1, for data other CTAs wrote before the last grid barrier.
+// plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise).
 template <typename T>
-__device__ __forceinline__ T load_cg(const T* p) {
-  if constexpr (sizeof(T) == 2) {
-    const unsigned short bits = __ldcg(reinterpret_cast<const unsigned short*>(p));
-    T v;
-    memcpy(&v, &bits, sizeof(T));
-    return v;
-  } else {
-    return __ldcg(p);
-  }
-}
-
-// The step layout: dense sequences pass no tables (B rows a step at offset t*B).
-struct Steps {
-  const int64_t* sizes = nullptr;    // (T,) on the device, or null when dense
-  const int64_t* offsets = nullptr;  // (T,)
-  int64_t T = 0, B = 0;
-  bool reverse = false;
-
-  __device__ int64_t step(int64_t s) const { return reverse ? T - 1 - s : s; }
-  __device__ int64_t rows(int64_t t) const { return sizes ? sizes[t] : B; }
-  __device__ int64_t offset(int64_t t) const { return sizes ? offsets[t] : t * B; }
-  // The step processed before t (its state enters t), or -1.
-  __device__ int64_t prev(int64_t t) const {
-    const int64_t tp = reverse ? t + 1 : t - 1;
-    return (tp < 0 || tp >= T) ? -1 : tp;
-  }
-};
-
-// The shared-memory layout common to both kernels.
-struct Tiling {
-  int U = 0;    // hidden units a CTA owns
-  int R = 0;    // weight rows in shared memory (forward G*U, backward U)
-  int K = 0;    // their length (forward H, backward G*H)
-  int kc = 0;   // columns of X staged at once
-  int bb = 0;   // batch rows staged at once
-};
-
-// out[b * R + r] = sum_k X(b, k) * Ws[r * K + k] for b < nb, r < R, in shared memory.
-// X is staged into Xs (bb x kc) chunk by chunk through load_x(b, k). Every thread of
-// the block calls this; it begins and ends with a block barrier.
-template <typename T, typename A, class LoadX>
-__device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, const LoadX& load_x) {
-  const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
-  const int R = tl.R, K = tl.K, kc = tl.kc;
-  __syncthreads();  // earlier readers of out and Xs are done
-  for (int e = threadIdx.x; e < nb * R; e += blockDim.x) {
-    out[e] = A(0);
-  }
-  const int nbr = (R + 3) / 4, items = ((nb + 3) / 4) * nbr;
-  for (int k0 = 0; k0 < K; k0 += kc) {
-    const int kn = min(kc, K - k0);
-    __syncthreads();
-    for (int e = threadIdx.x; e < nb * kn; e += blockDim.x) {
-      const int b = e / kn, k = e % kn;
-      Xs[b * kc + k] = load_x(b, k0 + k);
-    }
-    __syncthreads();
-    for (int it = warp; it < items; it += kWarps) {
-      const int b0 = (it / nbr) * 4, r0 = (it % nbr) * 4;
-      const A* xr[4];
-      const T* wr[4];
-#pragma unroll
-      for (int q = 0; q < 4; ++q) {
-        xr[q] = Xs + min(b0 + q, nb - 1) * kc;
-        wr[q] = Ws + static_cast<size_t>(min(r0 + q, R - 1)) * K + k0;
-      }
-      A acc[4][4];
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          acc[i][q] = A(0);
-        }
-      }
-      for (int k = lane; k < kn; k += 32) {
-        A x[4], w[4];
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-          x[q] = xr[q][k];
-          w[q] = A(wr[q][k]);
-        }
-#pragma unroll
-        for (int i = 0; i < 4; ++i) {
-#pragma unroll
-          for (int q = 0; q < 4; ++q) {
-            acc[i][q] += x[i] * w[q];
-          }
-        }
-      }
-#pragma unroll
-      for (int i = 0; i < 4; ++i) {
-#pragma unroll
-        for (int q = 0; q < 4; ++q) {
-#pragma unroll
-          for (int off = 16; off > 0; off /= 2) {
-            acc[i][q] += __shfl_xor_sync(0xffffffffu, acc[i][q], off);
-          }
-          if (lane == i * 4 + q && b0 + i < nb && r0 + q < R) {
-            out[(b0 + i) * R + r0 + q] += acc[i][q];
-          }
-        }
-      }
-    }
-  }
-  __syncthreads();
-}
-
-template <typename T>
-struct ForwardArgs {
-  Steps steps;
-  Tiling tl;
-  int64_t H = 0;
-  const T* w_hh = nullptr;     // (G*H, H)
-  const T* bias = nullptr;     // LSTM, RNN: b_ih + b_hh; GRU: b_ih
-  const T* bias_hh = nullptr;  // GRU: b_hh
-  T* gates = nullptr;          // (N, G*H) ld gates_ld: x W_ih^T in, activations out (RNN: the output)
-  int64_t gates_ld = 0;
-  T* out = nullptr;            // (N, H)
-  T* h = nullptr;              // (B, H): h_n out
-  const T* hx = nullptr;       // (B, H)
-  Acc<T>* c = nullptr;         // LSTM (B, H): c_0 in, c_n out
-  T* ws = nullptr;             // training workspace (N, ws_ld), or null
-  int64_t ws_ld = 0;
-};
-
-template <typename T, CellKind kCell>
-__global__ void __launch_bounds__(kThreads) persistent_forward_kernel(ForwardArgs<T> p) {
-  using A = Acc<T>;
-  constexpr int G = kGates<kCell>;
-  const Tiling tl = p.tl;
-  const int U = tl.U, R = tl.R, K = tl.K;
-  const int64_t H = p.H;
-  extern __shared__ __align__(16) unsigned char smem[];
-  T* Ws = reinterpret_cast<T*>(smem);
-  A* Xs = reinterpret_cast<A*>(smem + align16(sizeof(T) * R * K));
-  A* gs = Xs + tl.bb * tl.kc;
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
-
-  // Row g*U + u of Ws is row g*H + j0 + u of W_hh (zeros past H).
-  for (int e = threadIdx.x; e < R * K; e += blockDim.x) {
-    const int r = e / K, k = e % K, g = r / U, u = r % U;
-    Ws[e] = j0 + u < H ? p.w_hh[(g * H + j0 + u) * H + k] : T(0);
-  }
-  cg::grid_group grid = cg::this_grid();
-  const Steps& S = p.steps;
-  for (int64_t s = 0; s < S.T; ++s) {
-    const int64_t t = S.step(s), rows = S.rows(t), off = S.offset(t), tp = S.prev(t);
-    const int64_t prev_rows = tp < 0 ? 0 : min(rows, S.rows(tp));
-    const int64_t prev_off = tp < 0 ? 0 : S.offset(tp);
-    // The state entering step t, row `row`: the previous step's output, or hx.
-    auto h_prev = [&](int64_t row) -> const T* {
-      return row < prev_rows ? p.out + (prev_off + row) * H : p.hx + row * H;
-    };
-    for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
-      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
-      product(Ws, tl, Xs, nb, gs, [&](int b, int k) { return A(load_cg(h_prev(b0 + b) + k)); });
-      for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
-        const int b = e / U, u = e % U;
-        const int64_t j = j0 + u, row = b0 + b;
-        if (j >= H) {
-          continue;
-        }
-        const A* acc = gs + b * R + u;  // acc[g * U]: gate g of unit j
-        T* g = p.gates + (off + row) * p.gates_ld;
-        if constexpr (kCell == CellKind::kLstm) {
-          A* c = p.c + row * H + j;
-          const auto q = lstm_forward_point<A>(
-              A(g[j]) + A(p.bias[j]) + acc[0], A(g[H + j]) + A(p.bias[H + j]) + acc[U],
-              A(g[2 * H + j]) + A(p.bias[2 * H + j]) + acc[2 * U], A(g[3 * H + j]) + A(p.bias[3 * H + j]) + acc[3 * U],
-              *c);
-          g[j] = T(q.i);
-          g[H + j] = T(q.f);
-          g[2 * H + j] = T(q.g);
-          g[3 * H + j] = T(q.o);
-          *c = q.c;
-          if (p.ws) {
-            p.ws[(off + row) * p.ws_ld + 4 * H + j] = T(q.c);
-          }
-          p.h[row * H + j] = T(q.h);
-          p.out[(off + row) * H + j] = T(q.h);
-        } else if constexpr (kCell == CellKind::kGru) {
-          const auto q = gru_forward_point<A>(
-              A(g[j]) + A(p.bias[j]), A(g[H + j]) + A(p.bias[H + j]), A(g[2 * H + j]) + A(p.bias[2 * H + j]),
-              acc[0] + A(p.bias_hh[j]), acc[U] + A(p.bias_hh[H + j]), acc[2 * U] + A(p.bias_hh[2 * H + j]),
-              A(load_cg(h_prev(row) + j)));
-          g[j] = T(q.r);
-          g[H + j] = T(q.z);
-          g[2 * H + j] = T(q.n);
-          if (p.ws) {
-            p.ws[(off + row) * p.ws_ld + 3 * H + j] = T(q.hn);
-          }
-          p.h[row * H + j] = T(q.h);
-          p.out[(off + row) * H + j] = T(q.h);
-        } else {
-          constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
-          const T v = T(rnn_forward_point<kAct, A>(A(g[j]) + A(p.bias[j]) + acc[0]));
-          g[j] = v;  // the gate buffer is the output row
-          p.h[row * H + j] = v;
-        }
-      }
-    }
-    grid.sync();  // h_t of every unit written before any CTA reads it
-  }
-  (void)G;
-}
-
-template <typename T>
-struct BackwardArgs {
-  Steps steps;
-  Tiling tl;
-  int64_t H = 0;
-  const T* w_hh = nullptr;  // (G*H, H)
-  const T* go = nullptr;    // (N, H) grad_output
-  const T* gcs = nullptr;   // LSTM (N, H) gradient reaching each c_t from outside, or null
-  const T* ws = nullptr;    // (N, ws_ld)
-  int64_t ws_ld = 0;
-  const T* out = nullptr;   // (N, H)
-  const T* hx = nullptr;    // (B, H)
-  const T* cx = nullptr;    // LSTM (B, H)
-  T* dh = nullptr;          // (B, H): grad_h_n in, grad_hx out
-  Acc<T>* dc = nullptr;     // LSTM (B, H): grad_c_n in, grad_cx out
-  T* dg = nullptr;          // (N, G*H)
-  T* dgh = nullptr;         // GRU (N, H)
-};
-
-template <typename T, CellKind kCell>
-__global__ void __launch_bounds__(kThreads) persistent_backward_kernel(BackwardArgs<T> p) {
-  using A = Acc<T>;
-  constexpr int G = kGates<kCell>;
-  const Tiling tl = p.tl;
-  const int U = tl.U, K = tl.K;  // K = G*H
-  const int64_t H = p.H;
-  extern __shared__ __align__(16) unsigned char smem[];
-  T* Ws = reinterpret_cast<T*>(smem);
-  A* Xs = reinterpret_cast<A*>(smem + align16(sizeof(T) * tl.R * K));
-  A* gs = Xs + tl.bb * tl.kc;
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
-
-  // Row u of Ws is column j0 + u of W_hh (zeros past H).
-  for (int e = threadIdx.x; e < U * K; e += blockDim.x) {
-    const int u = e / K, k = e % K;
-    Ws[e] = j0 + u < H ? p.w_hh[k * H + j0 + u] : T(0);
-  }
-  cg::grid_group grid = cg::this_grid();
-  const Steps& S = p.steps;
-  for (int64_t s = S.T - 1; s >= 0; --s) {
-    const int64_t t = S.step(s), rows = S.rows(t), off = S.offset(t), tp = S.prev(t);
-    const int64_t prev_rows = tp < 0 ? 0 : min(rows, S.rows(tp));
-    const int64_t prev_off = tp < 0 ? 0 : S.offset(tp);
-    // The pointwise backward of this CTA's units: dG_t, dc_{t-1}, and the GRU's direct path.
-    __syncthreads();  // this thread mapping differs from the product's epilogue
-    for (int64_t e = threadIdx.x; e < rows * U; e += blockDim.x) {
-      const int64_t b = e / U, j = j0 + e % U;
-      if (j >= H) {
-        continue;
-      }
-      const int64_t row = off + b;
-      const A dh = A(p.dh[b * H + j]) + A(p.go[row * H + j]);
-      if constexpr (kCell == CellKind::kLstm) {
-        const T* w = p.ws + row * p.ws_ld;
-        const A dc = p.dc[b * H + j] + (p.gcs ? A(p.gcs[row * H + j]) : A(0));
-        const A c_prev = b < prev_rows ? A(p.ws[(prev_off + b) * p.ws_ld + 4 * H + j]) : A(p.cx[b * H + j]);
-        const auto gr = lstm_backward_point<A>(A(w[j]), A(w[H + j]), A(w[2 * H + j]), A(w[3 * H + j]),
-                                               A(w[4 * H + j]), c_prev, dh, dc);
-        T* d = p.dg + row * 4 * H;
-        d[j] = T(gr.di);
-        d[H + j] = T(gr.df);
-        d[2 * H + j] = T(gr.dg);
-        d[3 * H + j] = T(gr.d_o);
-        p.dc[b * H + j] = gr.dc_prev;
-        p.dh[b * H + j] = T(0);
-      } else if constexpr (kCell == CellKind::kGru) {
-        const T* w = p.ws + row * p.ws_ld;
-        const A h_prev = b < prev_rows ? A(p.out[(prev_off + b) * H + j]) : A(p.hx[b * H + j]);
-        const auto gr = gru_backward_point<A>(A(w[j]), A(w[H + j]), A(w[2 * H + j]), A(w[3 * H + j]), h_prev, dh);
-        T* d = p.dg + row * 3 * H;
-        d[j] = T(gr.dr);
-        d[H + j] = T(gr.dz);
-        d[2 * H + j] = T(gr.dn);
-        p.dgh[row * H + j] = T(gr.dhn);
-        p.dh[b * H + j] = T(gr.dh_prev);
-      } else {
-        constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
-        p.dg[row * H + j] = T(rnn_backward_point<kAct, A>(A(p.out[row * H + j]), dh));
-        p.dh[b * H + j] = T(0);
-      }
-    }
-    grid.sync();  // dG_t of every unit written before any CTA reads it
-    // dh_{t-1} += dG_t W_hh for this CTA's columns (the GRU's n rows meet dGh).
-    for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
-      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
-      product(Ws, tl, Xs, nb, gs, [&](int b, int k) {
-        const int64_t row = off + b0 + b;
-        if (kCell == CellKind::kGru && k >= 2 * H) {
-          return A(load_cg(p.dgh + row * H + (k - 2 * H)));
-        }
-        return A(load_cg(p.dg + row * K + k));
-      });
-      for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
-        const int b = e / U, u = e % U;
-        const int64_t j = j0 + u;
-        if (j < H) {
-          T* d = p.dh + (b0 + b) * H + j;
-          *d = T(A(*d) + gs[b * U + u]);
-        }
-      }
-    }
-  }
-  (void)G;
-}
-
-// How the layer is cut for this device, or ok = false where it does not fit.
-struct Plan {
-  bool ok = false;
-  Tiling tl;
-  int ctas = 0;
-  size_t smem = 0;
-};
-
-template <typename T>
-Plan make_plan(int64_t H, int64_t G, int64_t B, bool forward, const void* kernel) {
-  Plan plan;
+TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, const void* kernel) {
   const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
-  if (!prop->cooperativeLaunch || H <= 0 || B <= 0) {
-    return plan;
+  if (!prop->cooperativeLaunch) {
+    return TilePlan{};
   }
-  const int64_t sms = prop->multiProcessorCount;
-  const int64_t U = (H + sms - 1) / sms;
-  Tiling tl;
-  tl.U = static_cast<int>(U);
-  tl.R = static_cast<int>(forward ? G * U : U);
-  tl.K = static_cast<int>(forward ? H : G * H);
-  const size_t w_bytes = align16(sizeof(T) * tl.R * tl.K);
-  const size_t limit = prop->sharedMemPerBlockOptin;
-  using A = Acc<T>;
-  for (int bb : {16, 8, 4}) {
-    bb = static_cast<int>(std::min<int64_t>(bb, B));
-    for (int kc : {1024, 512, 256, 128}) {
-      kc = std::min(kc, tl.K);
-      const size_t smem = w_bytes + sizeof(A) * (static_cast<size_t>(bb) * kc + static_cast<size_t>(bb) * tl.R);
-      if (smem <= limit) {
-        tl.bb = bb;
-        tl.kc = kc;
-        plan.tl = tl;
-        plan.smem = smem;
-        plan.ctas = static_cast<int>((H + U - 1) / U);
-        break;
-      }
-    }
-    if (plan.smem > 0) {
-      break;
-    }
-  }
-  if (plan.smem == 0) {
+  TilePlan plan = plan_tiling(H, G, B, forward, prop->multiProcessorCount, prop->sharedMemPerBlockOptin, sizeof(T),
+                              sizeof(Acc<T>));
+  if (!plan.ok) {
     return plan;
   }
   C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
                                       static_cast<int>(plan.smem)));
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, plan.smem));
-  plan.ok = static_cast<int64_t>(per_sm) * sms >= plan.ctas;
+  plan.ok = static_cast<int64_t>(per_sm) * prop->multiProcessorCount >= plan.ctas;
   return plan;
 }
 
@@ -435,7 +80,7 @@ Steps make_steps(const LayerArgs& a, bool reverse, at::Tensor& holder) {
 
 // Launches kernel cooperatively; false (error cleared) when the device refuses the grid.
 template <class Args>
-bool launch_cooperative(const void* kernel, const Plan& plan, Args& args) {
+bool launch_cooperative(const void* kernel, const TilePlan& plan, Args& args) {
   void* params[] = {&args};
   const cudaError_t err = cudaLaunchCooperativeKernel(kernel, dim3(plan.ctas), dim3(kThreads), params, plan.smem,
                                                       at::cuda::getCurrentCUDAStream());
@@ -476,7 +121,7 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
     return false;
   }
   const void* kernel = forward_kernel<T>(cell);
-  const Plan plan = make_plan<T>(a.H, a.G, a.B, true, kernel);
+  const TilePlan plan = make_plan<T>(a.H, a.G, a.B, true, kernel);
   if (!plan.ok) {
     return false;
   }
@@ -520,7 +165,7 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
     return false;
   }
   const void* kernel = backward_kernel<T>(cell);
-  const Plan plan = make_plan<T>(a.H, a.G, a.B, false, kernel);
+  const TilePlan plan = make_plan<T>(a.H, a.G, a.B, false, kernel);
   if (!plan.ok) {
     return false;
   }

@@ -2,7 +2,8 @@
 // step of a layer, each CTA keeping its slice of W_hh in shared memory for the
 // whole sequence, with one grid barrier a step. See persistent.cu.
 //
-// UNVERIFIED: written and compiled without a GPU; selected only by
+// UNVERIFIED ON A GPU: written and compiled without one (the kernels' logic is tested
+// on a CPU emulator, tests/test_persistent_emulated.py); selected only by
 // FUSED_RNN_TIER=persistent (or fused_rnn._C._set_cuda_tier("persistent")) until a
 // recorded GPU run shows the CUDA test suite passing on it.
 #pragma once
