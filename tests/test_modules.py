@@ -260,3 +260,38 @@ def test_autocast_cpu_bfloat16_runs_in_bfloat16(mode):
             out, _ = fused(x)
         assert out_ref.dtype == out.dtype
         torch.testing.assert_close(out.float(), out_ref.float(), rtol=0, atol=0.05)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("used", ["output", "h_n", "c_n"])
+def test_gradients_when_only_part_of_the_result_is_used(mode, used):
+    """Autograd passes None for the unused results' gradients (they are not materialized); the
+    backward must read them as zeros, as torch.nn does."""
+    if used == "c_n" and mode != "LSTM":
+        pytest.skip("only the LSTM has a cell state")
+    ref, fused = make_pair(mode, 3, 5, num_layers=2, bidirectional=True)
+    grads = []
+    for m in (ref, fused):
+        x = torch.randn(6, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        out, state = m(x)
+        pick = {"output": out, "h_n": state[0] if mode == "LSTM" else state,
+                "c_n": state[1] if mode == "LSTM" else None}[used]
+        pick.pow(2).sum().backward()
+        grads.append([x.grad] + [p.grad for p in m.parameters()])
+    for a, b in zip(*grads):
+        assert_close(b, a)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+def test_backward_allocates_no_zero_gradient_for_the_workspace(mode):
+    """The workspace is a (non-differentiable) output of the autograd Function; a materialized
+    zero gradient for it would cost a tensor as large as the workspace in every backward."""
+    from torch.profiler import ProfilerActivity, profile
+
+    m = getattr(fused_rnn, mode)(16, 32)
+    x = torch.randn(20, 8, 16, requires_grad=True)
+    ws_bytes = 20 * 8 * (5 if mode == "LSTM" else 4) * 32 * 4
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        m(x)[0].sum().backward()
+    zeros = [e.cpu_memory_usage for e in prof.events() if e.name in ("aten::zeros", "aten::new_zeros")]
+    assert all(z < ws_bytes for z in zeros), zeros

@@ -120,6 +120,12 @@ def _differentiable_grads(recompute, inputs, grad_outputs):
     return tuple(next(grads) if t is not None and t.requires_grad else None for t in inputs)
 
 
+def _or_zeros(grad, like: torch.Tensor, shape) -> torch.Tensor:
+    """The gradient autograd passed, or zeros where it passed None (grads are not materialized:
+    the workspace's would be a zero tensor as large as the workspace, for nothing)."""
+    return like.new_zeros(shape) if grad is None else grad
+
+
 def needs_workspace(*tensors) -> bool:
     """Whether a forward must keep its workspace: grad mode is on and something requires grad."""
     return torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in tensors)
@@ -149,17 +155,24 @@ class LSTMFunction(torch.autograd.Function):
     @staticmethod
     def setup_context(ctx, inputs, output):
         input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, _train, cell_states = inputs
-        out, _h_n, _c_n, workspace, c_all = output
+        out, h_n, c_n, workspace, c_all = output
         ctx.mark_non_differentiable(workspace)
         if not cell_states:
             ctx.mark_non_differentiable(c_all)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace)
         ctx.reverse = reverse
         ctx.cell_states = cell_states
+        ctx.shapes = (h_n.shape, c_n.shape, c_all.shape)
 
     @staticmethod
     def backward(ctx, grad_output, grad_h_n, grad_c_n, _grad_workspace, grad_c_all):
         input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out, workspace = ctx.saved_tensors
+        grad_output = _or_zeros(grad_output, out, out.shape)
+        grad_h_n = _or_zeros(grad_h_n, out, ctx.shapes[0])
+        grad_c_n = _or_zeros(grad_c_n, out, ctx.shapes[1])
+        if ctx.cell_states:
+            grad_c_all = _or_zeros(grad_c_all, out, ctx.shapes[2])
         given = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
         tail = (None, None, None, None)
         if torch.is_grad_enabled():  # create_graph=True
@@ -202,13 +215,17 @@ def _make_simple_function(cell: str, name: str):
 
     def setup_context(ctx, inputs, output):
         input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, _train = inputs
-        out, _h_n, workspace = output
+        out, h_n, workspace = output
         ctx.mark_non_differentiable(workspace)
+        ctx.set_materialize_grads(False)
         ctx.save_for_backward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace)
         ctx.reverse = reverse
+        ctx.h_shape = h_n.shape
 
     def backward(ctx, grad_output, grad_h_n, _grad_workspace):
         input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace = ctx.saved_tensors
+        grad_output = _or_zeros(grad_output, out, out.shape)
+        grad_h_n = _or_zeros(grad_h_n, out, ctx.h_shape)
         if torch.is_grad_enabled():  # create_graph=True
             grads = _differentiable_grads(
                 lambda: recompute_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, ctx.reverse),
