@@ -320,14 +320,20 @@ std::vector<Tensor> backward_impl(
   } else {
     grad_hh(GH, dg, GH, gw_hh);
   }
-  // Bias gradients are column sums, reduced in fp32 for half and bfloat16.
+  // Bias gradients are column sums of dG (the GRU's n block of b_hh: of dGh), reduced in fp32
+  // for half and bfloat16; dG is summed once for both biases.
   const auto acc = acc_type(a.input.scalar_type());
-  Tensor grad_b_ih = a.b_ih.defined() ? dG.sum(0, false, acc).to(a.input.scalar_type()) : at::empty({0}, opts);
-  Tensor grad_b_hh = at::empty({0}, opts);
-  if (a.b_hh.defined()) {
-    grad_b_hh = Cell::kSeparateRecurrent
-        ? at::cat({dG.narrow(1, 0, 2 * H).sum(0, false, acc), dGh.sum(0, false, acc)}).to(a.input.scalar_type())
-        : dG.sum(0, false, acc).to(a.input.scalar_type());
+  const auto dtype = a.input.scalar_type();
+  Tensor grad_b_ih = at::empty({0}, opts), grad_b_hh = at::empty({0}, opts);
+  if (a.b_ih.defined() || a.b_hh.defined()) {
+    const Tensor sum_dG = dG.sum(0, false, acc);
+    if (a.b_ih.defined()) {
+      grad_b_ih = sum_dG.to(dtype, false, true);
+    }
+    if (a.b_hh.defined()) {
+      grad_b_hh = Cell::kSeparateRecurrent ? at::cat({sum_dG.narrow(0, 0, 2 * H), dGh.sum(0, false, acc)}).to(dtype)
+                                           : sum_dG.to(dtype, false, true);
+    }
   }
   Tensor grad_w_hr = at::empty({0}, opts);
   if (proj) {
