@@ -29,6 +29,7 @@ struct Math;
 template <>
 struct Math<float> {
   static FR_HD float exp(float x) { return ::expf(x); }
+  static FR_HD float sigmoid(float x) { return 1.f / (1.f + ::expf(-x)); }
   static FR_HD float tanh(float x) { return ::tanhf(x); }
   static FR_HD float relu(float x) { return x < 0.f ? 0.f : x; }  // NaN propagates, as torch.relu
   static FR_HD float relu_grad(float h, float dh) { return h > 0.f ? dh : 0.f; }
@@ -37,6 +38,7 @@ struct Math<float> {
 template <>
 struct Math<double> {
   static FR_HD double exp(double x) { return ::exp(x); }
+  static FR_HD double sigmoid(double x) { return 1. / (1. + ::exp(-x)); }
   static FR_HD double tanh(double x) { return ::tanh(x); }
   static FR_HD double relu(double x) { return x < 0. ? 0. : x; }
   static FR_HD double relu_grad(double h, double dh) { return h > 0. ? dh : 0.; }
@@ -44,7 +46,7 @@ struct Math<double> {
 
 template <typename T>
 FR_HD T sigmoid(T x) {
-  return T(1) / (T(1) + Math<T>::exp(-x));
+  return Math<T>::sigmoid(x);  // 1 / (1 + exp(-x))
 }
 
 // ---------------------------------------------------------------- LSTM

@@ -206,3 +206,39 @@ def test_panel_cache_off_gives_the_same_bits():
             _C._set_cpu_panel_cache(previous)
     assert torch.equal(on[0], on[1]) and torch.equal(on[0], off)
     assert _C.build_info()["cpu_panel_cache"] is previous
+
+
+@pytest.mark.parametrize("capability", _available_capabilities())
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+def test_extreme_and_nan_inputs_match_torch_nn(capability, mode):
+    """float32 activations on every instruction set (the AVX2/AVX-512 ones are the inlined
+    exp/sigmoid/tanh of fast_math.h): NaN in one sequence stays in that sequence, as in
+    torch.nn; inputs far into saturation (|x| up to 1e4, and +-inf) give torch.nn's limits;
+    pre-activations around the polynomial/exponential switch of tanh (|x| near 0.3) agree."""
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, mode)(4, 24)
+    fused = getattr(fused_rnn_mod(), mode)(4, 24)
+    fused.load_state_dict(ref.state_dict())
+    x = torch.randn(6, 5, 4) * torch.tensor([1.0, 0.3, 1e3, 1e4, 1.0]).view(1, 5, 1)
+    x[2, 0, 1] = float("nan")
+    x[3, 4, 0] = float("inf")
+    x[4, 4, 2] = -float("inf")
+    previous = _C._set_cpu_capability(capability)
+    try:
+        with torch.no_grad():
+            got, want = fused(x), ref(x)
+    finally:
+        _C._set_cpu_capability(previous)
+    for a, b in zip(_flatten(got), _flatten(want)):
+        assert torch.equal(a.isnan(), b.isnan())
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5, equal_nan=True)
+
+
+def fused_rnn_mod():
+    import fused_rnn
+
+    return fused_rnn
+
+
+def _flatten(x):
+    return [t for item in x for t in _flatten(item)] if isinstance(x, (tuple, list)) else [x]

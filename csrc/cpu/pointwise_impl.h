@@ -11,25 +11,37 @@
 #include <type_traits>
 
 #include "../cell_math.h"
+#include "fast_math.h"
 #include "pointwise.h"
 
 namespace fused_rnn {
 
-// The maths of cell_math.h on SIMD vectors: SLEEF's exp (1 ulp), and for float32 on
-// AVX2/AVX-512 SLEEF's 3.5-ulp tanh, 2.5x the throughput of its 1-ulp one (measured
-// 11 vs 28 ns a vector here; largest relative error over [-10, 10] 1.3e-7).
+// The maths of cell_math.h on SIMD vectors. float32 on AVX2/AVX-512: the inlined
+// exp, sigmoid and tanh of fast_math.h (a few ulp, NaN-propagating). Otherwise
+// SLEEF's 1-ulp exp and tanh through at::vec.
 template <typename T>
 struct Math<at::vec::Vectorized<T>> {
   using V = at::vec::Vectorized<T>;
-  static V exp(const V& x) { return x.exp(); }
-  static V tanh(const V& x) {
-#if defined(CPU_CAPABILITY_AVX512)
+  static V exp(const V& x) {
+#if defined(FUSED_RNN_FAST_MATH)
     if constexpr (std::is_same_v<T, float>) {
-      return V(Sleef_tanhf16_u35(x));
+      return V(cpu::fast::exp(x));
     }
-#elif defined(CPU_CAPABILITY_AVX2)
+#endif
+    return x.exp();
+  }
+  static V sigmoid(const V& x) {
+#if defined(FUSED_RNN_FAST_MATH)
     if constexpr (std::is_same_v<T, float>) {
-      return V(Sleef_tanhf8_u35(x));
+      return V(cpu::fast::sigmoid(x));
+    }
+#endif
+    return V(T(1)) / (V(T(1)) + (-x).exp());
+  }
+  static V tanh(const V& x) {
+#if defined(FUSED_RNN_FAST_MATH)
+    if constexpr (std::is_same_v<T, float>) {
+      return V(cpu::fast::tanh(x));
     }
 #endif
     return x.tanh();
