@@ -25,6 +25,7 @@ from conftest import CELLS, GATES, assert_close, layer_params, run_layer, states
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 CELL_ID = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}
+DTYPE_ID = {torch.float64: 0, torch.float32: 1, torch.float16: 2, torch.bfloat16: 3}
 
 pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is None, reason="needs a C++ compiler")
 
@@ -32,14 +33,15 @@ pytestmark = pytest.mark.skipif(shutil.which(os.environ.get("CXX", "g++")) is No
 @pytest.fixture(scope="module")
 def emu(tmp_path_factory):
     lib = str(tmp_path_factory.mktemp("emu") / "emu_persistent.so")
+    torch_include = os.path.join(os.path.dirname(torch.__file__), "include")  # c10's Half and BFloat16
     cmd = [os.environ.get("CXX", "g++"), "-O1", "-std=c++20", "-pthread", "-shared", "-fPIC",
-           "-Wno-unknown-pragmas", "-o", lib, os.path.join(HERE, "cuda_emu", "emu_persistent.cpp")]
+           "-Wno-unknown-pragmas", "-I", torch_include, "-o", lib, os.path.join(HERE, "cuda_emu", "emu_persistent.cpp")]
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
                                ptr, ptr, i64, ptr]
-    so.emu_backward.argtypes = [i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
                                 ptr, ptr, ptr, ptr, ptr]
     return so
 
@@ -52,9 +54,16 @@ def _plan():
     return (ctypes.c_int * 5)()
 
 
-def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging):
-    """Forward and backward of one layer through the emulated kernels, with the GEMMs around
-    them done here as recurrence.h does them; returns (outputs, input/parameter/state grads, plans)."""
+def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64):
+    """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
+    around them done here in float64 as recurrence.h does them; returns float64 (outputs,
+    input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
+    16-bit types), as on the GPU."""
+    acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
+
+    def k(t):  # what the kernel reads and writes
+        return None if t is None else t.to(dtype).contiguous()
+
     G, H = GATES[cell], params["w_hh"].shape[1]
     if batch_sizes is None:
         T, B = x.shape[:2]
@@ -71,33 +80,41 @@ def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, sta
     cx = st["cx"].detach().contiguous() if cell == "lstm" else None
     proj = x2 @ w_ih.T
     ws_ld = {"lstm": 5 * H, "gru": 4 * H}.get(cell, 0)
-    out = torch.zeros(N, H, dtype=torch.float64)
+    out = torch.zeros(N, H, dtype=dtype)
     if ws_ld:
-        ws = torch.zeros(N, ws_ld, dtype=torch.float64)
-        ws[:, : G * H] = proj
+        ws = torch.zeros(N, ws_ld, dtype=dtype)
+        ws[:, : G * H] = proj.to(dtype)
         gates, gates_ld = ws, ws_ld
     else:
         ws = None
-        out.copy_(proj)
+        out.copy_(proj.to(dtype))
         gates, gates_ld = out, H
-    bias = b_ih if cell == "gru" else b_ih + b_hh
-    h = hx.clone()
-    c = cx.clone() if cx is not None else None
+    bias = k(b_ih if cell == "gru" else b_ih + b_hh)
+    # Every buffer handed to the kernels is bound to a name until they return.
+    w_hh_k, hx_k, cx_k = k(w_hh), k(hx), k(cx)
+    b_hh_k = k(b_hh) if cell == "gru" else None
+    h = hx_k.clone()
+    c = cx.to(acc).clone() if cx is not None else None
     dense = batch_sizes is None
     tables = (None, None) if dense else (sizes, offsets)
     fplan, bplan = _plan(), _plan()
-    assert emu.emu_forward(CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms, staging,
-                           _p(w_hh), _p(bias), _p(b_hh if cell == "gru" else None), _p(gates), gates_ld, _p(out),
-                           _p(h), _p(hx), _p(c), _p(ws), ws_ld, fplan) == 1
+    assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
+                           staging, _p(w_hh_k), _p(bias), _p(b_hh_k), _p(gates), gates_ld,
+                           _p(out), _p(h), _p(hx_k), _p(c), _p(ws), ws_ld, fplan) == 1
 
     go, ghn, gcn = grads
-    dh = ghn.clone()
-    dc = gcn.clone() if cell == "lstm" else None
-    dg = torch.zeros(N, G * H, dtype=torch.float64)
-    dgh = torch.zeros(N, H, dtype=torch.float64) if cell == "gru" else None
-    assert emu.emu_backward(CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms, staging,
-                            _p(w_hh), _p(go.contiguous()), None, _p(ws), ws_ld, _p(out), _p(hx), _p(cx), _p(dh),
+    go_k = k(go.reshape(N, H))
+    dh = k(ghn).clone()
+    dc = gcn.to(acc).clone() if cell == "lstm" else None
+    dg = torch.zeros(N, G * H, dtype=dtype)
+    dgh = torch.zeros(N, H, dtype=dtype) if cell == "gru" else None
+    assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
+                            staging, _p(w_hh_k), _p(go_k), None, _p(ws), ws_ld, _p(out), _p(hx_k), _p(cx_k), _p(dh),
                             _p(dc), _p(dg), _p(dgh), bplan) == 1
+    out, h, dh, dg = out.double(), h.double(), dh.double(), dg.double()
+    c = c.double() if c is not None else None
+    dc = dc.double() if dc is not None else None
+    dgh = dgh.double() if dgh is not None else None
 
     # The state entering every row's step: the previous step's output, or hx.
     h_prev = torch.empty(N, H, dtype=torch.float64)
@@ -168,5 +185,41 @@ def test_plan_rejects_a_slice_that_does_not_fit(emu):
     """Nothing is launched (return 0) when not even the smallest staging fits."""
     plan = _plan()
     z = ctypes.c_void_p(0)
-    assert emu.emu_forward(0, 2, 2, 8, None, None, 0, 2, 16, z, z, z, z, 40, z, z, z, z, z, 40, plan) == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 0, 2, 16, z, z, z, z, 40, z, z, z, z, z, 40, plan) == 0
     assert plan[0] == 0
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+@pytest.mark.parametrize("tiling", ["tight"])
+def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling):
+    """float32, float16 and bfloat16 storage (accumulation in float32, the LSTM's cell state in
+    float32): the 16-bit loads that bypass L1 and every conversion, against the float64 reference
+    on inputs already rounded to the storage type, within what the storage precision allows."""
+    T, B, I, H, sms, staging = TILINGS[tiling]
+    acc_bytes = 4
+    staging = staging or acc_bytes * (4 * 32 + 4 * GATES[cell] * 13)
+    torch.manual_seed(0)
+
+    def rounded(t):
+        return t.to(dtype).double()
+
+    params = {k: rounded(v).requires_grad_() for k, v in layer_params(cell, I, H).items()}
+    st = {k: rounded(v).requires_grad_() for k, v in states(cell, B, H).items()}
+    lengths = [T] + [max(1, T - 1 - i % T) for i in range(B - 1)]
+    p = pack_sequence([rounded(torch.randn(n, I, dtype=torch.float64)) for n in sorted(lengths, reverse=True)])
+    x, bs = p.data.requires_grad_(), p.batch_sizes
+    want = run_layer(R, cell, x, params, st, bs, True)
+    g = torch.Generator().manual_seed(5)
+    grads = [rounded(torch.randn(w.shape, generator=g, dtype=torch.float64)) for w in want]
+    if cell != "lstm":
+        grads.append(None)
+    leaves = {"input": x, **{k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}, **st}
+    want_grads = torch.autograd.grad(want, list(leaves.values()), [gr for gr in grads if gr is not None])
+    got, got_grads, _, _ = run_emulated(emu, cell, x.detach(), params, st, bs, True,
+                                        (grads[0], grads[1], grads[2]), sms, staging, dtype)
+    tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 4e-2}[dtype]
+    pairs = list(zip(got, [w.detach() for w in want])) + [(got_grads[n], w) for n, w in zip(leaves, want_grads)]
+    for a, b in pairs:
+        scale = b.abs().max().item() or 1.0
+        assert (a - b).abs().max().item() <= tol * scale, (dtype, (a - b).abs().max().item(), scale)
