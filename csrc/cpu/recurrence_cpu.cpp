@@ -195,7 +195,17 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
   T* panel = panels.data_ptr<T>();
 
-  run_steps(1 + 2 * a.T, grid.items(), [&](int64_t s, int64_t item) {
+  // Backward step i (0 = the last step processed by the forward) is the pointwise pass of
+  // its units, then dh_{t-1} = dG_t W_hh for its columns. Item (u, grp) owns the same hidden
+  // units as pointwise rows and as product columns, so team step k runs item's product of
+  // step k - 1 and then its pointwise pass of step k: the pass reads only the dh (and dc)
+  // columns the same item has just written, and only the product needs every unit's dG,
+  // which the barrier between team steps provides. One barrier a step.
+  auto step_of = [&](int64_t i) {
+    const int64_t sp = a.T - 1 - i;  // processing order, walked backwards
+    return reverse ? a.T - 1 - sp : sp;
+  };
+  run_steps(2 + a.T, grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
       if (grp == 0) {
@@ -203,39 +213,45 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       }
       return;
     }
-    const int64_t sp = a.T - 1 - (s - 1) / 2;  // processing order, walked backwards
-    const int64_t t = reverse ? a.T - 1 - sp : sp;
-    const int64_t rows = a.sizes[t], off = a.offsets[t];
-    const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
-    if (r0 >= r1) {
-      return;
-    }
     const int64_t j0 = u * units, j1 = std::min(H, j0 + units);
-    BackwardStep<T> st = st0;
-    set_step(t, st);
-    if ((s - 1) % 2 == 0) {
-      for (int64_t r = r0; r < r1; ++r) {
-        T* dh = st.dh + r * P;
-        const T* g = go + (off + r) * P;
-        for (int64_t j = j0; j < j1; ++j) {
-          dh[j] += g[j];
-        }
-        if (gcs) {
-          Acc<T>* dc = st.dc + r * H;
-          const T* gc = gcs + (off + r) * H;
-          for (int64_t j = j0; j < j1; ++j) {
-            dc[j] += gc[j];
-          }
+    const int64_t k = s - 1;
+    if (k >= 1) {  // dh_{t-1} += dG_t W_hh for step k - 1, this item's columns and rows
+      const int64_t t = step_of(k - 1);
+      const int64_t r0 = grp * group_rows, r1 = std::min(a.sizes[t], r0 + group_rows);
+      if (r0 < r1) {
+        BackwardStep<T> st = st0;
+        set_step(t, st);
+        const T* pu = panel + u * tile_elems;
+        if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
+          kern.project_tile[col](st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
+          kern.project_tile[col](st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
+        } else {
+          kern.project_tile[col](st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
         }
       }
-      kern.backward_block[c](st, r0, r1, j0, j1);
-    } else {
-      const T* pu = panel + u * tile_elems;
-      if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
-        kern.project_tile[col](st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
-        kern.project_tile[col](st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
-      } else {
-        kern.project_tile[col](st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
+    }
+    if (k < a.T) {  // the pointwise pass of step k: add grad_output (and grad_cell_states), write dG
+      const int64_t t = step_of(k);
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
+      if (r0 < r1) {
+        BackwardStep<T> st = st0;
+        set_step(t, st);
+        for (int64_t r = r0; r < r1; ++r) {
+          T* dh = st.dh + r * P;
+          const T* g = go + (off + r) * P;
+          for (int64_t j = j0; j < j1; ++j) {
+            dh[j] += g[j];
+          }
+          if (gcs) {
+            Acc<T>* dc = st.dc + r * H;
+            const T* gc = gcs + (off + r) * H;
+            for (int64_t j = j0; j < j1; ++j) {
+              dc[j] += gc[j];
+            }
+          }
+        }
+        kern.backward_block[c](st, r0, r1, j0, j1);
       }
     }
   });
