@@ -173,12 +173,11 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   return true;
 }
 
-// The backward's reverse loop of an unprojected layer on the thread team, two
-// barriers a step: first each item runs the pointwise pass for its units (adding
-// the step's output gradient to dh first), then dh_{t-1} for its units as dG_t
-// times the columns of W_hh packed for it. An item is a block of column_units
-// hidden units (and a group of rows when there are few blocks); it owns the same
-// units of dh in both phases.
+// The backward's reverse loop of an unprojected layer on the thread team, one barrier
+// a step (see below): each item runs the pointwise pass for its units (adding the
+// step's output gradient to dh first) and dh_{t-1} for the same units as dG_t times
+// the columns of W_hh packed for it. An item is a block of column_units hidden units
+// (and a group of rows when there are few blocks).
 template <typename T, class SetStep>
 bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st0,
                     const SetStep& set_step, const T* go, const T* gcs, const T* w_hh) {

@@ -92,26 +92,6 @@ bool launch_cooperative(const void* kernel, const TilePlan& plan, Args& args) {
   return true;
 }
 
-template <typename T>
-const void* forward_kernel(CellKind cell) {
-  switch (cell) {
-    case CellKind::kLstm: return reinterpret_cast<const void*>(persistent_forward_kernel<T, CellKind::kLstm>);
-    case CellKind::kGru: return reinterpret_cast<const void*>(persistent_forward_kernel<T, CellKind::kGru>);
-    case CellKind::kRnnTanh: return reinterpret_cast<const void*>(persistent_forward_kernel<T, CellKind::kRnnTanh>);
-    default: return reinterpret_cast<const void*>(persistent_forward_kernel<T, CellKind::kRnnRelu>);
-  }
-}
-
-template <typename T>
-const void* backward_kernel(CellKind cell) {
-  switch (cell) {
-    case CellKind::kLstm: return reinterpret_cast<const void*>(persistent_backward_kernel<T, CellKind::kLstm>);
-    case CellKind::kGru: return reinterpret_cast<const void*>(persistent_backward_kernel<T, CellKind::kGru>);
-    case CellKind::kRnnTanh: return reinterpret_cast<const void*>(persistent_backward_kernel<T, CellKind::kRnnTanh>);
-    default: return reinterpret_cast<const void*>(persistent_backward_kernel<T, CellKind::kRnnRelu>);
-  }
-}
-
 }  // namespace
 
 template <typename T>
@@ -120,7 +100,7 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  const void* kernel = forward_kernel<T>(cell);
+  const void* kernel = reinterpret_cast<const void*>(forward_kernel<T>(cell));
   const TilePlan plan = make_plan<T>(a.H, a.G, a.B, true, kernel);
   if (!plan.ok) {
     return false;
@@ -164,7 +144,7 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  const void* kernel = backward_kernel<T>(cell);
+  const void* kernel = reinterpret_cast<const void*>(backward_kernel<T>(cell));
   const TilePlan plan = make_plan<T>(a.H, a.G, a.B, false, kernel);
   if (!plan.ok) {
     return false;

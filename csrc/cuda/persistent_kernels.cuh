@@ -52,13 +52,23 @@ struct Steps {
   int64_t T = 0, B = 0;
   bool reverse = false;
 
-  __device__ int64_t step(int64_t s) const { return reverse ? T - 1 - s : s; }
   __device__ int64_t rows(int64_t t) const { return sizes ? sizes[t] : B; }
   __device__ int64_t offset(int64_t t) const { return sizes ? offsets[t] : t * B; }
-  // The step processed before t (its state enters t), or -1.
-  __device__ int64_t prev(int64_t t) const {
-    const int64_t tp = reverse ? t + 1 : t - 1;
-    return (tp < 0 || tp >= T) ? -1 : tp;
+
+  // Step s of the processing order: its rows and first row, and how many of its rows
+  // carry their state in from the step processed before it (at prev_off; the others
+  // start from hx, cx).
+  struct Rows {
+    int64_t rows, off, prev_rows, prev_off;
+  };
+  __device__ Rows at(int64_t s) const {
+    const int64_t t = reverse ? T - 1 - s : s, tp = reverse ? t + 1 : t - 1;
+    Rows r{rows(t), offset(t), 0, 0};
+    if (tp >= 0 && tp < T) {
+      r.prev_rows = min(r.rows, rows(tp));
+      r.prev_off = offset(tp);
+    }
+    return r;
   }
 };
 
@@ -221,9 +231,8 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
   auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = 0; s < S.T; ++s) {
-    const int64_t t = S.step(s), rows = S.rows(t), off = S.offset(t), tp = S.prev(t);
-    const int64_t prev_rows = tp < 0 ? 0 : min(rows, S.rows(tp));
-    const int64_t prev_off = tp < 0 ? 0 : S.offset(tp);
+    const Steps::Rows q = S.at(s);
+    const int64_t rows = q.rows, off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
     // The state entering step t, row `row`: the previous step's output, or hx.
     auto h_prev = [&](int64_t row) -> const T* {
       return row < prev_rows ? p.out + (prev_off + row) * H : p.hx + row * H;
@@ -321,9 +330,8 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = S.T - 1; s >= 0; --s) {
-    const int64_t t = S.step(s), rows = S.rows(t), off = S.offset(t), tp = S.prev(t);
-    const int64_t prev_rows = tp < 0 ? 0 : min(rows, S.rows(tp));
-    const int64_t prev_off = tp < 0 ? 0 : S.offset(tp);
+    const Steps::Rows q = S.at(s);
+    const int64_t rows = q.rows, off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
     // The pointwise backward of this CTA's units: dG_t, dc_{t-1}, and the GRU's direct path.
     __syncthreads();  // this thread mapping differs from the product's epilogue
     for (int64_t e = threadIdx.x; e < rows * U; e += blockDim.x) {
@@ -384,6 +392,27 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     }
   }
   (void)G;
+}
+
+// The kernel of a cell, for the launcher (persistent.cu) and the emulator alike.
+template <typename T>
+void (*forward_kernel(CellKind cell))(ForwardArgs<T>) {
+  switch (cell) {
+    case CellKind::kLstm: return persistent_forward_kernel<T, CellKind::kLstm>;
+    case CellKind::kGru: return persistent_forward_kernel<T, CellKind::kGru>;
+    case CellKind::kRnnTanh: return persistent_forward_kernel<T, CellKind::kRnnTanh>;
+    default: return persistent_forward_kernel<T, CellKind::kRnnRelu>;
+  }
+}
+
+template <typename T>
+void (*backward_kernel(CellKind cell))(BackwardArgs<T>) {
+  switch (cell) {
+    case CellKind::kLstm: return persistent_backward_kernel<T, CellKind::kLstm>;
+    case CellKind::kGru: return persistent_backward_kernel<T, CellKind::kGru>;
+    case CellKind::kRnnTanh: return persistent_backward_kernel<T, CellKind::kRnnTanh>;
+    default: return persistent_backward_kernel<T, CellKind::kRnnRelu>;
+  }
 }
 
 }  // namespace fused_rnn::cuda::persistent

@@ -41,26 +41,6 @@ P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int6
 }
 
 template <typename T>
-void (*forward_kernel(int cell))(P::ForwardArgs<T>) {
-  switch (static_cast<CellKind>(cell)) {
-    case CellKind::kLstm: return P::persistent_forward_kernel<T, CellKind::kLstm>;
-    case CellKind::kGru: return P::persistent_forward_kernel<T, CellKind::kGru>;
-    case CellKind::kRnnTanh: return P::persistent_forward_kernel<T, CellKind::kRnnTanh>;
-    default: return P::persistent_forward_kernel<T, CellKind::kRnnRelu>;
-  }
-}
-
-template <typename T>
-void (*backward_kernel(int cell))(P::BackwardArgs<T>) {
-  switch (static_cast<CellKind>(cell)) {
-    case CellKind::kLstm: return P::persistent_backward_kernel<T, CellKind::kLstm>;
-    case CellKind::kGru: return P::persistent_backward_kernel<T, CellKind::kGru>;
-    case CellKind::kRnnTanh: return P::persistent_backward_kernel<T, CellKind::kRnnTanh>;
-    default: return P::persistent_backward_kernel<T, CellKind::kRnnRelu>;
-  }
-}
-
-template <typename T>
 int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int reverse,
             int64_t sms, int64_t staging_bytes, const void* w_hh, const void* bias, const void* bias_hh, void* gates,
             int64_t gates_ld, void* out, void* h, const void* hx, void* c, void* ws, int64_t ws_ld, int* plan_out) {
@@ -83,7 +63,7 @@ int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, co
   a.c = static_cast<fused_rnn::Acc<T>*>(c);
   a.ws = static_cast<T*>(ws);
   a.ws_ld = ws_ld;
-  emu::launch(forward_kernel<T>(cell), p.ctas, P::kThreads, p.smem, a);
+  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell)), p.ctas, P::kThreads, p.smem, a);
   return 1;
 }
 
@@ -112,7 +92,7 @@ int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, c
   a.dc = static_cast<fused_rnn::Acc<T>*>(dc);
   a.dg = static_cast<T*>(dg);
   a.dgh = static_cast<T*>(dgh);
-  emu::launch(backward_kernel<T>(cell), p.ctas, P::kThreads, p.smem, a);
+  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell)), p.ctas, P::kThreads, p.smem, a);
   return 1;
 }
 
