@@ -66,6 +66,7 @@ pybind11::dict build_info() {
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
+  d["cpu_dots"] = fused_rnn::cpu::cpu_dots();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -89,6 +90,19 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_panel_cache", &fused_rnn::cpu::set_panel_cache,
       "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting");
+  m.def(
+      "_set_cpu_dots", &fused_rnn::cpu::set_cpu_dots,
+      "How the CPU forward reads the weights: auto, always (in place) or never (packed panels); "
+      "returns the previous mode");
+  m.def(
+      "_cpu_forward_calls",
+      [] {
+        pybind11::dict d;
+        d["dots"] = fused_rnn::cpu::forward_calls(true);
+        d["panels"] = fused_rnn::cpu::forward_calls(false);
+        return d;
+      },
+      "Fused CPU forward calls so far, by how they read the weights (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

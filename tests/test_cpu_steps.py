@@ -1,6 +1,8 @@
-"""The two CPU step paths: fused tiles on a thread team, and BLAS gemm + pointwise pass per step.
+"""The CPU step paths: fused tiles on a thread team (their products from packed weight panels,
+or, for small batches, dot products read in place along the weights' rows), and BLAS gemm +
+pointwise pass per step.
 
-Every other test runs whichever path is the default (fused); here both are checked against the
+Every other test runs whichever path is the default; here each is checked against the
 reference on shapes chosen to hit the tile edges: hidden sizes that are not a multiple of a tile's
 units, batches that are not a multiple of a register block, packed batches that shrink (forward)
 and grow (reverse), and every instruction-set build.
@@ -17,11 +19,13 @@ from test_layer_ops import _available_capabilities, check_layer
 from fused_rnn import _C
 
 
-@pytest.fixture(params=[True, False], ids=["fused", "unfused"])
+@pytest.fixture(params=["panels", "dots", "unfused"])
 def steps(request):
-    previous = _C._set_cpu_fused(request.param)
+    previous = _C._set_cpu_fused(request.param != "unfused")
+    previous_dots = _C._set_cpu_dots("always" if request.param == "dots" else "never")
     yield request.param
     _C._set_cpu_fused(previous)
+    _C._set_cpu_dots(previous_dots)
 
 
 @pytest.fixture
@@ -33,6 +37,62 @@ def threads():
 
 def test_default_is_fused():
     assert _C.build_info()["cpu_fused_steps"] is True
+    assert _C.build_info()["cpu_dots"] == "auto"
+
+
+def test_unknown_dots_mode_is_an_error():
+    with pytest.raises(RuntimeError, match="unknown CPU weight reading mode 'sometimes'"):
+        _C._set_cpu_dots("sometimes")
+    assert _C.build_info()["cpu_dots"] == "auto"
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("B", [1, 3])
+def test_small_batch_long_sequence_with_uncached_weights(cell, B):
+    """In auto mode a small batch packs the weights the panel cache keeps once T * B >= H / 8, and
+    reads the others in place (here: the cache is off), through forward and backward."""
+    def dots_calls():
+        return _C._cpu_forward_calls()["dots"]
+
+    before = dots_calls()
+    check_layer(cell, T=40 // B, B=B, I=9, H=37 * 8, dtype=torch.float64, reverse=B == 3)
+    assert dots_calls() == before
+    previous = _C._set_cpu_panel_cache(False)
+    try:
+        check_layer(cell, T=40, B=B, I=9, H=37, dtype=torch.float64, reverse=B == 3)
+    finally:
+        _C._set_cpu_panel_cache(previous)
+    assert dots_calls() == before + 1
+    check_layer(cell, T=37 // B, B=B, I=9, H=37 * 8 + 1, dtype=torch.float64)
+    assert dots_calls() == before + 2
+    check_layer(cell, T=3, B=5, I=9, H=37 * 8 + 1, dtype=torch.float64)  # a batch over 4 packs
+    assert dots_calls() == before + 2
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_dots_equal_panels(cell):
+    """The in-place dot products and the panels agree on a float32 sequence with many tiles and
+    a hidden size that ends mid-vector, in every register-block size of the dot kernel."""
+    params = layer_params(cell, 40, 133, dtype=torch.float32)
+    x = torch.randn(12, 7, 40)
+    outs = {}
+    for dots in ("never", "always"):
+        previous = _C._set_cpu_dots(dots)
+        try:
+            with torch.no_grad():
+                outs[dots] = run_layer(F, cell, x, params, states(cell, 7, 133, dtype=torch.float32))
+        finally:
+            _C._set_cpu_dots(previous)
+    for a, b in zip(outs["never"], outs["always"]):
+        assert_close(a, b, torch.float32)
+
+
+def test_steps_fixture_takes_the_path_it_names(steps):
+    before = _C._cpu_forward_calls()
+    check_layer("lstm", T=3, B=2, I=3, H=5)
+    after = _C._cpu_forward_calls()
+    took = {k: after[k] - before[k] for k in after}
+    assert took == {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0}
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -80,16 +140,21 @@ def test_fused_equals_unfused(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_fused_result_does_not_depend_on_thread_count(threads, cell):
+@pytest.mark.parametrize("dots", ["never", "always"])
+def test_fused_result_does_not_depend_on_thread_count(threads, cell, dots):
     """Each tile computes the same sums whichever thread runs it: bitwise equal on 1 and 2 threads."""
     params = layer_params(cell, 16, 96, dtype=torch.float32)
     st = states(cell, 20, 96, dtype=torch.float32)
     x = torch.randn(12, 20, 16)
     outs = []
-    for n in (1, 2):
-        torch.set_num_threads(n)
-        with torch.no_grad():
-            outs.append(run_layer(F, cell, x, params, st))
+    previous = _C._set_cpu_dots(dots)
+    try:
+        for n in (1, 2):
+            torch.set_num_threads(n)
+            with torch.no_grad():
+                outs.append(run_layer(F, cell, x, params, st))
+    finally:
+        _C._set_cpu_dots(previous)
     for a, b in zip(*outs):
         assert torch.equal(a, b)
 

@@ -90,6 +90,10 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
   }
 }
 
+bool panels_cacheable(const at::Tensor& w) {
+  return trackable(w);
+}
+
 bool panel_cache_enabled() {
   return enabled().load();
 }

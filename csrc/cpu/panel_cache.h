@@ -29,6 +29,9 @@ at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout);
 // Keeps panels for later calls (a no-op for tensors that cannot be tracked).
 void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels);
 
+// Whether panels packed from w would be kept for later calls.
+bool panels_cacheable(const at::Tensor& w);
+
 bool panel_cache_enabled();
 bool set_panel_cache(bool on);  // returns the previous setting; off also empties the cache
 

@@ -47,6 +47,10 @@ struct PointwiseKernels {
   PackTile pack_tile[4];
   ForwardTile forward_tile[4];
   ProjectTile project_tile[4];
+  // The same two read W_hh / W_ih in place (the `panel` argument is the weight itself,
+  // G*H rows of K): for batches too small to pay for packing (see cpu_dots below).
+  ForwardTile forward_dots[4];
+  ProjectTile project_dots[4];
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \
@@ -78,5 +82,16 @@ std::string set_cpu_capability(const std::string& name);
 // previous setting.
 bool fused_steps();
 bool set_fused_steps(bool on);
+
+// How the fused forward reads W_hh and W_ih: "auto" (the default) reads them in place,
+// as dot products along their rows, for a batch of at most 4 rows when packing them
+// into tile panels would not pay (T * B < H / 8, or weights the panel cache does not
+// keep), and from panels otherwise; "always" and "never" force one way (for tests and
+// benchmarks). FUSED_RNN_CPU_DOTS sets it; set_cpu_dots returns the previous mode.
+std::string cpu_dots();
+std::string set_cpu_dots(const std::string& mode);
+
+// Fused forward calls so far that read the weights in place (dots) or from panels.
+int64_t forward_calls(bool dots);
 
 }  // namespace fused_rnn::cpu

@@ -5,6 +5,7 @@
 // FUSED_RNN_CAPABILITY_NS (and, for SIMD builds, CPU_CAPABILITY and the target):
 // everything here lands in that capability's own namespace, so the copies built
 // for different instruction sets never meet at link time.
+#include <ATen/cpu/vec/functional.h>
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
@@ -238,6 +239,8 @@ struct TileShape {
   static constexpr int kRegs = sizeof(V) >= 64 ? 24 : 12;
   static constexpr int MR = kRegs / NV > 0 ? kRegs / NV : 1;  // rows per register block
   static constexpr int kUnits = U * W;
+  // Rows per register block of the in-place products (tile_dots): 4 accumulators a row.
+  static constexpr int DR = sizeof(V) >= 64 ? 4 : 2;
 };
 
 template <typename T, CellKind C>
@@ -320,6 +323,83 @@ inline void tile_product_rows(int rows, const T* a, int64_t lda, const T* panel,
   tile_product<T, MR, NV>(a, lda, panel, K, c);
 }
 
+// The same products read in place from the rows of a row-major weight w (ld K), for a
+// batch too small to pay for packing it: c[m][v*W + l] = a[m] . w[g*H + j] with g = v / U,
+// j = j0 + (v % U)*W + l (zero past H). Each accumulator holds a row's partial dot
+// product across the lanes; kDotRows rows of w at a time meet MR rows of a, so a
+// weight row is read once per register block and the accumulator chains are
+// independent, and a horizontal sum closes each dot product.
+template <typename T, int MR, int G, int U>
+inline void tile_dots(const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t j0, T* c) {
+  using V = Vectorized<T>;
+  constexpr int W = V::size(), NV = G * U;
+  // 8 independent FMA chains at a single row of a; never more rows than lanes.
+  constexpr int kDotRows = std::min(W, MR == 1 ? 8 : 4);
+  const int64_t k_full = K - K % W;
+  const auto sum = [](V x, V y) { return x + y; };
+  for (int v = 0; v < NV; ++v) {
+    const int g = v / U;
+    for (int l = 0; l < W; l += kDotRows) {
+      const int64_t j = j0 + (v % U) * W + l;
+      const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
+      const T* row[kDotRows] = {};
+      for (int i = 0; i < n; ++i) {
+        row[i] = w + (g * H + j + i) * K;
+      }
+      for (int i = n; i < kDotRows && n > 0; ++i) {
+        row[i] = row[0];  // a row past H repeats a valid one; its sum is not kept
+      }
+      V acc[MR][kDotRows];
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 8
+        for (int i = 0; i < kDotRows; ++i) {
+          acc[m][i] = V(T(0));
+        }
+      }
+      if (n > 0) {
+        auto step = [&](int64_t k, int64_t count) {
+          V b[kDotRows];
+#pragma GCC unroll 8
+          for (int i = 0; i < kDotRows; ++i) {
+            b[i] = count == W ? V::loadu(row[i] + k) : V::loadu(row[i] + k, count);
+          }
+#pragma GCC unroll 16
+          for (int m = 0; m < MR; ++m) {
+            const V x = count == W ? V::loadu(a + m * lda + k) : V::loadu(a + m * lda + k, count);
+#pragma GCC unroll 8
+            for (int i = 0; i < kDotRows; ++i) {
+              acc[m][i] = at::vec::fmadd(x, b[i], acc[m][i]);
+            }
+          }
+        };
+        for (int64_t k = 0; k < k_full; k += W) {
+          step(k, W);
+        }
+        if (k_full < K) {
+          step(k_full, K - k_full);
+        }
+      }
+      for (int m = 0; m < MR; ++m) {
+        for (int i = 0; i < kDotRows; ++i) {
+          c[(m * NV + v) * W + l + i] = i < n ? at::vec::vec_reduce_all<T>(sum, acc[m][i]) : T(0);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, int MR, int G, int U>
+inline void tile_dots_rows(int rows, const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t j0, T* c) {
+  if constexpr (MR > 1) {
+    if (rows < MR) {
+      tile_dots_rows<T, MR - 1, G, U>(rows, a, lda, w, K, H, j0, c);
+      return;
+    }
+  }
+  tile_dots<T, MR, G, U>(a, lda, w, K, H, j0, c);
+}
+
 // The rows of the next register block when `left` rows remain: blocks of (nearly)
 // equal size, so 8 rows run as 4 + 4 rather than 6 + 2 (a 2-row block keeps a
 // third of the accumulators busy).
@@ -328,11 +408,24 @@ inline int64_t block_rows(int64_t left, int64_t mr) {
   return (left + blocks - 1) / blocks;
 }
 
+// The products of tile u for `rows` rows of a (ld lda) into c: from the tile's packed
+// panel (kDots false: w is that panel), or in place from the rows of the row-major
+// weight (kDots true: w is the weight, G*H rows of K).
+template <typename T, CellKind C, bool kDots>
+inline void tile_products(int rows, const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t u, T* c) {
+  using S = TileShape<T, C>;
+  if constexpr (kDots) {
+    tile_dots_rows<T, S::DR, S::G, S::U>(rows, a, lda, w, K, H, u * S::kUnits, c);
+  } else {
+    tile_product_rows<T, S::MR, S::NV>(rows, a, lda, w, K, c);
+  }
+}
+
 // Rows [r0, r1) of one step for tile u: st as for the row passes above, except that
 // st.gates holds only x W_ih^T (the recurrent part is computed here from h_prev,
-// ld K) and st.h receives h_t (it is not read).
-template <typename T, CellKind C>
-void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int64_t K, int64_t u, int64_t r0,
+// ld K) and st.h receives h_t (it is not read). w as for tile_products.
+template <typename T, CellKind C, bool kDots>
+void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* w, int64_t K, int64_t u, int64_t r0,
                   int64_t r1) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
@@ -340,7 +433,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
   const int64_t H = st.H;
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0, rows = 0; rb < r1; rb += rows) {
-    rows = block_rows(r1 - rb, S::MR);
+    rows = block_rows(r1 - rb, kDots ? S::DR : S::MR);
     // The epilogue's rows of the gate buffer (and the cell state) are far apart in a
     // buffer larger than the caches: ask for them now, so they arrive during the product.
     for (int m = 0; m < rows; ++m) {
@@ -354,7 +447,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
         __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), h_prev + rb * K, K, panel, K, acc);
+    tile_products<T, C, kDots>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
@@ -410,16 +503,16 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* panel, int
 // The input projection for tile u: out[r][g*H + j] (+)= x[r] . W[g*H + j] for the tile's
 // units j and every gate g, rows [r0, r1) (row r of x at x + r*ldx); panel packed
 // from W (G*H, K) by pack_tile. In the single-gate geometry, with a panel from
-// pack_columns, this is any product A B.
-template <typename T, CellKind C>
-void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
+// pack_columns, this is any product A B. With kDots, w is W itself (tile_products).
+template <typename T, CellKind C, bool kDots>
+void project_tile(const T* x, int64_t ldx, const T* w, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
                   T* out, int64_t ldo, bool accumulate) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
   constexpr int W = S::W;
   alignas(64) T acc[S::MR * S::NV * W];
   for (int64_t rb = r0, rows = 0; rb < r1; rb += rows) {
-    rows = block_rows(r1 - rb, S::MR);
+    rows = block_rows(r1 - rb, kDots ? S::DR : S::MR);
     for (int m = 0; m < rows; ++m) {  // the rows this block will write, as in forward_tile
       for (int g = 0; g < S::G; ++g) {
         for (int q = 0; q < S::U; ++q) {
@@ -427,7 +520,7 @@ void project_tile(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H,
         }
       }
     }
-    tile_product_rows<T, S::MR, S::NV>(static_cast<int>(rows), x + rb * ldx, ldx, panel, K, acc);
+    tile_products<T, C, kDots>(static_cast<int>(rows), x + rb * ldx, ldx, w, K, H, u, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
       for (int q = 0; q < S::U; ++q) {
@@ -470,8 +563,10 @@ void set_tiles(PointwiseKernels<T>& k) {
   k.tile_width[i] = S::G * S::kUnits;
   k.tile_rows[i] = S::MR;
   k.pack_tile[i] = &pack_tile<T, C>;
-  k.forward_tile[i] = &forward_tile<T, C>;
-  k.project_tile[i] = &project_tile<T, C>;
+  k.forward_tile[i] = &forward_tile<T, C, false>;
+  k.project_tile[i] = &project_tile<T, C, false>;
+  k.forward_dots[i] = &forward_tile<T, C, true>;
+  k.project_dots[i] = &project_tile<T, C, true>;
 }
 
 template <typename T>

@@ -6,6 +6,7 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <string>
 #include <vector>
 
 #include "../recurrence.h"
@@ -20,6 +21,32 @@ namespace {
 int64_t row_grain(int64_t cols) {
   constexpr int64_t kElementsPerTask = 16384;
   return std::max<int64_t>(1, kElementsPerTask / std::max<int64_t>(1, cols));
+}
+
+// How the fused forward reads the weights (see pointwise.h): 0 auto, 1 always in place, 2 never.
+const char* const kDotModes[] = {"auto", "always", "never"};
+
+int parse_dot_mode(const std::string& name) {
+  for (int i = 0; i < 3; ++i) {
+    if (name == kDotModes[i]) {
+      return i;
+    }
+  }
+  TORCH_CHECK(false, "fused_rnn: unknown CPU weight reading mode '", name, "'; expected auto, always or never");
+}
+
+std::atomic<int>& dot_mode() {
+  static std::atomic<int> mode{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_DOTS");
+    return env == nullptr ? 0 : parse_dot_mode(env);
+  }()};
+  return mode;
+}
+
+// Fused forward calls that read the weights in place (true) or from panels (false).
+std::atomic<int64_t>& path_count(bool dots) {
+  static std::atomic<int64_t> counts[2];
+  return counts[dots ? 1 : 0];
 }
 
 std::atomic<bool>& fused_flag() {
@@ -53,6 +80,14 @@ struct TileGrid {
 // projected inputs are read back from that core's cache (and an inference call needs
 // a buffer for one chunk, not the whole sequence). One barrier per team step.
 constexpr int64_t kChunkRows = 512;
+// In auto mode a batch of at most kDotBatch rows reads the weights in place when the
+// panel cache would not keep them, and otherwise while T * B * kDotRowsPerWidth < H:
+// the crossover of a step from panels against the cost of packing or comparing them
+// grows with H and shrinks with B (measured 2026-11-28 on AVX-512: at B=1 about 14 steps
+// at H=128, 18 at H=256, 40 at H=512; at B=4 under 10 steps at H <= 256, over 10 at 512;
+// from B=2 a step in place is 10-40% slower than from panels).
+constexpr int64_t kDotBatch = 4;
+constexpr int64_t kDotRowsPerWidth = 8;
 
 template <typename T>
 bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st0, T* gates, T* out,
@@ -67,20 +102,38 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
   const int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
 
+  const T* w_hh = a.w_hh.const_data_ptr<T>();
+  const T* w_ih = a.w_ih.const_data_ptr<T>();
+  const T* x = a.input.const_data_ptr<T>();
+  // A small batch reads the weights in place (a tile's rows stay in its thread's cache
+  // all the same) when packing them would not pay: for a short sequence, or weights the
+  // panel cache does not keep (packing every call costs a transpose of each weight, and
+  // a cached panel a comparison of it). A step from panels is faster where W_hh stays in
+  // cache (no horizontal sums), so longer sequences pack, or find the panels packed by an
+  // earlier call. With dots, hh_p / ih_p are the weights and the tile offsets zero.
+  const int mode = dot_mode().load(std::memory_order_relaxed);
+  const bool dots = mode == 1 ||
+      (mode == 0 && B <= kDotBatch &&
+       (T_ * B * kDotRowsPerWidth < K || !panels_cacheable(a.w_hh) || !panels_cacheable(a.w_ih)));
+  path_count(dots).fetch_add(1, std::memory_order_relaxed);
   const PanelLayout hh_layout{0, c, &kern}, ih_layout{1, c, &kern};
-  at::Tensor hh = find_panels(a.w_hh, hh_layout), ih = find_panels(a.w_ih, ih_layout);
-  const bool hh_cached = hh.defined(), ih_cached = ih.defined();
+  at::Tensor hh, ih;
+  if (!dots) {
+    hh = find_panels(a.w_hh, hh_layout);
+    ih = find_panels(a.w_ih, ih_layout);
+  }
+  const bool hh_cached = dots || hh.defined(), ih_cached = dots || ih.defined();
   if (!hh_cached) {
     hh = at::empty({grid.tiles * hh_elems}, a.input.options());
   }
   if (!ih_cached) {
     ih = at::empty({grid.tiles * ih_elems}, a.input.options());
   }
-  T* hh_p = hh.data_ptr<T>();
-  T* ih_p = ih.data_ptr<T>();
-  const T* w_hh = a.w_hh.const_data_ptr<T>();
-  const T* w_ih = a.w_ih.const_data_ptr<T>();
-  const T* x = a.input.const_data_ptr<T>();
+  const T* hh_p = dots ? w_hh : hh.data_ptr<T>();
+  const T* ih_p = dots ? w_ih : ih.data_ptr<T>();
+  const int64_t hh_tile = dots ? 0 : hh_elems, ih_tile = dots ? 0 : ih_elems;
+  const auto forward_tile = dots ? kern.forward_dots[c] : kern.forward_tile[c];
+  const auto project_tile = dots ? kern.project_dots[c] : kern.project_tile[c];
 
   // Chunks of steps (processing order) and the rows of the input they cover.
   const int64_t chunk_steps = std::max<int64_t>(1, kChunkRows / B);
@@ -121,10 +174,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     const int64_t e = plan[s];
     if (e == kPack) {
       if (grp == 0 && !hh_cached) {
-        kern.pack_tile[c](w_hh, H, K, u, hh_p + u * hh_elems);
+        kern.pack_tile[c](w_hh, H, K, u, hh.data_ptr<T>() + u * hh_elems);
       }
       if (grp == 0 && !ih_cached) {
-        kern.pack_tile[c](w_ih, H, I, u, ih_p + u * ih_elems);
+        kern.pack_tile[c](w_ih, H, I, u, ih.data_ptr<T>() + u * ih_elems);
       }
       return;
     }
@@ -133,7 +186,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       const int64_t per = (rows + groups - 1) / groups;
       const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
       if (r0 < r1) {
-        kern.project_tile[c](x + row0 * I, I, ih_p + u * ih_elems, I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+        project_tile(x + row0 * I, I, ih_p + u * ih_tile, I, H, u, r0, r1, gate_rows(k), gates_ld, false);
       }
       return;
     }
@@ -150,7 +203,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     st.out = out + off * K;
     st.ws = ws ? ws + off * st0.ws_ld : nullptr;
     st.h = buf[(q + 1) % 2];
-    kern.forward_tile[c](st, buf[q % 2], hh_p + u * hh_elems, K, u, r0, r1);
+    forward_tile(st, buf[q % 2], hh_p + u * hh_tile, K, u, r0, r1);
   });
 
   if (!hh_cached) {
@@ -354,6 +407,18 @@ bool set_fused_steps(bool on) {
 
 bool fused_steps() {
   return fused_flag().load();
+}
+
+int64_t forward_calls(bool dots) {
+  return path_count(dots).load();
+}
+
+std::string cpu_dots() {
+  return kDotModes[dot_mode().load()];
+}
+
+std::string set_cpu_dots(const std::string& mode) {
+  return kDotModes[dot_mode().exchange(parse_dot_mode(mode))];
 }
 
 TORCH_LIBRARY_IMPL(fused_rnn, CPU, m) {
