@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The one-shot GPU check: build for sm_90 with every core, run the CUDA tests on both
 # recurrent tiers (alternating and persistent), run the persistent kernels under
-# compute-sanitizer (memcheck, racecheck) on small shapes, run the GPU benchmark of
+# compute-sanitizer (memcheck, racecheck) on small shapes (16-bit types with and without the
+# tensor-core products), run the GPU benchmark of
 # both tiers against torch.nn (cuDNN), and leave logs and results in OUT_DIR.
 #
 #   bash bench/gpu_check.sh OUT_DIR

@@ -3,9 +3,10 @@
     compute-sanitizer --tool memcheck python bench/persistent_smoke.py
     compute-sanitizer --tool racecheck python bench/persistent_smoke.py
 
-Dense, packed and reverse-direction layers in float32 and bfloat16, each checked against
-the alternating tier (and the persistent kernels required to have run); exits 1 on a
-mismatch, so a sanitizer run also says whether the results were right.
+Dense, packed and reverse-direction layers in float32, bfloat16 and float16, each checked
+against the alternating tier (and the persistent kernels required to have run; for the 16-bit
+types both with the tensor-core products, which must then have launched, and without);
+exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
 """
 
 from __future__ import annotations
@@ -32,8 +33,12 @@ def layer(cell, dtype, packed, reverse):
         x, bs = torch.randn(5, B, I, device="cuda", dtype=dtype), None
     x.requires_grad_()
     results = {}
-    for tier in ("alternating", "persistent"):
+    variants = [("alternating", False), ("persistent", False)]
+    if dtype != torch.float32:
+        variants.append(("persistent", True))
+    for tier, mma in variants:
         old = fused_rnn._C._set_cuda_tier(tier)
+        old_mma = fused_rnn._C._set_persistent_mma(mma)
         try:
             before = dict(fused_rnn._C._persistent_launches())
             args = (x, w["w_ih"], w["w_hh"], w["b_ih"], w["b_hh"])
@@ -45,22 +50,31 @@ def layer(cell, dtype, packed, reverse):
                 out = F.rnn_layer(*args, batch_sizes=bs, reverse=reverse, nonlinearity=cell[4:])
             grads = torch.autograd.grad(out[0].float().pow(2).sum(), [x, *w.values()])
             torch.cuda.synchronize()
-            ran = dict(fused_rnn._C._persistent_launches()) != before
+            after = dict(fused_rnn._C._persistent_launches())
+            ran = after["forward"] > before["forward"] and after["backward"] > before["backward"]
+            if mma:  # the tensor-core kernels, forward and backward, are what ran
+                ran = ran and after["mma_forward"] > before["mma_forward"] and after["mma_backward"] > before["mma_backward"]
         finally:
             fused_rnn._C._set_cuda_tier(old)
-        results[tier] = ([out[0], *grads], ran)
-    (alt, _), (per, ran) = results["alternating"], results["persistent"]
+            fused_rnn._C._set_persistent_mma(old_mma)
+        results[(tier, mma)] = ([out[0], *grads], ran)
+    alt, _ = results[("alternating", False)]
     tol = 1e-5 if dtype == torch.float32 else 3e-2
-    ok = ran and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(per, alt))
-    print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} reverse={reverse!s:5s} "
-          f"persistent ran={ran} {'ok' if ok else 'MISMATCH'}", flush=True)
+    ok = True
+    for (tier, mma), (got, ran) in results.items():
+        if tier == "alternating":
+            continue
+        good = ran and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
+        ok &= good
+        print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} reverse={reverse!s:5s} mma={mma!s:5s} "
+              f"persistent ran={ran} {'ok' if good else 'MISMATCH'}", flush=True)
     return ok
 
 
 def main() -> int:
     ok = True
     for cell in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        for dtype in (torch.float32, torch.bfloat16):
+        for dtype in (torch.float32, torch.bfloat16, torch.float16):
             for packed, reverse in ((False, False), (True, False), (True, True)):
                 ok &= layer(cell, dtype, packed, reverse)
     print("all ok" if ok else "FAILURES")

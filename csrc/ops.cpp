@@ -63,6 +63,7 @@ pybind11::dict build_info() {
   d["cuda_archs"] = std::string();
 #endif
   d["cuda_tier"] = fused_rnn::cuda_tier_setting();
+  d["persistent_mma"] = fused_rnn::persistent_mma();
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
@@ -112,7 +113,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::dict d;
         d["forward"] = fused_rnn::persistent_launches(true);
         d["backward"] = fused_rnn::persistent_launches(false);
+        d["mma_forward"] = fused_rnn::persistent_mma_launches(true);
+        d["mma_backward"] = fused_rnn::persistent_mma_launches(false);
         return d;
       },
-      "How many persistent-tier kernels (forward, backward) this process has launched");
+      "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products) "
+      "this process has launched");
+  m.def(
+      "_set_persistent_mma", &fused_rnn::set_persistent_mma,
+      "Let the persistent kernels use tensor cores for float16/bfloat16 (True, the default) or not; "
+      "returns the previous setting");
 }

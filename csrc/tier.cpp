@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <string>
 
 namespace fused_rnn {
 namespace {
@@ -34,7 +35,15 @@ std::atomic<int>& tier_flag() {
   return tier;
 }
 
-std::atomic<int64_t> launches[2];
+std::atomic<int64_t> launches[2], mma_launches[2];
+
+std::atomic<bool>& mma_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_PERSISTENT_MMA");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
 
 }  // namespace
 
@@ -65,8 +74,23 @@ std::string set_cuda_tier(const std::string& name) {
   return old < 0 ? std::string("invalid") : std::string(cuda_tier_name(static_cast<CudaTier>(old)));
 }
 
-void count_persistent_launch(bool forward) {
+bool persistent_mma() {
+  return mma_flag().load(std::memory_order_relaxed);
+}
+
+bool set_persistent_mma(bool on) {
+  return mma_flag().exchange(on);
+}
+
+void count_persistent_launch(bool forward, bool mma) {
   launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+  if (mma) {
+    mma_launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+  }
+}
+
+int64_t persistent_mma_launches(bool forward) {
+  return mma_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
 int64_t persistent_launches(bool forward) {

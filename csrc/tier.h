@@ -26,8 +26,17 @@ std::string cuda_tier_setting();
 // Sets the tier by name ("alternating", "persistent", "auto"); returns the previous name.
 std::string set_cuda_tier(const std::string& name);
 
-// Launch counters of the persistent kernels, so tests can tell which tier ran.
-void count_persistent_launch(bool forward);
+// Whether the persistent kernels form their float16/bfloat16 products on the tensor
+// cores (WMMA, fp32 accumulation; devices of compute capability 8.0 and newer) rather
+// than on the CUDA cores. On by default; FUSED_RNN_PERSISTENT_MMA=0 turns it off.
+// UNVERIFIED ON A GPU like the rest of the persistent tier.
+bool persistent_mma();
+bool set_persistent_mma(bool on);  // returns the previous setting
+
+// Launch counters of the persistent kernels, so tests can tell which tier ran (and
+// which of those launches took the tensor-core products).
+void count_persistent_launch(bool forward, bool mma);
 int64_t persistent_launches(bool forward);
+int64_t persistent_mma_launches(bool forward);
 
 }  // namespace fused_rnn

@@ -263,6 +263,37 @@ def test_persistent_falls_back_where_w_hh_does_not_fit(tier):
     assert_close(out, ref(x)[0])
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_persistent_16bit_products_run_on_the_tensor_cores(mode, dtype, tier):
+    """On sm_80+ the persistent tier forms float16/bfloat16 products with WMMA (forward and
+    backward kernels both counted), and they agree with the same kernels on the CUDA cores
+    (FUSED_RNN_PERSISTENT_MMA=0) within the 16-bit rounding of the outputs; the alternating
+    tier launches neither. H=40 pads W_hh's slice and K to 16-multiples."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 24, 40, dtype=dtype)
+    x = torch.randn(7, 5, 24, device="cuda", dtype=dtype, requires_grad=True)
+    runs = {}
+    for mma in (True, False):
+        old = fused_rnn._C._set_persistent_mma(mma)
+        try:
+            before = fused_rnn._C._persistent_launches()
+            outs = _flat(fused(x))
+            grads = grads_of(outs, [x, *fused.parameters()])
+            torch.cuda.synchronize()
+            after = fused_rnn._C._persistent_launches()
+        finally:
+            fused_rnn._C._set_persistent_mma(old)
+        launched = (after["mma_forward"] - before["mma_forward"], after["mma_backward"] - before["mma_backward"])
+        capable = torch.cuda.get_device_capability()[0] >= 8
+        assert launched == ((1, 1) if tier == "persistent" and mma and capable else (0, 0))
+        runs[mma] = outs + list(grads)
+    tol = 4e-2 if dtype == torch.bfloat16 else 1e-2  # of each tensor's largest magnitude
+    for a, b in zip(runs[True], runs[False]):
+        scale = b.float().abs().max().item() or 1.0
+        assert (a.float() - b.float()).abs().max().item() <= tol * scale
+
+
 def test_set_cuda_tier_rejects_unknown_names():
     with pytest.raises(ValueError, match="tier must be one of alternating, persistent, auto"):
         fused_rnn._C._set_cuda_tier("fast")

@@ -39,10 +39,10 @@ def emu(tmp_path_factory):
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
-                               ptr, ptr, i64, ptr]
-    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, ptr, ptr, ptr, ptr, i64, ptr, ptr, ptr,
-                                ptr, ptr, ptr, ptr, ptr]
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, i32, ptr, ptr, ptr, ptr, i64, ptr, ptr,
+                               ptr, ptr, ptr, i64, ptr]
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, i32, ptr, ptr, ptr, ptr, i64, ptr, ptr,
+                                ptr, ptr, ptr, ptr, ptr, ptr]
     return so
 
 
@@ -50,15 +50,16 @@ def _p(t):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def _plan():
-    return (ctypes.c_int * 5)()
+def _plan():  # ok, U, ctas, bb, kc, mma
+    return (ctypes.c_int * 6)()
 
 
-def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64):
+def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64,
+                 mma=False):
     """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
     around them done here in float64 as recurrence.h does them; returns float64 (outputs,
     input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
-    16-bit types), as on the GPU."""
+    16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types."""
     acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
     def k(t):  # what the kernel reads and writes
@@ -99,7 +100,7 @@ def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, sta
     tables = (None, None) if dense else (sizes, offsets)
     fplan, bplan = _plan(), _plan()
     assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
-                           staging, _p(w_hh_k), _p(bias), _p(b_hh_k), _p(gates), gates_ld,
+                           staging, int(mma), _p(w_hh_k), _p(bias), _p(b_hh_k), _p(gates), gates_ld,
                            _p(out), _p(h), _p(hx_k), _p(c), _p(ws), ws_ld, fplan) == 1
 
     go, ghn, gcn = grads
@@ -109,7 +110,7 @@ def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, sta
     dg = torch.zeros(N, G * H, dtype=dtype)
     dgh = torch.zeros(N, H, dtype=dtype) if cell == "gru" else None
     assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
-                            staging, _p(w_hh_k), _p(go_k), None, _p(ws), ws_ld, _p(out), _p(hx_k), _p(cx_k), _p(dh),
+                            staging, int(mma), _p(w_hh_k), _p(go_k), None, _p(ws), ws_ld, _p(out), _p(hx_k), _p(cx_k), _p(dh),
                             _p(dc), _p(dg), _p(dgh), bplan) == 1
     out, h, dh, dg = out.double(), h.double(), dh.double(), dg.double()
     c = c.double() if c is not None else None
@@ -177,7 +178,7 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
     for name, w in zip(leaves, want_grads):
         assert_close(got_grads[name], w, msg=name)
     if tiling == "tight":  # the tiling really cut the loops: several batch and K chunks
-        assert fplan[3:] == [4, 32] and (GATES[cell] * H) % bplan[4] != 0, (fplan, bplan)
+        assert fplan[3:5] == [4, 32] and (GATES[cell] * H) % bplan[4] != 0, (fplan, bplan)
         assert fplan[2] == sms and H % fplan[1] != 0
 
 
@@ -185,20 +186,45 @@ def test_plan_rejects_a_slice_that_does_not_fit(emu):
     """Nothing is launched (return 0) when not even the smallest staging fits."""
     plan = _plan()
     z = ctypes.c_void_p(0)
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 0, 2, 16, z, z, z, z, 40, z, z, z, z, z, 40, plan) == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 0, 2, 16, 0, z, z, z, z, 40, z, z, z, z, z, 40, plan) == 0
     assert plan[0] == 0
 
 
+def mma_staging(cell, H, sms, kc, warps=2):
+    """Shared memory beyond the (padded) weight slice for the forward's tensor-core tiling with
+    K chunks of kc columns; mirrors smem_layout in persistent_kernels.cuh for 2-warp blocks."""
+    U = -(-H // sms)
+    R = GATES[cell] * U
+    tiles = -(-R // 16)
+    ksplit = 1 if tiles >= warps else warps // tiles
+
+    def a128(n):
+        return -(-n // 128) * 128
+
+    return a128(2 * 16 * kc) + a128(4 * 16 * R) + 4 * 256 * tiles * ksplit
+
+
+LOWER_PRECISION = [(torch.float32, "tight")] + [
+    (d, t) for d in (torch.float16, torch.bfloat16) for t in ("tight", "mma-roomy", "mma-tight")]
+
+
 @pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
-@pytest.mark.parametrize("tiling", ["tight"])
+@pytest.mark.parametrize("dtype,tiling", LOWER_PRECISION, ids=[f"{str(d)[6:]}-{t}" for d, t in LOWER_PRECISION])
 def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling):
     """float32, float16 and bfloat16 storage (accumulation in float32, the LSTM's cell state in
     float32): the 16-bit loads that bypass L1 and every conversion, against the float64 reference
-    on inputs already rounded to the storage type, within what the storage precision allows."""
-    T, B, I, H, sms, staging = TILINGS[tiling]
+    on inputs already rounded to the storage type, within what the storage precision allows.
+    The mma tilings form the 16-bit products with (emulated) WMMA tiles: Ws and the batch padded
+    to 16, K split across the warps sharing a tile where there are fewer tiles than warps, and
+    (mma-tight) the forward's K in two chunks of 32 and 16 padded columns."""
+    mma = tiling.startswith("mma")
+    T, B, I, H, sms, staging = TILINGS["tight"]
     acc_bytes = 4
     staging = staging or acc_bytes * (4 * 32 + 4 * GATES[cell] * 13)
+    if tiling == "mma-roomy":
+        staging = 1 << 20
+    elif tiling == "mma-tight":
+        staging = mma_staging(cell, H, sms, 32)
     torch.manual_seed(0)
 
     def rounded(t):
@@ -216,8 +242,12 @@ def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling
         grads.append(None)
     leaves = {"input": x, **{k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}, **st}
     want_grads = torch.autograd.grad(want, list(leaves.values()), [gr for gr in grads if gr is not None])
-    got, got_grads, _, _ = run_emulated(emu, cell, x.detach(), params, st, bs, True,
-                                        (grads[0], grads[1], grads[2]), sms, staging, dtype)
+    got, got_grads, fplan, bplan = run_emulated(emu, cell, x.detach(), params, st, bs, True,
+                                                (grads[0], grads[1], grads[2]), sms, staging, dtype, mma)
+    assert fplan[5] == bplan[5] == int(mma)
+    if mma:
+        assert fplan[3] == bplan[3] == 16
+        assert fplan[4] == {"mma-roomy": 48, "mma-tight": 32}[tiling], fplan
     tol = {torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 4e-2}[dtype]
     pairs = list(zip(got, [w.detach() for w in want])) + [(got_grads[n], w) for n, w in zip(leaves, want_grads)]
     for a, b in pairs:

@@ -19,14 +19,18 @@
 //             part of dG_t, then forms dh_{t-1} = dG_t W_hh for its own columns.
 // h_{t-1} (forward) and dG_t (backward) travel through L2: written with plain stores,
 // read after cg::this_grid().sync() with ld.global.cg, which skips the (incoherent)
-// L1. One grid barrier a step in each direction. The products run on the CUDA cores
-// in Acc<T> (fp32 for half and bfloat16): a warp takes a 4x4 register block of
-// (batch rows) x (weight rows), its lanes split K, and a butterfly of shuffles sums
-// the lanes. Reductions have a fixed order: results do not depend on timing.
+// L1. One grid barrier a step in each direction. float32 and float64 products run on
+// the CUDA cores in Acc<T>: a warp takes a 4x4 register block of (batch rows) x
+// (weight rows), its lanes split K, and a butterfly of shuffles sums the lanes.
+// float16 and bfloat16 products run on the tensor cores on sm_80+ (WMMA 16x16x16, fp32
+// accumulation; FUSED_RNN_PERSISTENT_MMA=0 puts them on the CUDA cores too): batch
+// chunks of 16 rows, Ws zero-padded to 16-multiples, K split across the warps that
+// share a weight tile, partial tiles summed through shared memory. Reductions have a
+// fixed order: results do not depend on timing.
 //
-// Not yet here (issue #8): tensor-core MMA for bf16/fp16/TF32, split-K across warps,
-// clusters with DSMEM for small H, flag-based (per-step counter) synchronisation, and
-// running both directions of a bidirectional layer at once.
+// Not yet here (issue #8): TF32 for float32, clusters with DSMEM for small H,
+// flag-based (per-step counter) synchronisation, and running both directions of a
+// bidirectional layer at once.
 #include <ATen/cuda/CUDAContext.h>
 #include <c10/cuda/CUDAException.h>
 
@@ -42,15 +46,22 @@ namespace {
 
 using namespace persistent;
 
+// Whether this layer's products go to the tensor cores: 16-bit types on sm_80 and newer,
+// unless FUSED_RNN_PERSISTENT_MMA=0 (tier.h).
+template <typename T>
+bool use_mma() {
+  return MmaElem<T>::ok && persistent_mma() && at::cuda::getCurrentDeviceProperties()->major >= 8;
+}
+
 // plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise).
 template <typename T>
-TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, const void* kernel) {
+TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, const void* kernel) {
   const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
   if (!prop->cooperativeLaunch) {
     return TilePlan{};
   }
   TilePlan plan = plan_tiling(H, G, B, forward, prop->multiProcessorCount, prop->sharedMemPerBlockOptin, sizeof(T),
-                              sizeof(Acc<T>));
+                              sizeof(Acc<T>), mma);
   if (!plan.ok) {
     return plan;
   }
@@ -59,6 +70,22 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, const void* ke
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, plan.smem));
   plan.ok = static_cast<int64_t>(per_sm) * prop->multiProcessorCount >= plan.ctas;
+  return plan;
+}
+
+// The plan of a layer and the kernel it runs (kernel_of(mma)): with the tensor cores where
+// use_mma says so and the padded layout fits, else on the CUDA cores; ok false where
+// neither fits.
+template <typename T, class KernelOf>
+TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, bool& mma, const void*& kernel) {
+  mma = use_mma<T>();
+  kernel = reinterpret_cast<const void*>(kernel_of(mma));
+  TilePlan plan = make_plan<T>(a.H, a.G, a.B, forward, mma, kernel);
+  if (!plan.ok && mma) {
+    mma = false;
+    kernel = reinterpret_cast<const void*>(kernel_of(false));
+    plan = make_plan<T>(a.H, a.G, a.B, forward, false, kernel);
+  }
   return plan;
 }
 
@@ -100,8 +127,9 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  const void* kernel = reinterpret_cast<const void*>(forward_kernel<T>(cell));
-  const TilePlan plan = make_plan<T>(a.H, a.G, a.B, true, kernel);
+  bool mma = false;
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, mma, kernel);
   if (!plan.ok) {
     return false;
   }
@@ -134,7 +162,7 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   if (!launch_cooperative(kernel, plan, args)) {
     return false;
   }
-  count_persistent_launch(true);
+  count_persistent_launch(true, mma);
   return true;
 }
 
@@ -144,8 +172,9 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  const void* kernel = reinterpret_cast<const void*>(backward_kernel<T>(cell));
-  const TilePlan plan = make_plan<T>(a.H, a.G, a.B, false, kernel);
+  bool mma = false;
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, mma, kernel);
   if (!plan.ok) {
     return false;
   }
@@ -169,7 +198,7 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   if (!launch_cooperative(kernel, plan, args)) {
     return false;
   }
-  count_persistent_launch(false);
+  count_persistent_launch(false, mma);
   return true;
 }
 

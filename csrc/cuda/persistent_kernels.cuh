@@ -9,12 +9,18 @@
 #include <cstdint>
 #include <cstring>
 
+#include <c10/util/BFloat16.h>
+#include <c10/util/Half.h>
+
 #include "../cell_math.h"
 #include "../cells.h"
 
 #if defined(__CUDACC__)
 #include <cooperative_groups.h>
-#define FR_DYNAMIC_SMEM(name) extern __shared__ __align__(16) unsigned char name[]
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <mma.h>
+#define FR_DYNAMIC_SMEM(name) extern __shared__ __align__(128) unsigned char name[]
 #endif
 
 namespace fused_rnn::cuda::persistent {
@@ -31,6 +37,45 @@ constexpr int kGates = C == CellKind::kLstm ? 4 : (C == CellKind::kGru ? 3 : 1);
 constexpr size_t align16(size_t n) {
   return (n + 15) / 16 * 16;
 }
+
+constexpr size_t align128(size_t n) {
+  return (n + 127) / 128 * 128;
+}
+
+// The element type of a tensor-core (WMMA) fragment for T, where T has one: CUDA's own
+// 16-bit types on the GPU (c10's are bit-compatible), c10's in the emulator.
+template <typename T>
+struct MmaElem {
+  static constexpr bool ok = false;
+  using type = T;
+};
+#if defined(__CUDACC__)
+template <>
+struct MmaElem<c10::Half> {
+  static constexpr bool ok = true;
+  using type = __half;
+};
+template <>
+struct MmaElem<c10::BFloat16> {
+  static constexpr bool ok = true;
+  using type = __nv_bfloat16;
+};
+#else
+template <>
+struct MmaElem<c10::Half> {
+  static constexpr bool ok = true;
+  using type = c10::Half;
+};
+template <>
+struct MmaElem<c10::BFloat16> {
+  static constexpr bool ok = true;
+  using type = c10::BFloat16;
+};
+#endif
+
+// Tensor-core products: 16 x 16 x 16 tiles (WMMA), at most this many accumulator tiles a warp.
+constexpr int kMmaTile = 16;
+constexpr int kMmaItemsPerWarp = 4;
 
 // A load that bypasses L1, for data other CTAs wrote before the last grid barrier.
 template <typename T>
@@ -79,7 +124,35 @@ struct Tiling {
   int K = 0;    // their length (forward H, backward G*H)
   int kc = 0;   // columns of X staged at once
   int bb = 0;   // batch rows staged at once
+  // Ws holds rows_w rows of ldw (R and K; with mma, both rounded up to 16, zeros between).
+  int rows_w = 0, ldw = 0;
+  bool mma = false;  // products on the tensor cores (16-bit types)
+  int ksplit = 1;    // mma: warps that share a 16-row tile of Ws, each taking every ksplit-th k tile
 };
+
+// Where each buffer of a CTA's dynamic shared memory begins (bytes): Ws at 0, then the
+// staged X (Acc<T>, or T for the tensor cores), the sums (Acc<T>, bb x R), and with mma
+// the warps' partial tiles (float, 16 x 16 each).
+struct SmemLayout {
+  size_t xs = 0, gs = 0, ps = 0, total = 0;
+};
+
+__host__ __device__ inline SmemLayout smem_layout(const Tiling& tl, size_t w_size, size_t acc_size) {
+  SmemLayout l;
+  const size_t w_bytes = w_size * static_cast<size_t>(tl.rows_w) * tl.ldw;
+  const size_t staged = static_cast<size_t>(tl.bb) * tl.kc, sums = acc_size * static_cast<size_t>(tl.bb) * tl.R;
+  if (!tl.mma) {
+    l.xs = align16(w_bytes);
+    l.gs = l.xs + acc_size * staged;
+    l.total = l.gs + sums;
+    return l;
+  }
+  l.xs = align128(w_bytes);
+  l.gs = align128(l.xs + w_size * staged);
+  l.ps = align128(l.gs + sums);
+  l.total = l.ps + sizeof(float) * kMmaTile * kMmaTile * (tl.rows_w / kMmaTile) * tl.ksplit;
+  return l;
+}
 
 // How a layer is cut: U units a CTA (ceil(H / sms)), and the largest batch chunk (16, 8,
 // 4 rows) and K chunk (1024 down to 32 columns) whose staging buffers fit `smem_limit`
@@ -91,8 +164,11 @@ struct TilePlan {
   size_t smem = 0;
 };
 
+// With mma (the tensor cores, for 16-bit types): batch chunks of 16 rows (the MMA tile's
+// height; fewer rows are zero-padded), Ws padded to 16-multiples, and at most
+// kMmaItemsPerWarp accumulator tiles a warp (ok false beyond).
 inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64_t sms, size_t smem_limit,
-                            size_t w_size, size_t acc_size) {
+                            size_t w_size, size_t acc_size, bool mma = false) {
   TilePlan plan;
   if (H <= 0 || B <= 0 || sms <= 0) {
     return plan;
@@ -102,15 +178,25 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
   tl.U = static_cast<int>(U);
   tl.R = static_cast<int>(forward ? G * U : U);
   tl.K = static_cast<int>(forward ? H : G * H);
-  const size_t w_bytes = align16(w_size * tl.R * tl.K);
+  tl.mma = mma;
+  const auto round16 = [](int n) { return (n + kMmaTile - 1) / kMmaTile * kMmaTile; };
+  tl.rows_w = mma ? round16(tl.R) : tl.R;
+  tl.ldw = mma ? round16(tl.K) : tl.K;
+  if (mma) {
+    const int tiles = tl.rows_w / kMmaTile;
+    if (tiles > kMmaItemsPerWarp * kWarps) {
+      return plan;
+    }
+    tl.ksplit = tiles >= kWarps ? 1 : kWarps / tiles;
+  }
   for (int bb : {16, 8, 4}) {
-    bb = static_cast<int>(B < bb ? B : bb);
+    bb = mma ? kMmaTile : static_cast<int>(B < bb ? B : bb);
     for (int kc : {1024, 512, 256, 128, 64, 32}) {
-      kc = kc < tl.K ? kc : tl.K;
-      const size_t smem = w_bytes + acc_size * (static_cast<size_t>(bb) * kc + static_cast<size_t>(bb) * tl.R);
+      kc = kc < tl.ldw ? kc : tl.ldw;
+      tl.bb = bb;
+      tl.kc = kc;
+      const size_t smem = smem_layout(tl, w_size, acc_size).total;
       if (smem <= smem_limit) {
-        tl.bb = bb;
-        tl.kc = kc;
         plan.ok = true;
         plan.tl = tl;
         plan.smem = smem;
@@ -120,6 +206,15 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
     }
   }
   return plan;
+}
+
+// Row r of Ws (rows_w x ldw) from w(r, k) for r < R, k < K, where `valid(r)`; zeros elsewhere.
+template <typename T, class W, class Valid>
+__device__ void fill_weights(T* Ws, const Tiling& tl, const W& w, const Valid& valid) {
+  for (int e = threadIdx.x; e < tl.rows_w * tl.ldw; e += blockDim.x) {
+    const int r = e / tl.ldw, k = e % tl.ldw;
+    Ws[e] = r < tl.R && k < tl.K && valid(r) ? w(r, k) : T(0);
+  }
 }
 
 // out[b * R + r] = sum_k X(b, k) * Ws[r * K + k] for b < nb, r < R, in shared memory.
@@ -149,7 +244,7 @@ __device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, co
 #pragma unroll
       for (int q = 0; q < 4; ++q) {
         xr[q] = Xs + min(b0 + q, nb - 1) * kc;
-        wr[q] = Ws + static_cast<size_t>(min(r0 + q, R - 1)) * K + k0;
+        wr[q] = Ws + static_cast<size_t>(min(r0 + q, R - 1)) * tl.ldw + k0;
       }
       A acc[4][4];
 #pragma unroll
@@ -192,6 +287,83 @@ __device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, co
   __syncthreads();
 }
 
+// The same sums on the tensor cores (T float16 or bfloat16, fp32 accumulation): the
+// staged X chunk (16 x kc, zero past nb rows and past K) is WMMA's matrix_a, row-major;
+// a 16-row tile of Ws read column-major is matrix_b (W^T). Warp w takes accumulator
+// tiles w, w + kWarps, ...: tile i is Ws row tile i % n_tiles over every ksplit-th k
+// tile from i / n_tiles, kept in registers across the K chunks; the partial tiles then
+// go through shared memory (Ps) and are summed in a fixed order into out. Devices
+// before sm_80 have no bf16 MMA; the host never selects this there.
+template <typename T, typename A, class LoadX>
+__device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int nb, A* out, const LoadX& load_x) {
+#if !defined(__CUDACC__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
+  namespace wmma = nvcuda::wmma;
+  using M = typename MmaElem<T>::type;
+  constexpr int kT = kMmaTile;
+  const int warp = threadIdx.x / 32;
+  const int R = tl.R, K = tl.K, kc = tl.kc, ldw = tl.ldw;
+  const int n_tiles = tl.rows_w / kT, ksplit = tl.ksplit, items = n_tiles * ksplit;
+  wmma::fragment<wmma::accumulator, kT, kT, kT, float> acc[kMmaItemsPerWarp];
+#pragma unroll
+  for (int i = 0; i < kMmaItemsPerWarp; ++i) {
+    wmma::fill_fragment(acc[i], 0.0f);
+  }
+  for (int k0 = 0; k0 < ldw; k0 += kc) {
+    const int kn = min(kc, ldw - k0);  // a multiple of 16, as are kc and ldw
+    __syncthreads();                   // earlier readers of Xs are done
+    for (int e = threadIdx.x; e < kT * kn; e += blockDim.x) {
+      const int b = e / kn, k = e % kn;
+      Xs[b * kc + k] = b < nb && k0 + k < K ? T(load_x(b, k0 + k)) : T(0);
+    }
+    __syncthreads();
+    const int k_tiles = kn / kT;
+#pragma unroll
+    for (int i = 0; i < kMmaItemsPerWarp; ++i) {
+      const int item = warp + i * kWarps;
+      if (item < items) {
+        const int n = item % n_tiles;
+        for (int s = item / n_tiles; s < k_tiles; s += ksplit) {
+          wmma::fragment<wmma::matrix_a, kT, kT, kT, M, wmma::row_major> a;
+          wmma::fragment<wmma::matrix_b, kT, kT, kT, M, wmma::col_major> b;
+          wmma::load_matrix_sync(a, reinterpret_cast<const M*>(Xs + s * kT), kc);
+          wmma::load_matrix_sync(b, reinterpret_cast<const M*>(Ws + static_cast<size_t>(n) * kT * ldw + k0 + s * kT),
+                                 ldw);
+          wmma::mma_sync(acc[i], a, b, acc[i]);
+        }
+      }
+    }
+  }
+#pragma unroll
+  for (int i = 0; i < kMmaItemsPerWarp; ++i) {
+    const int item = warp + i * kWarps;
+    if (item < items) {
+      wmma::store_matrix_sync(Ps + item * kT * kT, acc[i], kT, wmma::mem_row_major);
+    }
+  }
+  __syncthreads();
+  for (int e = threadIdx.x; e < nb * R; e += blockDim.x) {
+    const int b = e / R, r = e % R, n = r / kT;
+    float sum = 0.0f;
+    for (int part = 0; part < ksplit; ++part) {
+      sum += Ps[(part * n_tiles + n) * kT * kT + b * kT + r % kT];
+    }
+    out[e] = A(sum);
+  }
+  __syncthreads();
+#endif
+}
+
+// The products of either kind, with the staging buffer at xs.
+template <bool kMma, typename T, typename A, class LoadX>
+__device__ void products(const T* Ws, const Tiling& tl, unsigned char* xs, float* Ps, int nb, A* out,
+                         const LoadX& load_x) {
+  if constexpr (kMma) {
+    product_mma(Ws, tl, reinterpret_cast<T*>(xs), Ps, nb, out, load_x);
+  } else {
+    product(Ws, tl, reinterpret_cast<A*>(xs), nb, out, load_x);
+  }
+}
+
 template <typename T>
 struct ForwardArgs {
   Steps steps;
@@ -210,24 +382,24 @@ struct ForwardArgs {
   int64_t ws_ld = 0;
 };
 
-template <typename T, CellKind kCell>
+template <typename T, CellKind kCell, bool kMma>
 __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kernel(ForwardArgs<T> p) {
   using A = Acc<T>;
   constexpr int G = kGates<kCell>;
   const Tiling tl = p.tl;
-  const int U = tl.U, R = tl.R, K = tl.K;
+  const int U = tl.U, R = tl.R;
   const int64_t H = p.H;
   FR_DYNAMIC_SMEM(smem);
+  const SmemLayout lay = smem_layout(tl, sizeof(T), sizeof(A));
   T* Ws = reinterpret_cast<T*>(smem);
-  A* Xs = reinterpret_cast<A*>(smem + align16(sizeof(T) * R * K));
-  A* gs = Xs + tl.bb * tl.kc;
+  A* gs = reinterpret_cast<A*>(smem + lay.gs);
+  float* Ps = reinterpret_cast<float*>(smem + lay.ps);
   const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
 
   // Row g*U + u of Ws is row g*H + j0 + u of W_hh (zeros past H).
-  for (int e = threadIdx.x; e < R * K; e += blockDim.x) {
-    const int r = e / K, k = e % K, g = r / U, u = r % U;
-    Ws[e] = j0 + u < H ? p.w_hh[(g * H + j0 + u) * H + k] : T(0);
-  }
+  fill_weights(
+      Ws, tl, [&](int r, int k) { return p.w_hh[(r / U * H + j0 + r % U) * H + k]; },
+      [&](int r) { return j0 + r % U < H; });
   auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = 0; s < S.T; ++s) {
@@ -239,7 +411,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     };
     for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
-      product(Ws, tl, Xs, nb, gs, [&](int b, int k) { return A(load_cg(h_prev(b0 + b) + k)); });
+      products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return A(load_cg(h_prev(b0 + b) + k)); });
       for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
         const int b = e / U, u = e % U;
         const int64_t j = j0 + u, row = b0 + b;
@@ -309,7 +481,7 @@ struct BackwardArgs {
   T* dgh = nullptr;         // GRU (N, H)
 };
 
-template <typename T, CellKind kCell>
+template <typename T, CellKind kCell, bool kMma>
 __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_kernel(BackwardArgs<T> p) {
   using A = Acc<T>;
   constexpr int G = kGates<kCell>;
@@ -317,16 +489,15 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   const int U = tl.U, K = tl.K;  // K = G*H
   const int64_t H = p.H;
   FR_DYNAMIC_SMEM(smem);
+  const SmemLayout lay = smem_layout(tl, sizeof(T), sizeof(A));
   T* Ws = reinterpret_cast<T*>(smem);
-  A* Xs = reinterpret_cast<A*>(smem + align16(sizeof(T) * tl.R * K));
-  A* gs = Xs + tl.bb * tl.kc;
+  A* gs = reinterpret_cast<A*>(smem + lay.gs);
+  float* Ps = reinterpret_cast<float*>(smem + lay.ps);
   const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
 
   // Row u of Ws is column j0 + u of W_hh (zeros past H).
-  for (int e = threadIdx.x; e < U * K; e += blockDim.x) {
-    const int u = e / K, k = e % K;
-    Ws[e] = j0 + u < H ? p.w_hh[k * H + j0 + u] : T(0);
-  }
+  fill_weights(
+      Ws, tl, [&](int u, int k) { return p.w_hh[k * H + j0 + u]; }, [&](int u) { return j0 + u < H; });
   auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = S.T - 1; s >= 0; --s) {
@@ -374,7 +545,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     // dh_{t-1} += dG_t W_hh for this CTA's columns (the GRU's n rows meet dGh).
     for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
-      product(Ws, tl, Xs, nb, gs, [&](int b, int k) {
+      products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) {
         const int64_t row = off + b0 + b;
         if (kCell == CellKind::kGru && k >= 2 * H) {
           return A(load_cg(p.dgh + row * H + (k - 2 * H)));
@@ -394,25 +565,46 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   (void)G;
 }
 
-// The kernel of a cell, for the launcher (persistent.cu) and the emulator alike.
-template <typename T>
-void (*forward_kernel(CellKind cell))(ForwardArgs<T>) {
+// The kernel of a cell, for the launcher (persistent.cu) and the emulator alike; mma
+// selects the tensor-core products, which exist only for the 16-bit types.
+template <typename T, bool kMma>
+void (*forward_kernel_of(CellKind cell))(ForwardArgs<T>) {
   switch (cell) {
-    case CellKind::kLstm: return persistent_forward_kernel<T, CellKind::kLstm>;
-    case CellKind::kGru: return persistent_forward_kernel<T, CellKind::kGru>;
-    case CellKind::kRnnTanh: return persistent_forward_kernel<T, CellKind::kRnnTanh>;
-    default: return persistent_forward_kernel<T, CellKind::kRnnRelu>;
+    case CellKind::kLstm: return persistent_forward_kernel<T, CellKind::kLstm, kMma>;
+    case CellKind::kGru: return persistent_forward_kernel<T, CellKind::kGru, kMma>;
+    case CellKind::kRnnTanh: return persistent_forward_kernel<T, CellKind::kRnnTanh, kMma>;
+    default: return persistent_forward_kernel<T, CellKind::kRnnRelu, kMma>;
+  }
+}
+
+template <typename T, bool kMma>
+void (*backward_kernel_of(CellKind cell))(BackwardArgs<T>) {
+  switch (cell) {
+    case CellKind::kLstm: return persistent_backward_kernel<T, CellKind::kLstm, kMma>;
+    case CellKind::kGru: return persistent_backward_kernel<T, CellKind::kGru, kMma>;
+    case CellKind::kRnnTanh: return persistent_backward_kernel<T, CellKind::kRnnTanh, kMma>;
+    default: return persistent_backward_kernel<T, CellKind::kRnnRelu, kMma>;
   }
 }
 
 template <typename T>
-void (*backward_kernel(CellKind cell))(BackwardArgs<T>) {
-  switch (cell) {
-    case CellKind::kLstm: return persistent_backward_kernel<T, CellKind::kLstm>;
-    case CellKind::kGru: return persistent_backward_kernel<T, CellKind::kGru>;
-    case CellKind::kRnnTanh: return persistent_backward_kernel<T, CellKind::kRnnTanh>;
-    default: return persistent_backward_kernel<T, CellKind::kRnnRelu>;
+void (*forward_kernel(CellKind cell, bool mma = false))(ForwardArgs<T>) {
+  if constexpr (MmaElem<T>::ok) {
+    if (mma) {
+      return forward_kernel_of<T, true>(cell);
+    }
   }
+  return forward_kernel_of<T, false>(cell);
+}
+
+template <typename T>
+void (*backward_kernel(CellKind cell, bool mma = false))(BackwardArgs<T>) {
+  if constexpr (MmaElem<T>::ok) {
+    if (mma) {
+      return backward_kernel_of<T, true>(cell);
+    }
+  }
+  return backward_kernel_of<T, false>(cell);
 }
 
 }  // namespace fused_rnn::cuda::persistent

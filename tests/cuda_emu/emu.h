@@ -2,12 +2,21 @@
 // (csrc/cuda/persistent_kernels.cuh) as plain C++: every CUDA thread is an OS thread,
 // __syncthreads a barrier of its block, grid.sync() a barrier of the grid,
 // __shfl_xor_sync an exchange through a barrier of its warp, and dynamic shared
-// memory one buffer per block. Ordinary loads after a barrier see every store made
-// before it, as on a GPU after a fence. It checks indexing, staging and barrier
-// placement, not GPU timing or the GPU's weaker memory model.
+// memory one buffer per block (128-byte aligned). Ordinary loads after a barrier see
+// every store made before it, as on a GPU after a fence. It checks indexing, staging
+// and barrier placement, not GPU timing or the GPU's weaker memory model.
+//
+// nvcuda::wmma (the 16x16x16 tiles the kernels use) is emulated at the level of its
+// documented contract, not its register layout: a fragment is opaque, so here every
+// lane holds the whole tile; loads check WMMA's alignment rules (a 256-bit aligned
+// pointer, ldm a multiple of 8 for 16-bit elements and of 4 for float), mma_sync sums
+// in float, and store_matrix_sync is warp-collective (lane 0 writes between two
+// barriers of the warp, so a warp that does not call it together hangs).
 #pragma once
 
 #include <algorithm>
+#include <cstdio>
+#include <cstdlib>
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
@@ -16,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <thread>
+#include <type_traits>
 #include <vector>
 
 namespace emu {
@@ -54,7 +64,7 @@ struct Warp {
 };
 
 struct Block {
-  explicit Block(int threads, size_t smem) : barrier(threads), warps(threads / 32), smem(smem + 16) {}
+  explicit Block(int threads, size_t smem) : barrier(threads), warps(threads / 32), smem(smem + 128) {}
   Barrier barrier;
   std::vector<Warp> warps;
   std::vector<unsigned char> smem;
@@ -95,7 +105,7 @@ void launch(Kernel kernel, int blocks, int threads, size_t smem, const Args& arg
 
 inline unsigned char* dynamic_smem() {
   auto p = reinterpret_cast<uintptr_t>(this_block->smem.data());
-  return reinterpret_cast<unsigned char*>((p + 15) / 16 * 16);
+  return reinterpret_cast<unsigned char*>((p + 127) / 128 * 128);
 }
 
 }  // namespace emu
@@ -145,3 +155,79 @@ inline grid_group this_grid() {
   return {};
 }
 }  // namespace cooperative_groups
+
+namespace nvcuda::wmma {
+
+struct matrix_a {};
+struct matrix_b {};
+struct accumulator {};
+struct row_major {};
+struct col_major {};
+enum layout_t { mem_row_major, mem_col_major };
+
+template <class Use, int M, int N, int K, class T, class Layout = void>
+struct fragment {
+  static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
+  static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+  float x[rows * cols];  // row-major, whatever the memory layout it was loaded from
+};
+
+inline void check(bool ok, const char* what) {
+  if (!ok) {
+    std::fprintf(stderr, "emulated wmma: %s\n", what);
+    std::abort();
+  }
+}
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float v) {
+  for (float& e : f.x) {
+    e = v;
+  }
+}
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+  using F = fragment<Use, M, N, K, T, Layout>;
+  check(reinterpret_cast<uintptr_t>(p) % 32 == 0, "load_matrix_sync: pointer not 256-bit aligned");
+  check(ldm % (16 / sizeof(T)) == 0, "load_matrix_sync: ldm not a multiple of 16 bytes");
+  for (int r = 0; r < F::rows; ++r) {
+    for (int c = 0; c < F::cols; ++c) {
+      f.x[r * F::cols + c] = static_cast<float>(std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r]);
+    }
+  }
+}
+
+template <int M, int N, int K, class T, class LA, class LB>
+void mma_sync(fragment<accumulator, M, N, K, float>& d, const fragment<matrix_a, M, N, K, T, LA>& a,
+              const fragment<matrix_b, M, N, K, T, LB>& b, const fragment<accumulator, M, N, K, float>& c) {
+  float out[M * N];
+  for (int m = 0; m < M; ++m) {
+    for (int n = 0; n < N; ++n) {
+      float s = c.x[m * N + n];
+      for (int k = 0; k < K; ++k) {
+        s += a.x[m * K + k] * b.x[k * N + n];
+      }
+      out[m * N + n] = s;
+    }
+  }
+  std::memcpy(d.x, out, sizeof(out));
+}
+
+template <int M, int N, int K>
+void store_matrix_sync(float* p, const fragment<accumulator, M, N, K, float>& f, unsigned ldm, layout_t layout) {
+  check(reinterpret_cast<uintptr_t>(p) % 32 == 0, "store_matrix_sync: pointer not 256-bit aligned");
+  check(ldm % 4 == 0, "store_matrix_sync: ldm not a multiple of 16 bytes");
+  emu::Warp& w = emu::this_block->warps[threadIdx.x / 32];
+  w.barrier.wait();
+  if (threadIdx.x % 32 == 0) {
+    for (int m = 0; m < M; ++m) {
+      for (int n = 0; n < N; ++n) {
+        p[layout == mem_row_major ? m * ldm + n : n * ldm + m] = f.x[m * N + n];
+      }
+    }
+  }
+  w.barrier.wait();
+}
+
+}  // namespace nvcuda::wmma

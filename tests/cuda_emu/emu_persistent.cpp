@@ -25,26 +25,35 @@ P::Steps steps(int64_t T, int64_t B, const int64_t* sizes, const int64_t* offset
   return S;
 }
 
-// plan_out: ok, U, ctas, bb, kc
+// plan_out: ok, U, ctas, bb, kc, mma
+// mma: the tensor-core products (16-bit types only; ignored for the others). The limit
+// given to the planner is the weight slice (padded as the plan pads it) plus staging_bytes.
 template <typename T>
-P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int* plan_out) {
+P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int mma,
+                 int* plan_out) {
   const int64_t G = fused_rnn::gate_count(static_cast<CellKind>(cell));
   const int64_t U = (H + sms - 1) / sms;
-  const size_t w_bytes = P::align16(sizeof(T) * (forward ? G * U * H : U * G * H));
-  P::TilePlan p = P::plan_tiling(H, G, B, forward, sms, w_bytes + staging_bytes, sizeof(T), sizeof(fused_rnn::Acc<T>));
+  const bool use_mma = mma != 0 && P::MmaElem<T>::ok;
+  const auto pad = [&](int64_t n) { return use_mma ? (n + 15) / 16 * 16 : n; };
+  const size_t w_elems = forward ? pad(G * U) * pad(H) : pad(U) * pad(G * H);
+  const size_t w_bytes = use_mma ? P::align128(sizeof(T) * w_elems) : P::align16(sizeof(T) * w_elems);
+  P::TilePlan p = P::plan_tiling(H, G, B, forward, sms, w_bytes + staging_bytes, sizeof(T), sizeof(fused_rnn::Acc<T>),
+                                 use_mma);
   plan_out[0] = p.ok;
   plan_out[1] = p.tl.U;
   plan_out[2] = p.ctas;
   plan_out[3] = p.tl.bb;
   plan_out[4] = p.tl.kc;
+  plan_out[5] = p.tl.mma;
   return p;
 }
 
 template <typename T>
 int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int reverse,
-            int64_t sms, int64_t staging_bytes, const void* w_hh, const void* bias, const void* bias_hh, void* gates,
-            int64_t gates_ld, void* out, void* h, const void* hx, void* c, void* ws, int64_t ws_ld, int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, plan_out);
+            int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* bias, const void* bias_hh,
+            void* gates, int64_t gates_ld, void* out, void* h, const void* hx, void* c, void* ws, int64_t ws_ld,
+            int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, plan_out);
   if (!p.ok) {
     return 0;
   }
@@ -63,16 +72,16 @@ int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, co
   a.c = static_cast<fused_rnn::Acc<T>*>(c);
   a.ws = static_cast<T*>(ws);
   a.ws_ld = ws_ld;
-  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell)), p.ctas, P::kThreads, p.smem, a);
+  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p.ctas, P::kThreads, p.smem, a);
   return 1;
 }
 
 template <typename T>
 int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int reverse,
-             int64_t sms, int64_t staging_bytes, const void* w_hh, const void* go, const void* gcs, const void* ws,
-             int64_t ws_ld, const void* out, const void* hx, const void* cx, void* dh, void* dc, void* dg, void* dgh,
-             int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, plan_out);
+             int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* go, const void* gcs,
+             const void* ws, int64_t ws_ld, const void* out, const void* hx, const void* cx, void* dh, void* dc,
+             void* dg, void* dgh, int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, plan_out);
   if (!p.ok) {
     return 0;
   }
@@ -92,7 +101,7 @@ int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, c
   a.dc = static_cast<fused_rnn::Acc<T>*>(dc);
   a.dg = static_cast<T*>(dg);
   a.dgh = static_cast<T*>(dgh);
-  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell)), p.ctas, P::kThreads, p.smem, a);
+  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p.ctas, P::kThreads, p.smem, a);
   return 1;
 }
 
@@ -114,23 +123,23 @@ extern "C" {
 // The forward's recurrent loop; gates holds x W_ih^T (no bias) in its first G*H columns.
 // c is in Acc<T> (float32 for the 16-bit types).
 int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                int reverse, int64_t sms, int64_t staging_bytes, const void* w_hh, const void* bias,
+                int reverse, int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* bias,
                 const void* bias_hh, void* gates, int64_t gates_ld, void* out, void* h, const void* hx, void* c,
                 void* ws, int64_t ws_ld, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, w_hh, bias, bias_hh,
-                                  gates, gates_ld, out, h, hx, c, ws, ws_ld, plan_out);
+    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, mma, w_hh, bias,
+                                  bias_hh, gates, gates_ld, out, h, hx, c, ws, ws_ld, plan_out);
   });
 }
 
 // The backward's reverse loop: fills dg (and dgh), leaves grad_hx in dh and grad_cx in dc (Acc<T>).
 int emu_backward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                 int reverse, int64_t sms, int64_t staging_bytes, const void* w_hh, const void* go, const void* gcs,
-                 const void* ws, int64_t ws_ld, const void* out, const void* hx, const void* cx, void* dh, void* dc,
-                 void* dg, void* dgh, int* plan_out) {
+                 int reverse, int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* go,
+                 const void* gcs, const void* ws, int64_t ws_ld, const void* out, const void* hx, const void* cx,
+                 void* dh, void* dc, void* dg, void* dgh, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, w_hh, go, gcs, ws,
-                                   ws_ld, out, hx, cx, dh, dc, dg, dgh, plan_out);
+    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, mma, w_hh, go, gcs,
+                                   ws, ws_ld, out, hx, cx, dh, dc, dg, dgh, plan_out);
   });
 }
 

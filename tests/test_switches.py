@@ -1,0 +1,38 @@
+"""The run-time switches every build has, whatever it was compiled with (the CUDA ones are
+accepted and reported by a CPU-only build too, which simply never launches anything)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import fused_rnn
+from fused_rnn import _C
+
+
+def test_cuda_tier_setting_round_trips_and_rejects_unknown_names():
+    old = _C._set_cuda_tier("persistent")
+    try:
+        assert fused_rnn.build_info()["cuda_tier"] == "persistent"
+        with pytest.raises(ValueError, match="tier must be one of alternating, persistent, auto; got 'fast'"):
+            _C._set_cuda_tier("fast")
+        assert fused_rnn.build_info()["cuda_tier"] == "persistent"
+    finally:
+        _C._set_cuda_tier(old)
+
+
+def test_persistent_mma_is_on_by_default_and_can_be_turned_off():
+    assert fused_rnn.build_info()["persistent_mma"] is True
+    assert _C._set_persistent_mma(False) is True
+    try:
+        assert fused_rnn.build_info()["persistent_mma"] is False
+    finally:
+        assert _C._set_persistent_mma(True) is False
+
+
+def test_persistent_launch_counters_cover_the_tensor_core_launches():
+    d = _C._persistent_launches()
+    assert set(d) == {"forward", "backward", "mma_forward", "mma_backward"}
+    assert d["mma_forward"] <= d["forward"] and d["mma_backward"] <= d["backward"]
+    if not torch.cuda.is_available():
+        assert all(v == 0 for v in d.values())
