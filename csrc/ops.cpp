@@ -5,7 +5,10 @@
 // workspace (activations saved for the backward) as an ordinary tensor so that
 // fake kernels can describe it; it is empty when train is false. The LSTM
 // workspace holds c_t of every step; lstm_backward's grad_cell_states (rows, H),
-// when given, is the gradient arriving at those c_t from outside the layer.
+// when given, is the gradient arriving at those c_t from outside the layer. A backward
+// with input_grad false returns an empty grad_input, and with weight_grad false empty
+// grad_w_ih, grad_w_hh (and grad_w_hr), skipping the GEMMs that form them: for a first
+// layer over data that needs no gradient, and for frozen weights.
 #include <torch/extension.h>
 
 #include <string>
@@ -30,7 +33,8 @@ TORCH_LIBRARY(fused_rnn, m) {
   m.def(
       "lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
       "Tensor? hx, Tensor? cx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, "
-      "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse, Tensor? grad_cell_states=None) "
+      "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse, Tensor? grad_cell_states=None, "
+      "bool input_grad=True, bool weight_grad=True) "
       "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor grad_w_ih, Tensor grad_w_hh, "
       "Tensor grad_b_ih, Tensor grad_b_hh, Tensor grad_w_hr)");
   for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {
@@ -41,7 +45,7 @@ TORCH_LIBRARY(fused_rnn, m) {
     m.def((std::string(cell) +
         "_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor? hx, Tensor w_ih, "
         "Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? batch_sizes, Tensor output, "
-        "Tensor workspace, bool reverse) "
+        "Tensor workspace, bool reverse, bool input_grad=True, bool weight_grad=True) "
         "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_w_ih, Tensor grad_w_hh, "
         "Tensor grad_b_ih, Tensor grad_b_hh)").c_str());
   }

@@ -162,10 +162,18 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   return {output, h_n, c_n, ws};
 }
 
+// Which gradients a backward forms beyond the states' and biases' (always formed): the
+// input's (one GEMM) and the weights' (two or three GEMMs); the others come back empty.
+struct GradMask {
+  bool input = true;
+  bool weights = true;
+};
+
 template <class Backend, class Cell, typename T>
 std::vector<Tensor> backward_impl(
     const LayerArgs& a, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
-    const Tensor& output_in, const Tensor& ws_in, bool reverse, const Tensor& grad_cell_states_in) {
+    const Tensor& output_in, const Tensor& ws_in, bool reverse, const Tensor& grad_cell_states_in,
+    GradMask mask) {
   const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H, B = a.B;
   const bool proj = a.w_hr.defined();
   const auto opts = a.input.options();
@@ -277,14 +285,19 @@ std::vector<Tensor> backward_impl(
     }
   }
 
-  Tensor grad_input = at::empty(a.input.sizes(), opts);
-  Tensor grad_w_ih = at::empty({GH, I}, opts);
-  Tensor grad_w_hh = at::empty({GH, P}, opts);
+  // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
+  auto none = [&] { return at::empty({0}, opts); };
+  Tensor grad_input = mask.input ? at::empty(a.input.sizes(), opts) : none();
+  Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
+  Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
   // grad_input = dG W_ih, by the backend's own kernel where it has one.
-  if (!Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
+  if (mask.input &&
+      !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
     gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(), I);
   }
-  gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
+  if (mask.weights) {
+    gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
+  }
 
   // dW_hh = dGh^T h_prev, h_prev the state entering each step (row-aligned with dG). A dense
   // sequence reads it in place: the output shifted by one step, and hx at the first step.
@@ -313,12 +326,14 @@ std::vector<Tensor> backward_impl(
     }
     gemm<T>(dev, true, false, M, P, N, d, ld, hp, P, false, dst, P);
   };
-  T* gw_hh = grad_w_hh.data_ptr<T>();
-  if (Cell::kSeparateRecurrent) {
-    grad_hh(2 * H, dg, GH, gw_hh);
-    grad_hh(H, dgh, H, gw_hh + 2 * H * P);
-  } else {
-    grad_hh(GH, dg, GH, gw_hh);
+  if (mask.weights) {
+    T* gw_hh = grad_w_hh.data_ptr<T>();
+    if (Cell::kSeparateRecurrent) {
+      grad_hh(2 * H, dg, GH, gw_hh);
+      grad_hh(H, dgh, H, gw_hh + 2 * H * P);
+    } else {
+      grad_hh(GH, dg, GH, gw_hh);
+    }
   }
   // Bias gradients are column sums of dG (the GRU's n block of b_hh: of dGh), reduced in fp32
   // for half and bfloat16; dG is summed once for both biases.
@@ -335,8 +350,8 @@ std::vector<Tensor> backward_impl(
                                            : sum_dG.to(dtype, false, true);
     }
   }
-  Tensor grad_w_hr = at::empty({0}, opts);
-  if (proj) {
+  Tensor grad_w_hr = none();
+  if (proj && mask.weights) {
     grad_w_hr = at::empty({P, H}, opts);
     gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
             grad_w_hr.data_ptr<T>(), H);
@@ -364,10 +379,10 @@ struct LayerOps {
   template <class Cell>
   static std::vector<Tensor> backward(
       const LayerArgs& a, const Tensor& go, const Tensor& ghn, const Tensor& gcn, const Tensor& out,
-      const Tensor& ws, bool reverse, const Tensor& gcs) {
+      const Tensor& ws, bool reverse, const Tensor& gcs, detail::GradMask mask) {
     return Backend::dispatch(a, [&](auto tag) {
       using T = decltype(tag);
-      return detail::backward_impl<Backend, Cell, T>(a, go, ghn, gcn, out, ws, reverse, gcs);
+      return detail::backward_impl<Backend, Cell, T>(a, go, ghn, gcn, out, ws, reverse, gcs, mask);
     });
   }
 
@@ -384,11 +399,11 @@ struct LayerOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
       const OptTensor& hx, const OptTensor& cx, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
       const OptTensor& b_hh, const OptTensor& w_hr, const OptTensor& batch_sizes, const Tensor& output,
-      const Tensor& workspace, bool reverse, const OptTensor& grad_cell_states) {
+      const Tensor& workspace, bool reverse, const OptTensor& grad_cell_states, bool input_grad, bool weight_grad) {
     const LayerArgs a = make_layer_args(
         "fused_rnn::lstm_backward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
-    auto g = backward<LstmTraits>(
-        a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse, grad_cell_states.value_or(Tensor()));
+    auto g = backward<LstmTraits>(a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse,
+                                  grad_cell_states.value_or(Tensor()), {input_grad, weight_grad});
     return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
   }
 
@@ -416,11 +431,13 @@ struct LayerOps {
   static std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor> simple_backward(
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
       const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
-      const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace, bool reverse) {
+      const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace, bool reverse, bool input_grad,
+      bool weight_grad) {
     const LayerArgs a = make_layer_args(
         op_name(Cell::kKind, false), Cell::kKind, input, hx, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
         batch_sizes);
-    auto g = backward<Cell>(a, grad_output, grad_h_n, Tensor(), output, workspace, reverse, Tensor());
+    auto g = backward<Cell>(a, grad_output, grad_h_n, Tensor(), output, workspace, reverse, Tensor(),
+                            {input_grad, weight_grad});
     return {g[0], g[1], g[3], g[4], g[5], g[6]};
   }
 };

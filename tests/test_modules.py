@@ -9,6 +9,7 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_padded_sequence
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import fused_rnn
 from conftest import assert_close
@@ -295,3 +296,57 @@ def test_backward_allocates_no_zero_gradient_for_the_workspace(mode):
         m(x)[0].sum().backward()
     zeros = [e.cpu_memory_usage for e in prof.events() if e.name in ("aten::zeros", "aten::new_zeros")]
     assert all(z < ws_bytes for z in zeros), zeros
+
+
+# ---------------------------------------------------------------- gradients nobody asked for
+
+
+class _BackwardCalls(TorchDispatchMode):
+    """Records the input_grad / weight_grad flags of every fused backward op call."""
+
+    def __init__(self):
+        super().__init__()
+        self.flags = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func.namespace == "fused_rnn" and func._schema.name.endswith("_backward"):
+            names = [a.name for a in func._schema.arguments]
+            bound = dict(zip(names, args), **kwargs)
+            self.flags.append((bound.get("input_grad", True), bound.get("weight_grad", True)))
+        return func(*args, **kwargs)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("what", ["data-input", "frozen-weights", "frozen-and-data"])
+def test_gradients_nobody_asked_for_are_not_formed(mode, what):
+    """A first layer over data that needs no gradient, and frozen weights (fine-tuning): the
+    fused backward is told to skip grad_input / the weight-gradient GEMMs, the gradients that
+    are asked for still equal torch.nn's, and the others stay None."""
+    torch.manual_seed(0)
+    ref = getattr(torch.nn, mode)(5, 7, num_layers=2, dtype=torch.float64)
+    fused = getattr(fused_rnn, mode)(5, 7, num_layers=2, dtype=torch.float64)
+    fused.load_state_dict(ref.state_dict())
+    frozen = what != "data-input"
+    for m in (ref, fused):
+        for name, p in m.named_parameters():
+            p.requires_grad_(not (frozen and name.startswith("weight")))
+    x = torch.randn(6, 3, 5, dtype=torch.float64, requires_grad=what == "frozen-weights")
+    h0 = torch.randn(2, 3, 7, dtype=torch.float64, requires_grad=True)
+    state = (h0, torch.zeros_like(h0)) if mode == "LSTM" else h0
+    calls = _BackwardCalls()
+    grads = []
+    for m in (ref, fused):
+        out, _ = m(x, state)
+        wanted = [t for t in (x, h0, *m.parameters()) if t.requires_grad]
+        if m is fused:
+            with calls:
+                grads.append(torch.autograd.grad(out.pow(2).sum(), wanted))
+        else:
+            grads.append(torch.autograd.grad(out.pow(2).sum(), wanted))
+    for a, b in zip(*grads):
+        assert_close(a, b)
+    # Layer 1's input is layer 0's output, which needs a gradient whenever h0 does.
+    first = {"data-input": (False, True), "frozen-weights": (True, False), "frozen-and-data": (False, False)}[what]
+    upper = (True, not frozen)
+    assert sorted(calls.flags) == sorted([first, upper])

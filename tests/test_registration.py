@@ -79,3 +79,32 @@ def test_gradcheck_float64(cell, reverse, packed):
         fn, inputs = differentiable_layer(cell, I=3, H=4, B=3, T=4, P=P, packed=packed, lengths=(4, 2, 1),
                                           reverse=reverse, seed=seed)
         assert torch.autograd.gradcheck(fn, inputs)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("input_grad,weight_grad", [(False, True), (True, False), (False, False)])
+def test_backward_skips_the_gradients_not_asked_for(cell, input_grad, weight_grad):
+    """input_grad / weight_grad false: those gradients come back empty (fake kernels agree), and
+    every other gradient is the same as from a full backward."""
+    x, params, st, batch_sizes = sample(cell, P=2 if cell == "lstm" else 0)
+    fwd = getattr(OPS, f"{cell}_forward")
+    args = forward_args(cell, x, params, st, batch_sizes, False, True)
+    outs = fwd(*args)
+    out, h_n, ws = outs[0], outs[1], outs[-1]
+    bwd = getattr(OPS, f"{cell}_backward")
+    if cell == "lstm":
+        bargs = (torch.randn_like(out), torch.randn_like(h_n), torch.randn_like(outs[2]), *args[:9], out, ws, False,
+                 None)
+        weights = (3, 4, 7)
+    else:
+        bargs = (torch.randn_like(out), torch.randn_like(h_n), *args[:7], out, ws, False)
+        weights = (2, 3)
+    flags = dict(input_grad=input_grad, weight_grad=weight_grad)
+    torch.library.opcheck(bwd, bargs, flags)
+    full, part = bwd(*bargs), bwd(*bargs, **flags)
+    for i, (a, b) in enumerate(zip(full, part)):
+        skipped = (i == 0 and not input_grad) or (i in weights and not weight_grad)
+        if skipped:
+            assert b.numel() == 0
+        else:
+            assert torch.equal(a, b), i

@@ -64,21 +64,26 @@ def _lstm_forward_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes,
     return _fake_forward("lstm", input, hx, w_hh, w_hr, batch_sizes, train)
 
 
+def _grad_like(ref, t, wanted):
+    """The fake of a gradient the backward forms only when asked (else an empty tensor)."""
+    return ref.new_empty(t.shape) if wanted and t is not None else ref.new_empty((0,))
+
+
 @torch.library.register_fake("fused_rnn::lstm_backward")
 def _lstm_backward_fake(
     grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, output,
-    workspace, reverse, grad_cell_states=None,
+    workspace, reverse, grad_cell_states=None, input_grad=True, weight_grad=True,
 ):
     g = input
     return (
-        g.new_empty(input.shape),
+        _grad_like(g, input, input_grad),
         g.new_empty(grad_h_n.shape),
         g.new_empty(grad_c_n.shape),
-        g.new_empty(w_ih.shape),
-        g.new_empty(w_hh.shape),
+        _grad_like(g, w_ih, weight_grad),
+        _grad_like(g, w_hh, weight_grad),
         _like_or_empty(g, b_ih),
         _like_or_empty(g, b_hh),
-        _like_or_empty(g, w_hr),
+        _grad_like(g, w_hr, weight_grad),
     )
 
 
@@ -90,13 +95,13 @@ def _register_simple_fakes(cell):
 
     @torch.library.register_fake(f"fused_rnn::{cell}_backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, output, workspace,
-                       reverse):
+                       reverse, input_grad=True, weight_grad=True):
         g = input
         return (
-            g.new_empty(input.shape),
+            _grad_like(g, input, input_grad),
             g.new_empty(grad_h_n.shape),
-            g.new_empty(w_ih.shape),
-            g.new_empty(w_hh.shape),
+            _grad_like(g, w_ih, weight_grad),
+            _grad_like(g, w_hh, weight_grad),
             _like_or_empty(g, b_ih),
             _like_or_empty(g, b_hh),
         )
@@ -187,11 +192,13 @@ class LSTMFunction(torch.autograd.Function):
                 )
                 grads_out = (grad_output, grad_h_n, grad_c_n)
             return _differentiable_grads(recompute, given, grads_out) + tail
+        need = ctx.needs_input_grad
         grads = _ops.lstm_backward(
             grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, out,
             workspace, ctx.reverse, grad_c_all if ctx.cell_states else None,
+            input_grad=need[0], weight_grad=need[3] or need[4] or need[7],
         )
-        return tuple(g if t is not None else None for g, t in zip(grads, given)) + tail
+        return tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need)) + tail
 
 
 def _make_simple_function(cell: str, name: str):
@@ -233,11 +240,13 @@ def _make_simple_function(cell: str, name: str):
                 (grad_output, grad_h_n),
             )
             return grads + (None, None, None)
+        need = ctx.needs_input_grad
         grads = backward_op(
-            grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace, ctx.reverse
+            grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace, ctx.reverse,
+            input_grad=need[0], weight_grad=need[2] or need[3],
         )
         given = (input, hx, w_ih, w_hh, b_ih, b_hh)
-        return tuple(g if t is not None else None for g, t in zip(grads, given)) + (None, None, None)
+        return tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need)) + (None, None, None)
 
     return type(
         name,
