@@ -294,6 +294,36 @@ def test_persistent_16bit_products_run_on_the_tensor_cores(mode, dtype, tier):
         assert (a.float() - b.float()).abs().max().item() <= tol * scale
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("allow_tf32", [True, False])
+def test_persistent_float32_follows_cudnn_allow_tf32(mode, allow_tf32, tier):
+    """float32 on the persistent tier takes TF32 tensor cores (sm_80+) exactly where
+    torch.backends.cudnn.allow_tf32 lets torch.nn's cuDNN RNNs do so, and stays within TF32's
+    error of torch.nn in full float32."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 24, 40)
+    x = torch.randn(7, 5, 24, device="cuda", requires_grad=True)
+    want = _flat(ref(x)) + list(grads_of(_flat(ref(x)), [x, *ref.parameters()]))
+    old = torch.backends.cudnn.allow_tf32
+    torch.backends.cudnn.allow_tf32 = allow_tf32
+    try:
+        before = fused_rnn._C._persistent_launches()
+        outs = _flat(fused(x))
+        got = outs + list(grads_of(outs, [x, *fused.parameters()]))
+        torch.cuda.synchronize()
+        after = fused_rnn._C._persistent_launches()
+    finally:
+        torch.backends.cudnn.allow_tf32 = old
+    launched = (after["mma_forward"] - before["mma_forward"], after["mma_backward"] - before["mma_backward"])
+    capable = torch.cuda.get_device_capability()[0] >= 8
+    assert launched == ((1, 1) if tier == "persistent" and allow_tf32 and capable else (0, 0))
+    for a, b in zip(got, want):
+        if launched[0]:
+            assert (a - b).abs().max().item() <= 1e-2 * (b.abs().max().item() or 1.0)
+        else:
+            assert_close(a, b)
+
+
 def test_set_cuda_tier_rejects_unknown_names():
     with pytest.raises(ValueError, match="tier must be one of alternating, persistent, auto"):
         fused_rnn._C._set_cuda_tier("fast")

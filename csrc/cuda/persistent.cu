@@ -23,15 +23,18 @@
 // the CUDA cores in Acc<T>: a warp takes a 4x4 register block of (batch rows) x
 // (weight rows), its lanes split K, and a butterfly of shuffles sums the lanes.
 // float16 and bfloat16 products run on the tensor cores on sm_80+ (WMMA 16x16x16, fp32
-// accumulation; FUSED_RNN_PERSISTENT_MMA=0 puts them on the CUDA cores too): batch
+// accumulation), and float32 ones too as TF32 (16x16x8) where torch.backends.cudnn.allow_tf32
+// lets torch.nn's RNNs use TF32 (FUSED_RNN_PERSISTENT_MMA=0 keeps all on the CUDA cores): batch
 // chunks of 16 rows, Ws zero-padded to 16-multiples, K split across the warps that
 // share a weight tile, partial tiles summed through shared memory. Reductions have a
 // fixed order: results do not depend on timing.
 //
-// Not yet here (issue #8): TF32 for float32, clusters with DSMEM for small H,
+// Not yet here (issue #8): clusters with DSMEM for small H,
 // flag-based (per-step counter) synchronisation, and running both directions of a
 // bidirectional layer at once.
+#include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
+#include <torch/version.h>
 #include <c10/cuda/CUDAException.h>
 
 #include <vector>
@@ -46,11 +49,26 @@ namespace {
 
 using namespace persistent;
 
-// Whether this layer's products go to the tensor cores: 16-bit types on sm_80 and newer,
-// unless FUSED_RNN_PERSISTENT_MMA=0 (tier.h).
+// Whether torch lets cuDNN's RNNs use TF32 for float32 (torch.backends.cudnn.allow_tf32,
+// true by default): torch.nn's LSTM/GRU/RNN then run float32 on TF32 tensor cores, and so
+// does this tier.
+bool tf32_allowed() {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 10)
+  return at::globalContext().allowTF32CuDNN(at::Float32Op::RNN);
+#else
+  return at::globalContext().allowTF32CuDNN();
+#endif
+}
+
+// Whether this layer's products go to the tensor cores: on sm_80 and newer, the 16-bit
+// types, and float32 as TF32 where torch allows it, unless FUSED_RNN_PERSISTENT_MMA=0
+// (tier.h).
 template <typename T>
 bool use_mma() {
-  return MmaElem<T>::ok && persistent_mma() && at::cuda::getCurrentDeviceProperties()->major >= 8;
+  if (!MmaElem<T>::ok || !persistent_mma() || at::cuda::getCurrentDeviceProperties()->major < 8) {
+    return false;
+  }
+  return !MmaElem<T>::tf32 || tf32_allowed();
 }
 
 // plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise).

@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <cstring>
+#include <type_traits>
 
 #include <c10/util/BFloat16.h>
 #include <c10/util/Half.h>
@@ -42,38 +43,57 @@ constexpr size_t align128(size_t n) {
   return (n + 127) / 128 * 128;
 }
 
-// The element type of a tensor-core (WMMA) fragment for T, where T has one: CUDA's own
-// 16-bit types on the GPU (c10's are bit-compatible), c10's in the emulator.
+// The tensor-core (WMMA) form of T's products, where T has one: `type` is the element
+// type the fragments load (CUDA's own 16-bit types on the GPU, bit-compatible with c10's;
+// c10's in the emulator; float for TF32), kK the depth of an MMA tile (16 for the 16-bit
+// types, 8 for TF32), tf32 whether the fragments are TF32 rounded from float.
 template <typename T>
 struct MmaElem {
   static constexpr bool ok = false;
   using type = T;
+  static constexpr int kK = 16;
+  static constexpr bool tf32 = false;
 };
 #if defined(__CUDACC__)
 template <>
 struct MmaElem<c10::Half> {
   static constexpr bool ok = true;
   using type = __half;
+  static constexpr int kK = 16;
+  static constexpr bool tf32 = false;
 };
 template <>
 struct MmaElem<c10::BFloat16> {
   static constexpr bool ok = true;
   using type = __nv_bfloat16;
+  static constexpr int kK = 16;
+  static constexpr bool tf32 = false;
 };
 #else
 template <>
 struct MmaElem<c10::Half> {
   static constexpr bool ok = true;
   using type = c10::Half;
+  static constexpr int kK = 16;
+  static constexpr bool tf32 = false;
 };
 template <>
 struct MmaElem<c10::BFloat16> {
   static constexpr bool ok = true;
   using type = c10::BFloat16;
+  static constexpr int kK = 16;
+  static constexpr bool tf32 = false;
 };
 #endif
+template <>
+struct MmaElem<float> {
+  static constexpr bool ok = true;
+  using type = float;
+  static constexpr int kK = 8;
+  static constexpr bool tf32 = true;
+};
 
-// Tensor-core products: 16 x 16 x 16 tiles (WMMA), at most this many accumulator tiles a warp.
+// Tensor-core products: 16 x 16 output tiles (WMMA), at most this many accumulator tiles a warp.
 constexpr int kMmaTile = 16;
 constexpr int kMmaItemsPerWarp = 4;
 
@@ -287,8 +307,9 @@ __device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, co
   __syncthreads();
 }
 
-// The same sums on the tensor cores (T float16 or bfloat16, fp32 accumulation): the
-// staged X chunk (16 x kc, zero past nb rows and past K) is WMMA's matrix_a, row-major;
+// The same sums on the tensor cores (T float16 or bfloat16; or float as TF32, each
+// element rounded to TF32 as loaded; fp32 accumulation): the staged X chunk (16 x kc,
+// zero past nb rows and past K) is WMMA's matrix_a, row-major;
 // a 16-row tile of Ws read column-major is matrix_b (W^T). Warp w takes accumulator
 // tiles w, w + kWarps, ...: tile i is Ws row tile i % n_tiles over every ksplit-th k
 // tile from i / n_tiles, kept in registers across the K chunks; the partial tiles then
@@ -299,11 +320,13 @@ __device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int
 #if !defined(__CUDACC__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
   namespace wmma = nvcuda::wmma;
   using M = typename MmaElem<T>::type;
-  constexpr int kT = kMmaTile;
+  constexpr bool kTf32 = MmaElem<T>::tf32;
+  using F = std::conditional_t<kTf32, wmma::precision::tf32, M>;  // the fragments' element type
+  constexpr int kT = kMmaTile, kK = MmaElem<T>::kK;
   const int warp = threadIdx.x / 32;
   const int R = tl.R, K = tl.K, kc = tl.kc, ldw = tl.ldw;
   const int n_tiles = tl.rows_w / kT, ksplit = tl.ksplit, items = n_tiles * ksplit;
-  wmma::fragment<wmma::accumulator, kT, kT, kT, float> acc[kMmaItemsPerWarp];
+  wmma::fragment<wmma::accumulator, kT, kT, kK, float> acc[kMmaItemsPerWarp];
 #pragma unroll
   for (int i = 0; i < kMmaItemsPerWarp; ++i) {
     wmma::fill_fragment(acc[i], 0.0f);
@@ -316,18 +339,26 @@ __device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int
       Xs[b * kc + k] = b < nb && k0 + k < K ? T(load_x(b, k0 + k)) : T(0);
     }
     __syncthreads();
-    const int k_tiles = kn / kT;
+    const int k_tiles = kn / kK;
 #pragma unroll
     for (int i = 0; i < kMmaItemsPerWarp; ++i) {
       const int item = warp + i * kWarps;
       if (item < items) {
         const int n = item % n_tiles;
         for (int s = item / n_tiles; s < k_tiles; s += ksplit) {
-          wmma::fragment<wmma::matrix_a, kT, kT, kT, M, wmma::row_major> a;
-          wmma::fragment<wmma::matrix_b, kT, kT, kT, M, wmma::col_major> b;
-          wmma::load_matrix_sync(a, reinterpret_cast<const M*>(Xs + s * kT), kc);
-          wmma::load_matrix_sync(b, reinterpret_cast<const M*>(Ws + static_cast<size_t>(n) * kT * ldw + k0 + s * kT),
+          wmma::fragment<wmma::matrix_a, kT, kT, kK, F, wmma::row_major> a;
+          wmma::fragment<wmma::matrix_b, kT, kT, kK, F, wmma::col_major> b;
+          wmma::load_matrix_sync(a, reinterpret_cast<const M*>(Xs + s * kK), kc);
+          wmma::load_matrix_sync(b, reinterpret_cast<const M*>(Ws + static_cast<size_t>(n) * kT * ldw + k0 + s * kK),
                                  ldw);
+          if constexpr (kTf32) {
+            for (int t = 0; t < a.num_elements; ++t) {
+              a.x[t] = wmma::__float_to_tf32(a.x[t]);
+            }
+            for (int t = 0; t < b.num_elements; ++t) {
+              b.x[t] = wmma::__float_to_tf32(b.x[t]);
+            }
+          }
           wmma::mma_sync(acc[i], a, b, acc[i]);
         }
       }

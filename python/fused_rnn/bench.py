@@ -220,7 +220,10 @@ def _tier_that_ran(tier: str, fn: Callable) -> tuple:
     launched = any(after[k] > before[k] for k in after)
     if tier == "persistent" and not launched:
         return result, "alternating (fallback)"
-    return result, ("persistent" if launched else "alternating")
+    if not launched:
+        return result, "alternating"
+    tensor_cores = any(after[k] > before[k] for k in ("mma_forward", "mma_backward"))
+    return result, ("persistent (tensor cores)" if tensor_cores else "persistent")
 
 
 def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50,

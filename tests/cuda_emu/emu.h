@@ -6,7 +6,7 @@
 // every store made before it, as on a GPU after a fence. It checks indexing, staging
 // and barrier placement, not GPU timing or the GPU's weaker memory model.
 //
-// nvcuda::wmma (the 16x16x16 tiles the kernels use) is emulated at the level of its
+// nvcuda::wmma (the 16x16x16 and TF32 16x16x8 tiles the kernels use) is emulated at the level of its
 // documented contract, not its register layout: a fragment is opaque, so here every
 // lane holds the whole tile; loads check WMMA's alignment rules (a 256-bit aligned
 // pointer, ldm a multiple of 8 for 16-bit elements and of 4 for float), mma_sync sums
@@ -158,6 +158,10 @@ inline grid_group this_grid() {
 
 namespace nvcuda::wmma {
 
+namespace precision {
+struct tf32 {};  // fragments of float rounded to TF32 (10-bit mantissa)
+}  // namespace precision
+
 struct matrix_a {};
 struct matrix_b {};
 struct accumulator {};
@@ -169,8 +173,21 @@ template <class Use, int M, int N, int K, class T, class Layout = void>
 struct fragment {
   static constexpr int rows = std::is_same_v<Use, matrix_b> ? K : M;
   static constexpr int cols = std::is_same_v<Use, matrix_a> ? K : N;
+  static constexpr int num_elements = rows * cols;
   float x[rows * cols];  // row-major, whatever the memory layout it was loaded from
 };
+
+// cvt.rna.tf32.f32: the nearest float with a 10-bit mantissa, ties away from zero; NaN and
+// infinities pass through.
+inline float __float_to_tf32(float v) {
+  uint32_t bits;
+  std::memcpy(&bits, &v, 4);
+  if ((bits & 0x7f800000u) != 0x7f800000u) {
+    bits = (bits + 0x1000u) & 0xffffe000u;
+  }
+  std::memcpy(&v, &bits, 4);
+  return v;
+}
 
 inline void check(bool ok, const char* what) {
   if (!ok) {
@@ -186,16 +203,26 @@ void fill_fragment(fragment<Use, M, N, K, T, Layout>& f, float v) {
   }
 }
 
-template <class Use, int M, int N, int K, class T, class Layout>
-void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
-  using F = fragment<Use, M, N, K, T, Layout>;
+template <class F, class E>
+void load_tile(F& f, const E* p, unsigned ldm, bool row) {
   check(reinterpret_cast<uintptr_t>(p) % 32 == 0, "load_matrix_sync: pointer not 256-bit aligned");
-  check(ldm % (16 / sizeof(T)) == 0, "load_matrix_sync: ldm not a multiple of 16 bytes");
+  check(ldm % (16 / sizeof(E)) == 0, "load_matrix_sync: ldm not a multiple of 16 bytes");
   for (int r = 0; r < F::rows; ++r) {
     for (int c = 0; c < F::cols; ++c) {
-      f.x[r * F::cols + c] = static_cast<float>(std::is_same_v<Layout, row_major> ? p[r * ldm + c] : p[c * ldm + r]);
+      f.x[r * F::cols + c] = static_cast<float>(row ? p[r * ldm + c] : p[c * ldm + r]);
     }
   }
+}
+
+template <class Use, int M, int N, int K, class T, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, T, Layout>& f, const T* p, unsigned ldm) {
+  load_tile(f, p, ldm, std::is_same_v<Layout, row_major>);
+}
+
+// TF32 fragments load float (unrounded: the code rounds them with __float_to_tf32).
+template <class Use, int M, int N, int K, class Layout>
+void load_matrix_sync(fragment<Use, M, N, K, precision::tf32, Layout>& f, const float* p, unsigned ldm) {
+  load_tile(f, p, ldm, std::is_same_v<Layout, row_major>);
 }
 
 template <int M, int N, int K, class T, class LA, class LB>
