@@ -17,6 +17,9 @@
 //             G*H, transposed); a step runs the pointwise backward of its units
 //             (writing dG), waits at the grid barrier until every CTA has written its
 //             part of dG_t, then forms dh_{t-1} = dG_t W_hh for its own columns.
+// While the grid waits at a step's barrier, each CTA prefetches into L2 what its units
+// read from memory at the next step (forward: the projected inputs; backward: the
+// workspace or output rows and grad_output).
 // h_{t-1} (forward) and dG_t (backward) travel through L2: written with plain stores,
 // read after cg::this_grid().sync() with ld.global.cg, which skips the (incoherent)
 // L1. One grid barrier a step in each direction. float32 and float64 products run on

@@ -110,6 +110,21 @@ __device__ __forceinline__ T load_cg(const T* p) {
   }
 }
 
+// Asks for n elements from p into L2 ahead of their use, one prefetch a 128-byte line: a
+// hint with no effect on any result (and nothing at all in the emulator).
+template <typename T>
+__device__ __forceinline__ void prefetch_l2(const T* p, int64_t n) {
+#if defined(__CUDA_ARCH__)
+  const char* c = reinterpret_cast<const char*>(p);
+  for (int64_t o = 0; o < n * static_cast<int64_t>(sizeof(T)); o += 128) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(c + o));
+  }
+#else
+  (void)p;
+  (void)n;
+#endif
+}
+
 // The step layout: dense sequences pass no tables (B rows a step at offset t*B).
 struct Steps {
   const int64_t* sizes = nullptr;    // (T,) on the device, or null when dense
@@ -488,6 +503,15 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
         }
       }
     }
+    // The next step's projected inputs for this CTA's units (written by the GEMM before the
+    // kernel, mostly out in HBM for long sequences) travel to L2 while the grid waits.
+    if (s + 1 < S.T) {
+      const Steps::Rows nq = S.at(s + 1);
+      const int64_t un = min(static_cast<int64_t>(U), H - j0);
+      for (int64_t e = threadIdx.x; e < nq.rows * G; e += blockDim.x) {
+        prefetch_l2(p.gates + (nq.off + e / G) * p.gates_ld + (e % G) * H + j0, un);
+      }
+    }
     grid.sync();  // h_t of every unit written before any CTA reads it
   }
   (void)G;
@@ -570,6 +594,23 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
         p.dg[row * H + j] = T(rnn_backward_point<kAct, A>(A(p.out[row * H + j]), dh));
         p.dh[b * H + j] = T(0);
+      }
+    }
+    // What the next step's pointwise pass reads for this CTA's units (its rows of the
+    // workspace, or of the output, and of grad_output) travels to L2 while the grid waits.
+    if (s > 0) {
+      const Steps::Rows nq = S.at(s - 1);
+      const int64_t un = min(static_cast<int64_t>(U), H - j0);
+      const int segs = p.ws ? static_cast<int>(p.ws_ld / H) : 1;  // LSTM 5, GRU 4; RNN: the output row
+      for (int64_t e = threadIdx.x; e < nq.rows * (segs + 1); e += blockDim.x) {
+        const int64_t row = nq.off + e / (segs + 1), seg = e % (segs + 1);
+        if (seg == segs) {
+          prefetch_l2(p.go + row * H + j0, un);
+        } else if (p.ws) {
+          prefetch_l2(p.ws + row * p.ws_ld + seg * H + j0, un);
+        } else {
+          prefetch_l2(p.out + row * H + j0, un);
+        }
       }
     }
     grid.sync();  // dG_t of every unit written before any CTA reads it
