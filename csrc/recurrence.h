@@ -211,10 +211,14 @@ std::vector<Tensor> backward_impl(
   // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
   Tensor dGh = Cell::kSeparateRecurrent ? at::empty({N, H}, opts) : dG;
   const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
+  // A projected LSTM keeps every step's dh (the gradient of r_t = W_hr h_raw_t) for grad_w_hr.
+  const bool keep_dr = proj && mask.weights;
   Tensor dR, dh_raw;
   if (proj) {
-    dR = at::empty({N, P}, opts);
     dh_raw = at::empty({B, H}, opts);
+  }
+  if (keep_dr) {
+    dR = at::empty({N, P}, opts);
   }
 
   const T* go = grad_output.const_data_ptr<T>();
@@ -269,8 +273,10 @@ std::vector<Tensor> backward_impl(
     if (gcs) {
       Backend::add(dc, gcs + off * H, rows * H);
     }
-    if (proj) {
+    if (keep_dr) {
       Backend::copy(dR.data_ptr<T>() + off * P, dh, rows * P);
+    }
+    if (proj) {
       gemm<T>(dev, false, false, rows, H, P, dh, P, a.w_hr.const_data_ptr<T>(), H, false, dh_raw.data_ptr<T>(), H);
     }
     set_step(t, st);
@@ -351,7 +357,7 @@ std::vector<Tensor> backward_impl(
     }
   }
   Tensor grad_w_hr = none();
-  if (proj && mask.weights) {
+  if (keep_dr) {
     grad_w_hr = at::empty({P, H}, opts);
     gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
             grad_w_hr.data_ptr<T>(), H);

@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <type_traits>
+#include <utility>
 
 #include "../cell_math.h"
 #include "fast_math.h"
@@ -311,16 +312,17 @@ inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* 
   }
 }
 
-// The same for any rows <= MR, by the largest register block that fits.
-template <typename T, int MR, int NV>
-inline void tile_product_rows(int rows, const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
+// f(std::integral_constant<int, M>{}) for the largest register block M <= MR that `rows`
+// fills (rows <= MR): how a product kernel templated on its block height serves any rows.
+template <int MR, class F>
+inline void with_block_rows(int rows, const F& f) {
   if constexpr (MR > 1) {
     if (rows < MR) {
-      tile_product_rows<T, MR - 1, NV>(rows, a, lda, panel, K, c);
+      with_block_rows<MR - 1>(rows, f);
       return;
     }
   }
-  tile_product<T, MR, NV>(a, lda, panel, K, c);
+  f(std::integral_constant<int, MR>{});
 }
 
 // The same products read in place from the rows of a row-major weight w (ld K), for a
@@ -389,17 +391,6 @@ inline void tile_dots(const T* a, int64_t lda, const T* w, int64_t K, int64_t H,
   }
 }
 
-template <typename T, int MR, int G, int U>
-inline void tile_dots_rows(int rows, const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t j0, T* c) {
-  if constexpr (MR > 1) {
-    if (rows < MR) {
-      tile_dots_rows<T, MR - 1, G, U>(rows, a, lda, w, K, H, j0, c);
-      return;
-    }
-  }
-  tile_dots<T, MR, G, U>(a, lda, w, K, H, j0, c);
-}
-
 // The rows of the next register block when `left` rows remain: blocks of (nearly)
 // equal size, so 8 rows run as 4 + 4 rather than 6 + 2 (a 2-row block keeps a
 // third of the accumulators busy).
@@ -415,9 +406,11 @@ template <typename T, CellKind C, bool kDots>
 inline void tile_products(int rows, const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t u, T* c) {
   using S = TileShape<T, C>;
   if constexpr (kDots) {
-    tile_dots_rows<T, S::DR, S::G, S::U>(rows, a, lda, w, K, H, u * S::kUnits, c);
+    with_block_rows<S::DR>(rows, [&](auto m) {
+      tile_dots<T, decltype(m)::value, S::G, S::U>(a, lda, w, K, H, u * S::kUnits, c);
+    });
   } else {
-    tile_product_rows<T, S::MR, S::NV>(rows, a, lda, w, K, c);
+    with_block_rows<S::MR>(rows, [&](auto m) { tile_product<T, decltype(m)::value, S::NV>(a, lda, w, K, c); });
   }
 }
 

@@ -55,18 +55,15 @@ def _fake_forward(cell, input, hx, w_hh, w_hr, batch_sizes, train):
     )
 
 
-def _like_or_empty(ref, t):
-    return ref.new_empty(t.shape) if t is not None else ref.new_empty((0,))
+def _like_or_empty(ref, t, wanted=True):
+    """A fake tensor shaped like t, or an empty one where t is absent or (a gradient the backward
+    forms only when asked) not wanted."""
+    return ref.new_empty(t.shape) if wanted and t is not None else ref.new_empty((0,))
 
 
 @torch.library.register_fake("fused_rnn::lstm_forward")
 def _lstm_forward_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, train):
     return _fake_forward("lstm", input, hx, w_hh, w_hr, batch_sizes, train)
-
-
-def _grad_like(ref, t, wanted):
-    """The fake of a gradient the backward forms only when asked (else an empty tensor)."""
-    return ref.new_empty(t.shape) if wanted and t is not None else ref.new_empty((0,))
 
 
 @torch.library.register_fake("fused_rnn::lstm_backward")
@@ -76,14 +73,14 @@ def _lstm_backward_fake(
 ):
     g = input
     return (
-        _grad_like(g, input, input_grad),
+        _like_or_empty(g, input, input_grad),
         g.new_empty(grad_h_n.shape),
         g.new_empty(grad_c_n.shape),
-        _grad_like(g, w_ih, weight_grad),
-        _grad_like(g, w_hh, weight_grad),
+        _like_or_empty(g, w_ih, weight_grad),
+        _like_or_empty(g, w_hh, weight_grad),
         _like_or_empty(g, b_ih),
         _like_or_empty(g, b_hh),
-        _grad_like(g, w_hr, weight_grad),
+        _like_or_empty(g, w_hr, weight_grad),
     )
 
 
@@ -98,10 +95,10 @@ def _register_simple_fakes(cell):
                        reverse, input_grad=True, weight_grad=True):
         g = input
         return (
-            _grad_like(g, input, input_grad),
+            _like_or_empty(g, input, input_grad),
             g.new_empty(grad_h_n.shape),
-            _grad_like(g, w_ih, weight_grad),
-            _grad_like(g, w_hh, weight_grad),
+            _like_or_empty(g, w_ih, weight_grad),
+            _like_or_empty(g, w_hh, weight_grad),
             _like_or_empty(g, b_ih),
             _like_or_empty(g, b_hh),
         )
