@@ -125,6 +125,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "this process has launched");
   m.def(
       "_set_persistent_mma", &fused_rnn::set_persistent_mma,
-      "Let the persistent kernels use tensor cores for float16/bfloat16 (True, the default) or not; "
+      "Let the persistent kernels use tensor cores (float16/bfloat16; float32 as TF32 where "
+      "torch.backends.cudnn.allow_tf32 allows it) (True, the default) or not; "
       "returns the previous setting");
 }

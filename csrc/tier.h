@@ -26,9 +26,10 @@ std::string cuda_tier_setting();
 // Sets the tier by name ("alternating", "persistent", "auto"); returns the previous name.
 std::string set_cuda_tier(const std::string& name);
 
-// Whether the persistent kernels form their float16/bfloat16 products on the tensor
-// cores (WMMA, fp32 accumulation; devices of compute capability 8.0 and newer) rather
-// than on the CUDA cores. On by default; FUSED_RNN_PERSISTENT_MMA=0 turns it off.
+// Whether the persistent kernels form their products on the tensor cores (WMMA, fp32
+// accumulation; devices of compute capability 8.0 and newer): float16/bfloat16, and
+// float32 as TF32 where torch.backends.cudnn.allow_tf32 allows it, rather than on the
+// CUDA cores. On by default; FUSED_RNN_PERSISTENT_MMA=0 turns it off.
 // UNVERIFIED ON A GPU like the rest of the persistent tier.
 bool persistent_mma();
 bool set_persistent_mma(bool on);  // returns the previous setting

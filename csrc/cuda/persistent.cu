@@ -95,15 +95,14 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, cons
 }
 
 // The plan of a layer and the kernel it runs (kernel_of(mma)): with the tensor cores where
-// use_mma says so and the padded layout fits, else on the CUDA cores; ok false where
-// neither fits.
+// use_mma says so and the padded layout fits (plan.tl.mma then), else on the CUDA cores;
+// ok false where neither fits.
 template <typename T, class KernelOf>
-TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, bool& mma, const void*& kernel) {
-  mma = use_mma<T>();
+TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, const void*& kernel) {
+  const bool mma = use_mma<T>();
   kernel = reinterpret_cast<const void*>(kernel_of(mma));
   TilePlan plan = make_plan<T>(a.H, a.G, a.B, forward, mma, kernel);
   if (!plan.ok && mma) {
-    mma = false;
     kernel = reinterpret_cast<const void*>(kernel_of(false));
     plan = make_plan<T>(a.H, a.G, a.B, forward, false, kernel);
   }
@@ -148,9 +147,8 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  bool mma = false;
   const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, mma, kernel);
+  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel);
   if (!plan.ok) {
     return false;
   }
@@ -183,7 +181,7 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   if (!launch_cooperative(kernel, plan, args)) {
     return false;
   }
-  count_persistent_launch(true, mma);
+  count_persistent_launch(true, plan.tl.mma);
   return true;
 }
 
@@ -193,9 +191,8 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   if (a.T == 0 || a.N == 0) {
     return false;
   }
-  bool mma = false;
   const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, mma, kernel);
+  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel);
   if (!plan.ok) {
     return false;
   }
@@ -219,7 +216,7 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   if (!launch_cooperative(kernel, plan, args)) {
     return false;
   }
-  count_persistent_launch(false, mma);
+  count_persistent_launch(false, plan.tl.mma);
   return true;
 }
 

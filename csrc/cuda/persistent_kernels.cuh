@@ -47,6 +47,13 @@ constexpr size_t align128(size_t n) {
 // type the fragments load (CUDA's own 16-bit types on the GPU, bit-compatible with c10's;
 // c10's in the emulator; float for TF32), kK the depth of an MMA tile (16 for the 16-bit
 // types, 8 for TF32), tf32 whether the fragments are TF32 rounded from float.
+template <typename E, int K, bool Tf32>
+struct MmaForm {
+  static constexpr bool ok = true;
+  using type = E;
+  static constexpr int kK = K;
+  static constexpr bool tf32 = Tf32;
+};
 template <typename T>
 struct MmaElem {
   static constexpr bool ok = false;
@@ -56,42 +63,17 @@ struct MmaElem {
 };
 #if defined(__CUDACC__)
 template <>
-struct MmaElem<c10::Half> {
-  static constexpr bool ok = true;
-  using type = __half;
-  static constexpr int kK = 16;
-  static constexpr bool tf32 = false;
-};
+struct MmaElem<c10::Half> : MmaForm<__half, 16, false> {};
 template <>
-struct MmaElem<c10::BFloat16> {
-  static constexpr bool ok = true;
-  using type = __nv_bfloat16;
-  static constexpr int kK = 16;
-  static constexpr bool tf32 = false;
-};
+struct MmaElem<c10::BFloat16> : MmaForm<__nv_bfloat16, 16, false> {};
 #else
 template <>
-struct MmaElem<c10::Half> {
-  static constexpr bool ok = true;
-  using type = c10::Half;
-  static constexpr int kK = 16;
-  static constexpr bool tf32 = false;
-};
+struct MmaElem<c10::Half> : MmaForm<c10::Half, 16, false> {};
 template <>
-struct MmaElem<c10::BFloat16> {
-  static constexpr bool ok = true;
-  using type = c10::BFloat16;
-  static constexpr int kK = 16;
-  static constexpr bool tf32 = false;
-};
+struct MmaElem<c10::BFloat16> : MmaForm<c10::BFloat16, 16, false> {};
 #endif
 template <>
-struct MmaElem<float> {
-  static constexpr bool ok = true;
-  using type = float;
-  static constexpr int kK = 8;
-  static constexpr bool tf32 = true;
-};
+struct MmaElem<float> : MmaForm<float, 8, true> {};
 
 // Tensor-core products: 16 x 16 output tiles (WMMA), at most this many accumulator tiles a warp.
 constexpr int kMmaTile = 16;
@@ -161,7 +143,7 @@ struct Tiling {
   int bb = 0;   // batch rows staged at once
   // Ws holds rows_w rows of ldw (R and K; with mma, both rounded up to 16, zeros between).
   int rows_w = 0, ldw = 0;
-  bool mma = false;  // products on the tensor cores (16-bit types)
+  bool mma = false;  // products on the tensor cores (MmaElem<T>: 16-bit types, float as TF32)
   int ksplit = 1;    // mma: warps that share a 16-row tile of Ws, each taking every ksplit-th k tile
 };
 
@@ -199,15 +181,10 @@ struct TilePlan {
   size_t smem = 0;
 };
 
-// With mma (the tensor cores, for 16-bit types): batch chunks of 16 rows (the MMA tile's
-// height; fewer rows are zero-padded), Ws padded to 16-multiples, and at most
-// kMmaItemsPerWarp accumulator tiles a warp (ok false beyond).
-inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64_t sms, size_t smem_limit,
-                            size_t w_size, size_t acc_size, bool mma = false) {
-  TilePlan plan;
-  if (H <= 0 || B <= 0 || sms <= 0) {
-    return plan;
-  }
+// The weight slice of a CTA (H > 0, sms > 0): U, R, K and the shape of Ws (padded to
+// 16-multiples with mma), and with mma how many warps share a weight tile; bb and kc
+// are left 0. smem_layout(slice, ...).xs is then the bytes of the slice.
+inline Tiling slice_tiling(int64_t H, int64_t G, bool forward, int64_t sms, bool mma) {
   const int64_t U = (H + sms - 1) / sms;
   Tiling tl;
   tl.U = static_cast<int>(U);
@@ -217,12 +194,23 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
   const auto round16 = [](int n) { return (n + kMmaTile - 1) / kMmaTile * kMmaTile; };
   tl.rows_w = mma ? round16(tl.R) : tl.R;
   tl.ldw = mma ? round16(tl.K) : tl.K;
-  if (mma) {
-    const int tiles = tl.rows_w / kMmaTile;
-    if (tiles > kMmaItemsPerWarp * kWarps) {
-      return plan;
-    }
-    tl.ksplit = tiles >= kWarps ? 1 : kWarps / tiles;
+  const int tiles = tl.rows_w / kMmaTile;
+  tl.ksplit = !mma || tiles >= kWarps ? 1 : kWarps / tiles;
+  return tl;
+}
+
+// With mma (the tensor cores): batch chunks of 16 rows (the MMA tile's height; fewer
+// rows are zero-padded), Ws padded to 16-multiples, and at most kMmaItemsPerWarp
+// accumulator tiles a warp (ok false beyond).
+inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64_t sms, size_t smem_limit,
+                            size_t w_size, size_t acc_size, bool mma = false) {
+  TilePlan plan;
+  if (H <= 0 || B <= 0 || sms <= 0) {
+    return plan;
+  }
+  Tiling tl = slice_tiling(H, G, forward, sms, mma);
+  if (mma && tl.rows_w / kMmaTile > kMmaItemsPerWarp * kWarps) {
+    return plan;
   }
   for (int bb : {16, 8, 4}) {
     bb = mma ? kMmaTile : static_cast<int>(B < bb ? B : bb);
@@ -235,7 +223,7 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
         plan.ok = true;
         plan.tl = tl;
         plan.smem = smem;
-        plan.ctas = static_cast<int>((H + U - 1) / U);
+        plan.ctas = static_cast<int>((H + tl.U - 1) / tl.U);
         return plan;
       }
     }
@@ -638,7 +626,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
 }
 
 // The kernel of a cell, for the launcher (persistent.cu) and the emulator alike; mma
-// selects the tensor-core products, which exist only for the 16-bit types.
+// selects the tensor-core products, which exist only where MmaElem<T>::ok.
 template <typename T, bool kMma>
 void (*forward_kernel_of(CellKind cell))(ForwardArgs<T>) {
   switch (cell) {

@@ -26,19 +26,17 @@ P::Steps steps(int64_t T, int64_t B, const int64_t* sizes, const int64_t* offset
 }
 
 // plan_out: ok, U, ctas, bb, kc, mma
-// mma: the tensor-core products (16-bit types only; ignored for the others). The limit
-// given to the planner is the weight slice (padded as the plan pads it) plus staging_bytes.
+// mma: the tensor-core products (where MmaElem<T>::ok; ignored elsewhere). The limit
+// given to the planner is the weight slice (laid out as the kernels lay it out) plus
+// staging_bytes.
 template <typename T>
 P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int mma,
                  int* plan_out) {
   const int64_t G = fused_rnn::gate_count(static_cast<CellKind>(cell));
-  const int64_t U = (H + sms - 1) / sms;
   const bool use_mma = mma != 0 && P::MmaElem<T>::ok;
-  const auto pad = [&](int64_t n) { return use_mma ? (n + 15) / 16 * 16 : n; };
-  const size_t w_elems = forward ? pad(G * U) * pad(H) : pad(U) * pad(G * H);
-  const size_t w_bytes = use_mma ? P::align128(sizeof(T) * w_elems) : P::align16(sizeof(T) * w_elems);
-  P::TilePlan p = P::plan_tiling(H, G, B, forward, sms, w_bytes + staging_bytes, sizeof(T), sizeof(fused_rnn::Acc<T>),
-                                 use_mma);
+  const size_t acc = sizeof(fused_rnn::Acc<T>);
+  const size_t w_bytes = P::smem_layout(P::slice_tiling(H, G, forward, sms, use_mma), sizeof(T), acc).xs;
+  P::TilePlan p = P::plan_tiling(H, G, B, forward, sms, w_bytes + staging_bytes, sizeof(T), acc, use_mma);
   plan_out[0] = p.ok;
   plan_out[1] = p.tl.U;
   plan_out[2] = p.ctas;
