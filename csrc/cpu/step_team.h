@@ -67,20 +67,28 @@ void run_steps(int64_t nsteps, int64_t nitems, const F& fn) {
   Slot done;  // items finished, over all steps
   done.step.store(0, std::memory_order_relaxed);
 
+  // Runs item i of step s unless another thread has claimed it; whether this call ran it.
   auto try_run = [&](int64_t s, int64_t i) {
     int64_t expected = s - 1;
     if (claimed[i].step.load(std::memory_order_relaxed) == expected &&
         claimed[i].step.compare_exchange_strong(expected, s, std::memory_order_acq_rel)) {
       fn(s, i);
-      done.step.fetch_add(1, std::memory_order_release);
+      return true;
     }
+    return false;
   };
 
   at::parallel_for(0, nw, 1, [&](int64_t w0, int64_t w1) {
     const int64_t i0 = w0 * nitems / nw, i1 = w1 * nitems / nw;
     for (int64_t s = 0; s < nsteps; ++s) {
+      // One update of the shared count per thread and step, not one per item: the
+      // threads waiting on it pull its cache line away after every write.
+      int64_t ran = 0;
       for (int64_t i = i0; i < i1; ++i) {
-        try_run(s, i);
+        ran += try_run(s, i) ? 1 : 0;
+      }
+      if (ran > 0) {
+        done.step.fetch_add(ran, std::memory_order_release);
       }
       const int64_t target = (s + 1) * nitems;
       if (done.step.load(std::memory_order_acquire) >= target) {
@@ -91,7 +99,9 @@ void run_steps(int64_t nsteps, int64_t nitems, const F& fn) {
         spin_pause();
         if (spins % 256 == 0 && std::chrono::steady_clock::now() - start > kStealAfter) {
           for (int64_t i = 0; i < nitems; ++i) {
-            try_run(s, i);
+            if (try_run(s, i)) {
+              done.step.fetch_add(1, std::memory_order_release);
+            }
           }
         }
       }
