@@ -100,6 +100,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "How the CPU forward reads the weights: auto, always (in place) or never (packed panels); "
       "returns the previous mode");
   m.def(
+      "_kept_cast", &fused_rnn::cpu::kept_cast,
+      "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");
+  m.def(
+      "_cpu_cast_calls",
+      [] {
+        pybind11::dict d;
+        d["kept"] = fused_rnn::cpu::cast_calls(true);
+        d["made"] = fused_rnn::cpu::cast_calls(false);
+        return d;
+      },
+      "_kept_cast calls so far that found their cast kept, or made it (for tests)");
+  m.def(
       "_cpu_forward_calls",
       [] {
         pybind11::dict d;

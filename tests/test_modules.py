@@ -240,6 +240,92 @@ def test_low_precision_on_cpu_runs_in_float32(dtype):
     torch.testing.assert_close(out.float(), want, rtol=0, atol=2 * torch.finfo(dtype).eps)
 
 
+def _casts_made():
+    return fused_rnn._C._cpu_cast_calls()["made"]
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_weights_cast_once_while_unchanged(mode, dtype):
+    """Inference with low-precision weights on the CPU reuses their float32 copies between calls,
+    and every change to a weight is seen: in place, through .data (which leaves the version
+    alone), load_state_dict, a new .data, an optimizer step."""
+    torch.manual_seed(0)
+    _, fused = make_pair(mode, 8, 16, dtype=torch.float32, num_layers=2)
+    fused = fused.to(dtype)
+    x = torch.randn(7, 3, 8).to(dtype)
+    n_weights = len(fused._flat_weights)
+
+    def check(new_casts):
+        """The output with the kept copies equals the one with the weights cast afresh, and
+        the call made new_casts casts."""
+        made = _casts_made()
+        with torch.no_grad():
+            out = fused(x)[0]
+        assert _casts_made() - made == new_casts
+        made = _casts_made()
+        want = fused(x)[0].detach()  # grad enabled: the weights cast afresh, in the graph
+        assert _casts_made() == made
+        torch.testing.assert_close(out, want, rtol=0, atol=0, equal_nan=True)
+        return out
+
+    check(n_weights)
+    check(0)
+    made = _casts_made()
+    with torch.inference_mode():  # an inference-mode call finds them too
+        fused(x)
+    assert _casts_made() == made
+    with torch.no_grad():
+        fused.weight_hh_l0.mul_(0.5)  # in place
+    before = check(1)
+    fused.weight_ih_l1.data.add_(0.25)  # through .data: the version stays, the contents do not
+    check(1)
+    fused.load_state_dict({k: 0.3 * torch.randn_like(v) for k, v in fused.state_dict().items()})
+    check(n_weights)
+    fused.bias_hh_l1.data = 0.3 * torch.randn_like(fused.bias_hh_l1)  # a new storage
+    after = check(1)
+    assert not torch.equal(before, after)
+    opt = torch.optim.SGD(fused.parameters(), lr=0.1)
+    fused(x)[0].float().sum().backward()
+    opt.step()
+    check(n_weights)
+
+
+def test_low_precision_weight_copies_follow_the_panel_cache_switch():
+    _, fused = make_pair("LSTM", 4, 6, dtype=torch.float32)
+    fused = fused.bfloat16()
+    x = torch.randn(3, 2, 4).bfloat16()
+    previous = fused_rnn._C._set_cpu_panel_cache(False)
+    try:
+        for _ in range(2):
+            made = _casts_made()
+            with torch.no_grad():
+                fused(x)
+            assert _casts_made() - made == 4  # every call casts afresh
+    finally:
+        fused_rnn._C._set_cpu_panel_cache(previous)
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_training_casts_through_autograd(dtype):
+    """With grad enabled the weights are cast in the graph, so gradients reach the
+    low-precision parameters."""
+    torch.manual_seed(0)
+    ref, fused = make_pair("GRU", 8, 16, dtype=torch.float32)
+    fused = fused.to(dtype)
+    x = torch.randn(5, 2, 8)
+    made = _casts_made()
+    out, _ = fused(x.to(dtype))
+    out.float().sum().backward()
+    assert _casts_made() == made
+    ref = copy.deepcopy(ref).to(dtype).float()  # the low-precision weights, in float32
+    out_ref, _ = ref(x.to(dtype).float())
+    out_ref.sum().backward()
+    for p, q in zip(fused.parameters(), ref.parameters()):
+        assert p.grad.dtype == dtype
+        torch.testing.assert_close(p.grad.float(), q.grad, rtol=0.02, atol=4 * torch.finfo(dtype).eps)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_autocast_cpu_bfloat16_runs_in_bfloat16(mode):
     """Under CPU autocast an fp32 model takes fp32 or bf16 input without a dtype error and runs in bf16."""

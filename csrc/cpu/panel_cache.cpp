@@ -12,6 +12,8 @@ namespace {
 
 constexpr size_t kMaxEntries = 64;
 constexpr int64_t kMaxWeightBytes = 8 << 20;
+constexpr int kCastRole = 2;
+constexpr int64_t kMaxCastBytes = int64_t{64} << 20;
 
 struct Entry {
   c10::weak_intrusive_ptr<c10::TensorImpl> weight;
@@ -42,9 +44,14 @@ std::atomic<bool>& enabled() {
   return on;
 }
 
-bool trackable(const at::Tensor& w) {
+bool trackable(const at::Tensor& w, const PanelLayout& l) {
   return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference() && w.is_contiguous() &&
-      w.nbytes() <= kMaxWeightBytes;
+      w.nbytes() <= (l.role == kCastRole ? kMaxCastBytes : kMaxWeightBytes);
+}
+
+std::atomic<int64_t>& cast_count(bool kept) {
+  static std::atomic<int64_t> counts[2];
+  return counts[kept ? 1 : 0];
 }
 
 bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
@@ -57,7 +64,7 @@ bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
 }  // namespace
 
 at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
-  if (!trackable(w)) {
+  if (!trackable(w, layout)) {
     return at::Tensor();
   }
   std::lock_guard<std::mutex> g(lock());
@@ -72,7 +79,7 @@ at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
 }
 
 void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels) {
-  if (!trackable(w)) {
+  if (!trackable(w, layout)) {
     return;
   }
   std::lock_guard<std::mutex> g(lock());
@@ -91,7 +98,23 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
 }
 
 bool panels_cacheable(const at::Tensor& w) {
-  return trackable(w);
+  return trackable(w, PanelLayout{0, 0, nullptr});
+}
+
+at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype) {
+  const PanelLayout layout{kCastRole, static_cast<int>(dtype), nullptr};
+  at::Tensor cast = find_panels(w, layout);
+  const bool kept = cast.defined();
+  if (!kept) {
+    cast = w.detach().to(dtype);
+    keep_panels(w, layout, cast);
+  }
+  cast_count(kept).fetch_add(1, std::memory_order_relaxed);
+  return cast;
+}
+
+int64_t cast_calls(bool kept) {
+  return cast_count(kept).load();
 }
 
 bool panel_cache_enabled() {

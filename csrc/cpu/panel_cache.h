@@ -18,8 +18,8 @@ namespace fused_rnn::cpu {
 // What a panel was packed as: the weight's role, the cell, and the kernel table
 // (instruction set and dtype) whose geometry it follows.
 struct PanelLayout {
-  int role;      // 0: W_hh tiles (forward), 1: W_ih tiles (input projection)
-  int cell;
+  int role;      // 0: W_hh tiles (forward), 1: W_ih tiles (input projection), 2: a cast (kept_cast)
+  int cell;      // for a cast, the ScalarType cast to
   const void* kernels;
 };
 
@@ -31,6 +31,16 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
 
 // Whether panels packed from w would be kept for later calls.
 bool panels_cacheable(const at::Tensor& w);
+
+// w cast to dtype, kept under the same rules: the very same tensor from call to call while
+// w is unchanged (so panels packed from it are found again too), a fresh cast where w
+// cannot be tracked. For low-precision CPU weights, which the kernels read as float32:
+// casting a large weight afresh costs more than the kernels at a small batch (the new
+// buffer's pages fault in on every call). Limit kMaxCastBytes (64 MB) of w.
+at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype);
+
+// kept_cast calls so far that found their cast kept (true) or made it (false).
+int64_t cast_calls(bool kept);
 
 bool panel_cache_enabled();
 bool set_panel_cache(bool on);  // returns the previous setting; off also empties the cache

@@ -6,7 +6,10 @@ one row per sequence: ``hx`` is ``(B, P)`` and ``cx`` ``(B, H)`` for one layer i
 direction, and ``(num_layers * num_directions, B, ·)`` for a stack.
 
 On the CPU, float16 and bfloat16 run through the float32 kernels (inputs cast up,
-results cast back), so the result is what fp32 accumulation gives.
+results cast back), so the result is what fp32 accumulation gives. Where nothing is
+differentiated through the weights, their float32 copies are kept from call to call
+while the weights are unchanged, under the CPU panel cache's rules (same live tensor,
+data pointer, version and contents; FUSED_RNN_CPU_PANEL_CACHE=0 turns both off).
 
 Under ``torch.autocast`` for the input's device, every layer runs in the autocast
 dtype: input, states and weights are cast to it (the weights stay float32 as
@@ -22,6 +25,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from . import _C
 from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, needs_workspace
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
@@ -38,6 +42,16 @@ def _compute_dtype(x: Tensor) -> Optional[torch.dtype]:
 
 def _cast(ts, dtype):
     return [t.to(dtype) if t is not None else None for t in ts]
+
+
+def _cast_weights(ws, dtype):
+    """``_cast`` for CPU weights: one that nothing differentiates through comes from
+    ``_C._kept_cast`` (a fresh cast of a large weight costs more than the kernels at a small
+    batch, its new buffer's pages faulting in on every call); the rest cast in the graph."""
+    if torch.compiler.is_compiling():
+        return _cast(ws, dtype)
+    grad = torch.is_grad_enabled()
+    return [None if w is None else w.to(dtype) if w.requires_grad and grad else _C._kept_cast(w, dtype) for w in ws]
 
 
 def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
@@ -79,7 +93,9 @@ def lstm_layer(
                               return_cell_states)
     compute = _compute_dtype(input)
     if compute is not None:
-        outs = lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], compute), batch_sizes, reverse,
+        input_c, hx_c, cx_c = _cast([input, hx, cx], compute)
+        w_ih_c, w_hh_c, b_ih_c, b_hh_c, w_hr_c = _cast_weights([w_ih, w_hh, b_ih, b_hh, w_hr], compute)
+        outs = lstm_layer(input_c, w_ih_c, w_hh_c, b_ih_c, b_hh_c, hx_c, cx_c, w_hr_c, batch_sizes, reverse,
                           return_cell_states)
         return tuple(t.to(input.dtype) for t in outs)
     train = needs_workspace(*tensors)
@@ -102,7 +118,8 @@ def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
             return _simple_layer(fn, input_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a, hx_a, batch_sizes, reverse)
     dtype = _compute_dtype(input)
     if dtype is not None:
-        input32, hx32, w_ih32, w_hh32, b_ih32, b_hh32 = _cast(tensors, dtype)
+        input32, hx32 = _cast([input, hx], dtype)
+        w_ih32, w_hh32, b_ih32, b_hh32 = _cast_weights([w_ih, w_hh, b_ih, b_hh], dtype)
         out, h = _simple_layer(fn, input32, w_ih32, w_hh32, b_ih32, b_hh32, hx32, batch_sizes, reverse)
         return out.to(input.dtype), h.to(input.dtype)
     if not needs_workspace(*tensors):
