@@ -72,6 +72,7 @@ pybind11::dict build_info() {
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
   d["cpu_dots"] = fused_rnn::cpu::cpu_dots();
+  d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -100,6 +101,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "How the CPU forward reads the weights: auto, always (in place) or never (packed panels); "
       "returns the previous mode");
   m.def(
+      "_set_cpu_16bit_weights", &fused_rnn::cpu::set_read_16bit_weights,
+      "Whether the CPU forward reads bfloat16/float16 weights behind their kept float32 casts in their "
+      "16-bit form; returns the previous setting");
+  m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");
   m.def(
@@ -117,6 +122,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         pybind11::dict d;
         d["dots"] = fused_rnn::cpu::forward_calls(true);
         d["panels"] = fused_rnn::cpu::forward_calls(false);
+        d["16bit_weights"] = fused_rnn::cpu::narrow_forward_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights (for tests)");

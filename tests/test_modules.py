@@ -291,6 +291,54 @@ def test_low_precision_weights_cast_once_while_unchanged(mode, dtype):
     check(n_weights)
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("dots", ["always", "never"])
+@pytest.mark.parametrize("packed", [False, True])
+def test_low_precision_weights_read_in_16_bits(mode, dtype, dots, packed):
+    """In inference the CPU forward reads bfloat16/float16 weights as stored, behind their kept
+    float32 casts, in place and from panels: bit for bit what reading the casts gives."""
+    torch.manual_seed(0)
+    _, fused = make_pair(mode, 12, 40, dtype=torch.float32, num_layers=2, bidirectional=True)
+    fused = fused.to(dtype)
+    x = torch.randn(9, 4, 12).to(dtype)
+    if packed:
+        x = torch.nn.utils.rnn.pack_padded_sequence(x, [9, 6, 6, 2], enforce_sorted=False)
+    outs = []
+    previous = (fused_rnn._C._set_cpu_dots(dots), fused_rnn._C._set_cpu_16bit_weights(True))
+    try:
+        for on in (True, False):
+            fused_rnn._C._set_cpu_16bit_weights(on)
+            calls = fused_rnn._C._cpu_forward_calls()["16bit_weights"]
+            with torch.no_grad():
+                out, hidden = fused(x)
+            assert fused_rnn._C._cpu_forward_calls()["16bit_weights"] - calls == (4 if on else 0)
+            outs.append((out.data if packed else out, hidden))
+    finally:
+        fused_rnn._C._set_cpu_dots(previous[0])
+        fused_rnn._C._set_cpu_16bit_weights(previous[1])
+    (a, ha), (b, hb) = outs
+    assert torch.equal(a, b)
+    for p, q in zip(ha if isinstance(ha, tuple) else (ha,), hb if isinstance(hb, tuple) else (hb,)):
+        assert torch.equal(p, q)
+
+
+def test_low_precision_weights_changed_in_place_are_read_fresh():
+    """A 16-bit weight written through .data between calls is read as it is now, not as cast."""
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 8, 16, dtype=torch.float32)
+    fused = fused.bfloat16()
+    x = torch.randn(20, 1, 8).bfloat16()
+    with torch.no_grad():
+        fused(x)
+        fused.weight_hh_l0.data.mul_(-1)
+        out, _ = fused(x)
+    ref.load_state_dict({k: v.float() for k, v in fused.state_dict().items()})
+    with torch.no_grad():
+        want, _ = ref(x.float())
+    torch.testing.assert_close(out.float(), want, rtol=0, atol=2 * torch.finfo(torch.bfloat16).eps)
+
+
 def test_low_precision_weight_copies_follow_the_panel_cache_switch():
     _, fused = make_pair("LSTM", 4, 6, dtype=torch.float32)
     fused = fused.bfloat16()

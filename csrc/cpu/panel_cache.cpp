@@ -117,6 +117,29 @@ int64_t cast_calls(bool kept) {
   return cast_count(kept).load();
 }
 
+CastSource kept_cast_source(const at::Tensor& cast) {
+  CastSource src;
+  if (!cast.defined() || cast.is_inference() || cast._version() != 0) {
+    return src;
+  }
+  std::lock_guard<std::mutex> g(lock());
+  for (const Entry& e : entries()) {
+    if (e.layout.role != kCastRole || !e.panels.defined() ||
+        e.panels.unsafeGetTensorImpl() != cast.unsafeGetTensorImpl()) {
+      continue;
+    }
+    auto w = e.weight.lock();
+    if (w && w.get() == e.impl && w->version_counter().current_version() == static_cast<uint32_t>(e.version) &&
+        w->data() == e.data) {
+      src.dtype = e.contents.scalar_type();
+      src.data = e.data;
+      src.holder = std::move(w);
+    }
+    break;
+  }
+  return src;
+}
+
 bool panel_cache_enabled() {
   return enabled().load();
 }

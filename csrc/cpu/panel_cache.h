@@ -42,6 +42,16 @@ at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype);
 // kept_cast calls so far that found their cast kept (true) or made it (false).
 int64_t cast_calls(bool kept);
 
+// Where `cast` is a cast kept by kept_cast and untouched since (version 0), with its weight
+// alive and at the data pointer and version it had when last found unchanged: that weight's
+// data and dtype (holder keeps it alive). Otherwise data is null.
+struct CastSource {
+  c10::intrusive_ptr<c10::TensorImpl> holder;
+  const void* data = nullptr;
+  at::ScalarType dtype = at::kFloat;
+};
+CastSource kept_cast_source(const at::Tensor& cast);
+
 bool panel_cache_enabled();
 bool set_panel_cache(bool on);  // returns the previous setting; off also empties the cache
 

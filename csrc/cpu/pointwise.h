@@ -20,6 +20,23 @@
 
 namespace fused_rnn::cpu {
 
+// The fused forward's kernels for 16-bit weights read as they are stored (bfloat16 or
+// float16, converted exactly to T = float as they are loaded; panels packed in the 16-bit
+// type): half the bytes of W_hh per step. Type-erased weight and panel pointers.
+template <typename T>
+struct NarrowKernels {
+  using PackTile = void (*)(const void* w, int64_t H, int64_t K, int64_t u, void* dst);
+  using ForwardTile = void (*)(const ForwardStep<T>&, const T* h_prev, const void* panel, int64_t K, int64_t u,
+                               int64_t r0, int64_t r1);
+  using ProjectTile = void (*)(const T* x, int64_t ldx, const void* panel, int64_t K, int64_t H, int64_t u,
+                               int64_t r0, int64_t r1, T* out, int64_t ldo, bool accumulate);
+  PackTile pack_tile[4];
+  ForwardTile forward_tile[4];
+  ForwardTile forward_dots[4];
+  ProjectTile project_tile[4];
+  ProjectTile project_dots[4];
+};
+
 template <typename T>
 struct PointwiseKernels {
   using Forward = void (*)(const ForwardStep<T>&, int64_t r0, int64_t r1);
@@ -51,6 +68,8 @@ struct PointwiseKernels {
   // G*H rows of K): for batches too small to pay for packing (see cpu_dots below).
   ForwardTile forward_dots[4];
   ProjectTile project_dots[4];
+  // [0] bfloat16, [1] float16 weights; filled for T = float only.
+  NarrowKernels<T> narrow[2];
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \
@@ -91,7 +110,15 @@ bool set_fused_steps(bool on);
 std::string cpu_dots();
 std::string set_cpu_dots(const std::string& mode);
 
-// Fused forward calls so far that read the weights in place (dots) or from panels.
+// Fused forward calls so far that read the weights in place (dots) or from panels, and
+// of those, the ones that read 16-bit weights behind their kept float32 casts.
 int64_t forward_calls(bool dots);
+int64_t narrow_forward_calls();
+
+// Whether the fused forward reads bfloat16/float16 weights behind their kept float32 casts
+// (panel_cache.h: kept_cast) in their 16-bit form (default on; FUSED_RNN_CPU_16BIT_WEIGHTS=0
+// reads the casts). The results are the same bit for bit. Returns the previous setting.
+bool read_16bit_weights();
+bool set_read_16bit_weights(bool on);
 
 }  // namespace fused_rnn::cpu

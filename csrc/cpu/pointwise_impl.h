@@ -244,8 +244,8 @@ struct TileShape {
   static constexpr int DR = sizeof(V) >= 64 ? 4 : 2;
 };
 
-template <typename T, CellKind C>
-void pack_tile(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst) {
+template <typename T, CellKind C, typename Tw = T>
+void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
   using S = TileShape<T, C>;
   constexpr int64_t kWidth = S::G * S::kUnits;
   const int64_t j0 = u * S::kUnits;
@@ -257,15 +257,15 @@ void pack_tile(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst) {
     for (int g = 0; g < S::G; ++g) {
       for (int q = 0; q < S::kUnits; ++q) {
         const int64_t j = j0 + q;
-        T* d = dst + g * S::kUnits + q;
+        Tw* d = dst + g * S::kUnits + q;
         if (j < H) {
-          const T* row = w_hh + (g * H + j) * K;
+          const Tw* row = w_hh + (g * H + j) * K;
           for (int64_t k = kb; k < ke; ++k) {
             d[k * kWidth] = row[k];
           }
         } else {
           for (int64_t k = kb; k < ke; ++k) {
-            d[k * kWidth] = T(0);
+            d[k * kWidth] = Tw(0);
           }
         }
       }
@@ -273,9 +273,35 @@ void pack_tile(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst) {
   }
 }
 
-// c[m][v*W..] = sum_k a[m*lda + k] * panel[k][v*W..] for MR rows of a.
-template <typename T, int MR, int NV>
-inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* c) {
+// A vector of T from weights stored as Tw: T itself, or (T = float) bfloat16 / float16
+// converted as they are loaded. The conversion is exact, so a kernel reading 16-bit
+// weights computes bit for bit what it computes from their float32 copy.
+template <typename T, typename Tw>
+inline Vectorized<T> load_w(const Tw* p) {
+  if constexpr (std::is_same_v<T, Tw>) {
+    return Vectorized<T>::loadu(p);
+  } else {
+    static_assert(std::is_same_v<T, float>, "16-bit weights are read into float32 only");
+    Vectorized<float> v;
+    at::vec::load_to_float<Tw>(p, v);
+    return v;
+  }
+}
+
+template <typename T, typename Tw>
+inline Vectorized<T> load_w(const Tw* p, int64_t count) {
+  if constexpr (std::is_same_v<T, Tw>) {
+    return Vectorized<T>::loadu(p, count);
+  } else {
+    Tw tail[Vectorized<float>::size()] = {};
+    std::copy(p, p + count, tail);
+    return load_w<T>(static_cast<const Tw*>(tail));
+  }
+}
+
+// c[m][v*W..] = sum_k a[m*lda + k] * panel[k][v*W..] for MR rows of a (panel stored as Tw).
+template <typename T, int MR, int NV, typename Tw = T>
+inline void tile_product(const T* a, int64_t lda, const Tw* panel, int64_t K, T* c) {
   using V = Vectorized<T>;
   constexpr int W = V::size();
   V acc[MR][NV];
@@ -287,12 +313,12 @@ inline void tile_product(const T* a, int64_t lda, const T* panel, int64_t K, T* 
     }
   }
   for (int64_t k = 0; k < K; ++k) {
-    const T* w = panel + k * NV * W;
+    const Tw* w = panel + k * NV * W;
     const T* ak = a + k;
     V b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
-      b[v] = V::loadu(w + v * W);
+      b[v] = load_w<T>(w + v * W);
     }
 #pragma GCC unroll 32
     for (int m = 0; m < MR; ++m) {
@@ -331,8 +357,8 @@ inline void with_block_rows(int rows, const F& f) {
 // product across the lanes; kDotRows rows of w at a time meet MR rows of a, so a
 // weight row is read once per register block and the accumulator chains are
 // independent, and a horizontal sum closes each dot product.
-template <typename T, int MR, int G, int U>
-inline void tile_dots(const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t j0, T* c) {
+template <typename T, int MR, int G, int U, typename Tw = T>
+inline void tile_dots(const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H, int64_t j0, T* c) {
   using V = Vectorized<T>;
   constexpr int W = V::size(), NV = G * U;
   // 8 independent FMA chains at a single row of a; never more rows than lanes.
@@ -344,7 +370,7 @@ inline void tile_dots(const T* a, int64_t lda, const T* w, int64_t K, int64_t H,
     for (int l = 0; l < W; l += kDotRows) {
       const int64_t j = j0 + (v % U) * W + l;
       const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
-      const T* row[kDotRows] = {};
+      const Tw* row[kDotRows] = {};
       for (int i = 0; i < n; ++i) {
         row[i] = w + (g * H + j + i) * K;
       }
@@ -364,7 +390,7 @@ inline void tile_dots(const T* a, int64_t lda, const T* w, int64_t K, int64_t H,
           V b[kDotRows];
 #pragma GCC unroll 8
           for (int i = 0; i < kDotRows; ++i) {
-            b[i] = count == W ? V::loadu(row[i] + k) : V::loadu(row[i] + k, count);
+            b[i] = count == W ? load_w<T>(row[i] + k) : load_w<T>(row[i] + k, count);
           }
 #pragma GCC unroll 16
           for (int m = 0; m < MR; ++m) {
@@ -402,23 +428,23 @@ inline int64_t block_rows(int64_t left, int64_t mr) {
 // The products of tile u for `rows` rows of a (ld lda) into c: from the tile's packed
 // panel (kDots false: w is that panel), or in place from the rows of the row-major
 // weight (kDots true: w is the weight, G*H rows of K).
-template <typename T, CellKind C, bool kDots>
-inline void tile_products(int rows, const T* a, int64_t lda, const T* w, int64_t K, int64_t H, int64_t u, T* c) {
+template <typename T, CellKind C, bool kDots, typename Tw = T>
+inline void tile_products(int rows, const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H, int64_t u, T* c) {
   using S = TileShape<T, C>;
   if constexpr (kDots) {
     with_block_rows<S::DR>(rows, [&](auto m) {
-      tile_dots<T, decltype(m)::value, S::G, S::U>(a, lda, w, K, H, u * S::kUnits, c);
+      tile_dots<T, decltype(m)::value, S::G, S::U, Tw>(a, lda, w, K, H, u * S::kUnits, c);
     });
   } else {
-    with_block_rows<S::MR>(rows, [&](auto m) { tile_product<T, decltype(m)::value, S::NV>(a, lda, w, K, c); });
+    with_block_rows<S::MR>(rows, [&](auto m) { tile_product<T, decltype(m)::value, S::NV, Tw>(a, lda, w, K, c); });
   }
 }
 
 // Rows [r0, r1) of one step for tile u: st as for the row passes above, except that
 // st.gates holds only x W_ih^T (the recurrent part is computed here from h_prev,
 // ld K) and st.h receives h_t (it is not read). w as for tile_products.
-template <typename T, CellKind C, bool kDots>
-void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* w, int64_t K, int64_t u, int64_t r0,
+template <typename T, CellKind C, bool kDots, typename Tw = T>
+void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_t K, int64_t u, int64_t r0,
                   int64_t r1) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
@@ -440,7 +466,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* w, int64_t
         __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
       }
     }
-    tile_products<T, C, kDots>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
+    tile_products<T, C, kDots, Tw>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
@@ -497,8 +523,8 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const T* w, int64_t
 // units j and every gate g, rows [r0, r1) (row r of x at x + r*ldx); panel packed
 // from W (G*H, K) by pack_tile. In the single-gate geometry, with a panel from
 // pack_columns, this is any product A B. With kDots, w is W itself (tile_products).
-template <typename T, CellKind C, bool kDots>
-void project_tile(const T* x, int64_t ldx, const T* w, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
+template <typename T, CellKind C, bool kDots, typename Tw = T>
+void project_tile(const T* x, int64_t ldx, const Tw* w, int64_t K, int64_t H, int64_t u, int64_t r0, int64_t r1,
                   T* out, int64_t ldo, bool accumulate) {
   using S = TileShape<T, C>;
   using V = Vectorized<T>;
@@ -513,7 +539,7 @@ void project_tile(const T* x, int64_t ldx, const T* w, int64_t K, int64_t H, int
         }
       }
     }
-    tile_products<T, C, kDots>(static_cast<int>(rows), x + rb * ldx, ldx, w, K, H, u, acc);
+    tile_products<T, C, kDots, Tw>(static_cast<int>(rows), x + rb * ldx, ldx, w, K, H, u, acc);
     for (int m = 0; m < rows; ++m) {
       T* o = out + (rb + m) * ldo;
       for (int q = 0; q < S::U; ++q) {
@@ -548,6 +574,35 @@ void pack_columns(const T* w, int64_t ld, int64_t H, int64_t K, int64_t u, T* ds
   }
 }
 
+// The forward kernels over 16-bit weights (Tw), behind the type-erased pointers of
+// NarrowKernels (pointwise.h).
+template <typename T, CellKind C, typename Tw>
+void pack_tile_narrow(const void* w, int64_t H, int64_t K, int64_t u, void* dst) {
+  pack_tile<T, C, Tw>(static_cast<const Tw*>(w), H, K, u, static_cast<Tw*>(dst));
+}
+
+template <typename T, CellKind C, bool kDots, typename Tw>
+void forward_tile_narrow(const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t K, int64_t u, int64_t r0,
+                         int64_t r1) {
+  forward_tile<T, C, kDots, Tw>(st, h_prev, static_cast<const Tw*>(w), K, u, r0, r1);
+}
+
+template <typename T, CellKind C, bool kDots, typename Tw>
+void project_tile_narrow(const T* x, int64_t ldx, const void* w, int64_t K, int64_t H, int64_t u, int64_t r0,
+                         int64_t r1, T* out, int64_t ldo, bool accumulate) {
+  project_tile<T, C, kDots, Tw>(x, ldx, static_cast<const Tw*>(w), K, H, u, r0, r1, out, ldo, accumulate);
+}
+
+template <typename T, CellKind C, typename Tw>
+void set_narrow(NarrowKernels<T>& n) {
+  const int i = static_cast<int>(C);
+  n.pack_tile[i] = &pack_tile_narrow<T, C, Tw>;
+  n.forward_tile[i] = &forward_tile_narrow<T, C, false, Tw>;
+  n.forward_dots[i] = &forward_tile_narrow<T, C, true, Tw>;
+  n.project_tile[i] = &project_tile_narrow<T, C, false, Tw>;
+  n.project_dots[i] = &project_tile_narrow<T, C, true, Tw>;
+}
+
 template <typename T, CellKind C>
 void set_tiles(PointwiseKernels<T>& k) {
   using S = TileShape<T, C>;
@@ -560,6 +615,10 @@ void set_tiles(PointwiseKernels<T>& k) {
   k.project_tile[i] = &project_tile<T, C, false>;
   k.forward_dots[i] = &forward_tile<T, C, true>;
   k.project_dots[i] = &project_tile<T, C, true>;
+  if constexpr (std::is_same_v<T, float>) {
+    set_narrow<T, C, c10::BFloat16>(k.narrow[0]);
+    set_narrow<T, C, c10::Half>(k.narrow[1]);
+  }
 }
 
 template <typename T>

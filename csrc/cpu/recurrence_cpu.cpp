@@ -49,6 +49,21 @@ std::atomic<int64_t>& path_count(bool dots) {
   return counts[dots ? 1 : 0];
 }
 
+// Whether the fused forward reads 16-bit weights behind their kept float32 casts as they are
+// stored (see fused_forward); FUSED_RNN_CPU_16BIT_WEIGHTS=0 reads the float32 casts.
+std::atomic<bool>& narrow_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_16BIT_WEIGHTS");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+std::atomic<int64_t>& narrow_count() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+
 std::atomic<bool>& fused_flag() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("FUSED_RNN_CPU_FUSED");
@@ -102,8 +117,29 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
   const int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
 
-  const T* w_hh = a.w_hh.const_data_ptr<T>();
-  const T* w_ih = a.w_ih.const_data_ptr<T>();
+  // float32 weights that are the kept casts of bfloat16/float16 ones (panel_cache.h:
+  // kept_cast, which the Python layer uses for low-precision weights in inference) are read
+  // in their 16-bit form, converted as they are loaded: half the bytes of W_hh per step, and
+  // bit for bit the results of reading the casts.
+  CastSource src_hh, src_ih;
+  int narrow = -1;
+  if constexpr (std::is_same_v<T, float>) {
+    if (narrow_flag().load(std::memory_order_relaxed)) {
+      src_hh = kept_cast_source(a.w_hh);
+      if (src_hh.data != nullptr && (src_hh.dtype == at::kBFloat16 || src_hh.dtype == at::kHalf)) {
+        src_ih = kept_cast_source(a.w_ih);
+        if (src_ih.data != nullptr && src_ih.dtype == src_hh.dtype) {
+          narrow = src_hh.dtype == at::kBFloat16 ? 0 : 1;
+          narrow_count().fetch_add(1, std::memory_order_relaxed);
+        }
+      }
+    }
+  }
+  const NarrowKernels<T>* nk = narrow >= 0 ? &kern.narrow[narrow] : nullptr;
+  const int64_t esize = nk ? 2 : static_cast<int64_t>(sizeof(T));
+  const void* w_hh = nk ? src_hh.data : a.w_hh.const_data_ptr();
+  const void* w_ih = nk ? src_ih.data : a.w_ih.const_data_ptr();
+  auto elem = [esize](const void* p, int64_t i) { return static_cast<const char*>(p) + i * esize; };
   const T* x = a.input.const_data_ptr<T>();
   // A small batch reads the weights in place (a tile's rows stay in its thread's cache
   // all the same) when packing them would not pay: for a short sequence, or weights the
@@ -116,7 +152,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       (mode == 0 && B <= kDotBatch &&
        (T_ * B * kDotRowsPerWidth < K || !panels_cacheable(a.w_hh) || !panels_cacheable(a.w_ih)));
   path_count(dots).fetch_add(1, std::memory_order_relaxed);
-  const PanelLayout hh_layout{0, c, &kern}, ih_layout{1, c, &kern};
+  const void* layout_kernels = nk ? static_cast<const void*>(nk) : static_cast<const void*>(&kern);
+  const PanelLayout hh_layout{0, c, layout_kernels}, ih_layout{1, c, layout_kernels};
+  const auto panel_options = nk ? a.input.options().dtype(src_hh.dtype) : a.input.options();
   at::Tensor hh, ih;
   if (!dots) {
     hh = find_panels(a.w_hh, hh_layout);
@@ -124,16 +162,39 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   }
   const bool hh_cached = dots || hh.defined(), ih_cached = dots || ih.defined();
   if (!hh_cached) {
-    hh = at::empty({grid.tiles * hh_elems}, a.input.options());
+    hh = at::empty({grid.tiles * hh_elems}, panel_options);
   }
   if (!ih_cached) {
-    ih = at::empty({grid.tiles * ih_elems}, a.input.options());
+    ih = at::empty({grid.tiles * ih_elems}, panel_options);
   }
-  const T* hh_p = dots ? w_hh : hh.data_ptr<T>();
-  const T* ih_p = dots ? w_ih : ih.data_ptr<T>();
+  const void* hh_p = dots ? w_hh : hh.const_data_ptr();
+  const void* ih_p = dots ? w_ih : ih.const_data_ptr();
   const int64_t hh_tile = dots ? 0 : hh_elems, ih_tile = dots ? 0 : ih_elems;
-  const auto forward_tile = dots ? kern.forward_dots[c] : kern.forward_tile[c];
-  const auto project_tile = dots ? kern.project_dots[c] : kern.project_tile[c];
+  // The kernels for the weights' element type (w: a weight or a tile's panel).
+  auto pack_tile = [&](const void* w, int64_t K_, int64_t u, at::Tensor& dst, int64_t tile_elems) {
+    void* d = static_cast<char*>(dst.data_ptr()) + u * tile_elems * esize;
+    if (nk) {
+      nk->pack_tile[c](w, H, K_, u, d);
+    } else {
+      kern.pack_tile[c](static_cast<const T*>(w), H, K_, u, static_cast<T*>(d));
+    }
+  };
+  auto project_tile = [&](const T* xr, const void* w, int64_t u, int64_t r0, int64_t r1, T* o, int64_t ldo) {
+    if (nk) {
+      (dots ? nk->project_dots[c] : nk->project_tile[c])(xr, I, w, I, H, u, r0, r1, o, ldo, false);
+    } else {
+      (dots ? kern.project_dots[c] : kern.project_tile[c])(xr, I, static_cast<const T*>(w), I, H, u, r0, r1, o, ldo,
+                                                             false);
+    }
+  };
+  auto forward_tile = [&](const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t u, int64_t r0,
+                          int64_t r1) {
+    if (nk) {
+      (dots ? nk->forward_dots[c] : nk->forward_tile[c])(st, h_prev, w, K, u, r0, r1);
+    } else {
+      (dots ? kern.forward_dots[c] : kern.forward_tile[c])(st, h_prev, static_cast<const T*>(w), K, u, r0, r1);
+    }
+  };
 
   // Chunks of steps (processing order) and the rows of the input they cover.
   const int64_t chunk_steps = std::max<int64_t>(1, kChunkRows / B);
@@ -174,10 +235,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     const int64_t e = plan[s];
     if (e == kPack) {
       if (grp == 0 && !hh_cached) {
-        kern.pack_tile[c](w_hh, H, K, u, hh.data_ptr<T>() + u * hh_elems);
+        pack_tile(w_hh, K, u, hh, hh_elems);
       }
       if (grp == 0 && !ih_cached) {
-        kern.pack_tile[c](w_ih, H, I, u, ih.data_ptr<T>() + u * ih_elems);
+        pack_tile(w_ih, I, u, ih, ih_elems);
       }
       return;
     }
@@ -186,7 +247,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       const int64_t per = (rows + groups - 1) / groups;
       const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
       if (r0 < r1) {
-        project_tile(x + row0 * I, I, ih_p + u * ih_tile, I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+        project_tile(x + row0 * I, elem(ih_p, u * ih_tile), u, r0, r1, gate_rows(k), gates_ld);
       }
       return;
     }
@@ -203,7 +264,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     st.out = out + off * K;
     st.ws = ws ? ws + off * st0.ws_ld : nullptr;
     st.h = buf[(q + 1) % 2];
-    forward_tile(st, buf[q % 2], hh_p + u * hh_tile, K, u, r0, r1);
+    forward_tile(st, buf[q % 2], elem(hh_p, u * hh_tile), u, r0, r1);
   });
 
   if (!hh_cached) {
@@ -411,6 +472,18 @@ bool fused_steps() {
 
 int64_t forward_calls(bool dots) {
   return path_count(dots).load();
+}
+
+int64_t narrow_forward_calls() {
+  return narrow_count().load();
+}
+
+bool read_16bit_weights() {
+  return narrow_flag().load();
+}
+
+bool set_read_16bit_weights(bool on) {
+  return narrow_flag().exchange(on);
 }
 
 std::string cpu_dots() {
