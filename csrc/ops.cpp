@@ -73,6 +73,7 @@ pybind11::dict build_info() {
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
   d["cpu_dots"] = fused_rnn::cpu::cpu_dots();
   d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
+  d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -105,6 +106,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Whether the CPU forward reads bfloat16/float16 weights behind their kept float32 casts in their "
       "16-bit form; returns the previous setting");
   m.def(
+      "_set_cpu_bf16_dot", &fused_rnn::cpu::set_bf16_dot_products,
+      "Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where the CPU has "
+      "them; returns the previous setting");
+  m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");
   m.def(
@@ -123,6 +128,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["dots"] = fused_rnn::cpu::forward_calls(true);
         d["panels"] = fused_rnn::cpu::forward_calls(false);
         d["16bit_weights"] = fused_rnn::cpu::narrow_forward_calls();
+        d["bf16_dot"] = fused_rnn::cpu::bf16_dot_forward_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights (for tests)");

@@ -244,9 +244,18 @@ def _casts_made():
     return fused_rnn._C._cpu_cast_calls()["made"]
 
 
+@pytest.fixture
+def fp32_arithmetic():
+    """The bfloat16 dot products off: the tests using this check the exact float32-arithmetic
+    path of low-precision weights (bit equality with the float32 casts)."""
+    previous = fused_rnn._C._set_cpu_bf16_dot(False)
+    yield
+    fused_rnn._C._set_cpu_bf16_dot(previous)
+
+
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
-def test_low_precision_weights_cast_once_while_unchanged(mode, dtype):
+def test_low_precision_weights_cast_once_while_unchanged(mode, dtype, fp32_arithmetic):
     """Inference with low-precision weights on the CPU reuses their float32 copies between calls,
     and every change to a weight is seen: in place, through .data (which leaves the version
     alone), load_state_dict, a new .data, an optimizer step."""
@@ -295,7 +304,7 @@ def test_low_precision_weights_cast_once_while_unchanged(mode, dtype):
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 @pytest.mark.parametrize("dots", ["always", "never"])
 @pytest.mark.parametrize("packed", [False, True])
-def test_low_precision_weights_read_in_16_bits(mode, dtype, dots, packed):
+def test_low_precision_weights_read_in_16_bits(mode, dtype, dots, packed, fp32_arithmetic):
     """In inference the CPU forward reads bfloat16/float16 weights as stored, behind their kept
     float32 casts, in place and from panels: bit for bit what reading the casts gives."""
     torch.manual_seed(0)
@@ -323,7 +332,7 @@ def test_low_precision_weights_read_in_16_bits(mode, dtype, dots, packed):
         assert torch.equal(p, q)
 
 
-def test_low_precision_weights_changed_in_place_are_read_fresh():
+def test_low_precision_weights_changed_in_place_are_read_fresh(fp32_arithmetic):
     """A 16-bit weight written through .data between calls is read as it is now, not as cast."""
     torch.manual_seed(0)
     ref, fused = make_pair("LSTM", 8, 16, dtype=torch.float32)
@@ -337,6 +346,40 @@ def test_low_precision_weights_changed_in_place_are_read_fresh():
     with torch.no_grad():
         want, _ = ref(x.float())
     torch.testing.assert_close(out.float(), want, rtol=0, atol=2 * torch.finfo(torch.bfloat16).eps)
+
+
+@pytest.mark.skipif(not fused_rnn.build_info()["cpu_bf16_dot"], reason="needs AVX512-BF16 and the AVX-512 kernels")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("I,H,T,B", [(7, 20, 17, 1), (32, 64, 50, 3), (100, 129, 33, 8), (33, 47, 40, 64)])
+def test_bf16_dot_products_error_within_torch_nn(mode, I, H, T, B):
+    """bfloat16 inference on AVX512-BF16 multiplies with bf16 dot products (h and x rounded to
+    bf16 for the products, fp32 accumulation). Against float64 on the same rounded weights and
+    input, its error stays within twice the larger of torch.nn's bfloat16 error and the
+    float32-arithmetic path's."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, I, H, dtype=torch.float64)
+    fused = fused.bfloat16()
+    ref.load_state_dict({k: v.double() for k, v in fused.state_dict().items()})  # the rounded weights
+    ref_bf16 = copy.deepcopy(ref).bfloat16()
+    x = torch.randn(T, B, I).bfloat16()
+    outs = {}
+    previous = fused_rnn._C._set_cpu_bf16_dot(True)
+    try:
+        for on in (True, False):
+            fused_rnn._C._set_cpu_bf16_dot(on)
+            calls = fused_rnn._C._cpu_forward_calls()["bf16_dot"]
+            with torch.no_grad():
+                outs[on] = fused(x)[0].double()
+            assert fused_rnn._C._cpu_forward_calls()["bf16_dot"] - calls == (1 if on else 0)
+    finally:
+        fused_rnn._C._set_cpu_bf16_dot(previous)
+    with torch.no_grad():
+        want = ref(x.double())[0]
+        err_torch = (ref_bf16(x)[0].double() - want).abs().max().item()
+    err_dot = (outs[True] - want).abs().max().item()
+    err_fp32 = (outs[False] - want).abs().max().item()
+    assert err_dot <= 2 * max(err_torch, err_fp32), (err_dot, err_torch, err_fp32)
+    assert not torch.equal(outs[True], outs[False])  # the products did round h and x
 
 
 def test_low_precision_weight_copies_follow_the_panel_cache_switch():

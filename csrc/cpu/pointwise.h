@@ -68,8 +68,10 @@ struct PointwiseKernels {
   // G*H rows of K): for batches too small to pay for packing (see cpu_dots below).
   ForwardTile forward_dots[4];
   ProjectTile project_dots[4];
-  // [0] bfloat16, [1] float16 weights; filled for T = float only.
-  NarrowKernels<T> narrow[2];
+  // [0] bfloat16, [1] float16 weights, converted and multiplied in float32; [2] bfloat16
+  // weights in pairs multiplied by AVX512-BF16 dot products (panels only: no *_dots; filled
+  // by the AVX-512 capability only). All for T = float only.
+  NarrowKernels<T> narrow[3];
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \
@@ -120,5 +122,14 @@ int64_t narrow_forward_calls();
 // reads the casts). The results are the same bit for bit. Returns the previous setting.
 bool read_16bit_weights();
 bool set_read_16bit_weights(bool on);
+
+// Whether bfloat16 weights so read are multiplied, from panels, by AVX512-BF16 dot products
+// (fp32 accumulation, h_{t-1} and x rounded to bfloat16 for the products) where the CPU has
+// them and the AVX-512 kernels are in use; FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
+// set_bf16_dot_products returns the previous setting (of the switch alone);
+// bf16_dot_forward_calls counts the fused forwards that used them.
+bool bf16_dot_products();
+bool set_bf16_dot_products(bool on);
+int64_t bf16_dot_forward_calls();
 
 }  // namespace fused_rnn::cpu

@@ -9,8 +9,14 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <cstdint>
 #include <type_traits>
 #include <utility>
+#include <vector>
+
+#if defined(CPU_CAPABILITY_AVX512)
+#include <immintrin.h>
+#endif
 
 #include "../cell_math.h"
 #include "fast_math.h"
@@ -417,6 +423,91 @@ inline void tile_dots(const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H
   }
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// Weight tag for bfloat16 panels in pairs along K: [ceil(K/2)][G][U*W] pairs (w[k], w[k+1]) of
+// one column, zero past K and H, multiplied by AVX512-BF16 dot products (vdpbf16ps, fp32
+// accumulation) with the other operand (h_{t-1} or x) rounded to bfloat16 pairs, as
+// torch.nn's bfloat16 recurrences round h. Twice the rate of the float32 FMA forms
+// (probes-bf16-dot-products). Compiled in the AVX-512 capability; run only where the CPU has
+// AVX512-BF16 (bf16_dot_products() in pointwise.h).
+struct Bf16Pairs {
+  uint32_t bits;
+};
+
+#define FUSED_RNN_BF16_DOT __attribute__((noinline, target("avx512bf16,avx512f,avx512bw,avx512vl")))
+
+// c[m][v*16..] = sum_k a[m*lda + k] * w[k][v*16..] for MR rows of a (float32, rounded to bf16 here).
+template <int MR, int NV>
+FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const uint16_t* panel, int64_t K, float* c) {
+  const int64_t K2 = (K + 1) / 2;
+  thread_local std::vector<uint32_t> pairs;
+  if (static_cast<int64_t>(pairs.size()) < MR * (K2 + 16)) {
+    pairs.resize(MR * (K2 + 16));
+  }
+  for (int m = 0; m < MR; ++m) {
+    const float* row = a + m * lda;
+    uint32_t* dst = pairs.data() + m * K2;
+    int64_t k = 0;
+    for (; k + 32 <= K; k += 32) {  // 32 floats -> 16 pairs, rounded to nearest even
+      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + k + 16), _mm512_loadu_ps(row + k));
+      _mm512_storeu_si512(dst + k / 2, (__m512i)b);
+    }
+    for (; k < K; k += 2) {
+      const float lo = row[k], hi = k + 1 < K ? row[k + 1] : 0.0f;
+      const __m128bh p = _mm_cvtne2ps_pbh(_mm_setzero_ps(), _mm_setr_ps(lo, hi, 0.0f, 0.0f));
+      dst[k / 2] = static_cast<uint32_t>(_mm_cvtsi128_si32((__m128i)p));
+    }
+  }
+  __m512 acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      acc[m][v] = _mm512_setzero_ps();
+    }
+  }
+  for (int64_t k2 = 0; k2 < K2; ++k2) {
+    const uint16_t* w = panel + k2 * NV * 32;
+    __m512bh b[NV];
+    for (int v = 0; v < NV; ++v) {
+      b[v] = (__m512bh)_mm512_loadu_si512(w + v * 32);
+    }
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(pairs[m * K2 + k2]));
+      for (int v = 0; v < NV; ++v) {
+        acc[m][v] = _mm512_dpbf16_ps(acc[m][v], x, b[v]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      _mm512_storeu_ps(c + (m * NV + v) * 16, acc[m][v]);
+    }
+  }
+}
+
+// pack_tile's panel in bf16 pairs along K (see Bf16Pairs).
+template <typename T, CellKind C>
+void pack_pairs(const void* w_in, int64_t H, int64_t K, int64_t u, void* dst_out) {
+  using S = TileShape<float, C>;
+  constexpr int64_t kWidth = S::G * S::kUnits;
+  const auto* w = static_cast<const c10::BFloat16*>(w_in);
+  auto* dst = static_cast<c10::BFloat16*>(dst_out);
+  const int64_t j0 = u * S::kUnits, K2 = (K + 1) / 2;
+  for (int g = 0; g < S::G; ++g) {
+    for (int q = 0; q < S::kUnits; ++q) {
+      const int64_t j = j0 + q, col = g * S::kUnits + q;
+      const c10::BFloat16* row = j < H ? w + (g * H + j) * K : nullptr;
+      for (int64_t k2 = 0; k2 < K2; ++k2) {
+        c10::BFloat16* d = dst + (k2 * kWidth + col) * 2;
+        for (int i = 0; i < 2; ++i) {
+          const int64_t k = 2 * k2 + i;
+          d[i] = row != nullptr && k < K ? row[k] : c10::BFloat16(0.0f);
+        }
+      }
+    }
+  }
+}
+#endif
+
 // The rows of the next register block when `left` rows remain: blocks of (nearly)
 // equal size, so 8 rows run as 4 + 4 rather than 6 + 2 (a 2-row block keeps a
 // third of the accumulators busy).
@@ -431,6 +522,14 @@ inline int64_t block_rows(int64_t left, int64_t mr) {
 template <typename T, CellKind C, bool kDots, typename Tw = T>
 inline void tile_products(int rows, const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H, int64_t u, T* c) {
   using S = TileShape<T, C>;
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<Tw, Bf16Pairs>) {
+    static_assert(!kDots && std::is_same_v<T, float>, "bf16 pairs come in panels, for float32");
+    with_block_rows<S::MR>(rows, [&](auto m) {
+      tile_product_pairs<decltype(m)::value, S::NV>(a, lda, reinterpret_cast<const uint16_t*>(w), K, c);
+    });
+  } else
+#endif
   if constexpr (kDots) {
     with_block_rows<S::DR>(rows, [&](auto m) {
       tile_dots<T, decltype(m)::value, S::G, S::U, Tw>(a, lda, w, K, H, u * S::kUnits, c);
@@ -618,6 +717,11 @@ void set_tiles(PointwiseKernels<T>& k) {
   if constexpr (std::is_same_v<T, float>) {
     set_narrow<T, C, c10::BFloat16>(k.narrow[0]);
     set_narrow<T, C, c10::Half>(k.narrow[1]);
+#if defined(CPU_CAPABILITY_AVX512)
+    k.narrow[2].pack_tile[i] = &pack_pairs<T, C>;
+    k.narrow[2].forward_tile[i] = &forward_tile_narrow<T, C, false, Bf16Pairs>;
+    k.narrow[2].project_tile[i] = &project_tile_narrow<T, C, false, Bf16Pairs>;
+#endif
   }
 }
 

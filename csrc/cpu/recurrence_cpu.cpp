@@ -59,6 +59,30 @@ std::atomic<bool>& narrow_flag() {
   return on;
 }
 
+// Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where
+// the CPU has them (see fused_forward); FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
+std::atomic<bool>& bf16_dot_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_BF16_DOT");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+bool cpu_has_bf16_dot() {
+#if FUSED_RNN_X86_DISPATCH
+  static const bool has = __builtin_cpu_supports("avx512bf16");
+  return has;
+#else
+  return false;
+#endif
+}
+
+std::atomic<int64_t>& bf16_dot_count() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+
 std::atomic<int64_t>& narrow_count() {
   static std::atomic<int64_t> count{0};
   return count;
@@ -115,7 +139,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const int c = static_cast<int>(cell);
   const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
-  const int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
+  int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
 
   // float32 weights that are the kept casts of bfloat16/float16 ones (panel_cache.h:
   // kept_cast, which the Python layer uses for low-precision weights in inference) are read
@@ -135,10 +159,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       }
     }
   }
-  const NarrowKernels<T>* nk = narrow >= 0 ? &kern.narrow[narrow] : nullptr;
-  const int64_t esize = nk ? 2 : static_cast<int64_t>(sizeof(T));
-  const void* w_hh = nk ? src_hh.data : a.w_hh.const_data_ptr();
-  const void* w_ih = nk ? src_ih.data : a.w_ih.const_data_ptr();
+  const int64_t esize = narrow >= 0 ? 2 : static_cast<int64_t>(sizeof(T));
+  const void* w_hh = narrow >= 0 ? src_hh.data : a.w_hh.const_data_ptr();
+  const void* w_ih = narrow >= 0 ? src_ih.data : a.w_ih.const_data_ptr();
   auto elem = [esize](const void* p, int64_t i) { return static_cast<const char*>(p) + i * esize; };
   const T* x = a.input.const_data_ptr<T>();
   // A small batch reads the weights in place (a tile's rows stay in its thread's cache
@@ -152,6 +175,18 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       (mode == 0 && B <= kDotBatch &&
        (T_ * B * kDotRowsPerWidth < K || !panels_cacheable(a.w_hh) || !panels_cacheable(a.w_ih)));
   path_count(dots).fetch_add(1, std::memory_order_relaxed);
+  // bfloat16 weights from panels: AVX512-BF16 dot products where the CPU and the kernels in
+  // use have them (h and x rounded to bfloat16 for the products, as torch.nn's bf16 h is).
+  const bool pairs = narrow == 0 && !dots && bf16_dot_flag().load(std::memory_order_relaxed) && cpu_has_bf16_dot() &&
+      kern.narrow[2].forward_tile[c] != nullptr;
+  if (pairs) {
+    bf16_dot_count().fetch_add(1, std::memory_order_relaxed);
+  }
+  const NarrowKernels<T>* nk = narrow >= 0 ? &kern.narrow[pairs ? 2 : narrow] : nullptr;
+  if (pairs) {  // panels of ceil(K/2) pairs of k
+    hh_elems = (K + 1) / 2 * 2 * kern.tile_width[c];
+    ih_elems = (I + 1) / 2 * 2 * kern.tile_width[c];
+  }
   const void* layout_kernels = nk ? static_cast<const void*>(nk) : static_cast<const void*>(&kern);
   const PanelLayout hh_layout{0, c, layout_kernels}, ih_layout{1, c, layout_kernels};
   const auto panel_options = nk ? a.input.options().dtype(src_hh.dtype) : a.input.options();
@@ -476,6 +511,18 @@ int64_t forward_calls(bool dots) {
 
 int64_t narrow_forward_calls() {
   return narrow_count().load();
+}
+
+int64_t bf16_dot_forward_calls() {
+  return bf16_dot_count().load();
+}
+
+bool bf16_dot_products() {
+  return bf16_dot_flag().load() && cpu_has_bf16_dot() && pointwise_kernels<float>().narrow[2].forward_tile[0] != nullptr;
+}
+
+bool set_bf16_dot_products(bool on) {
+  return bf16_dot_flag().exchange(on);
 }
 
 bool read_16bit_weights() {
