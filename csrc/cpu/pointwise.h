@@ -9,6 +9,8 @@
 
 #include <string>
 
+#include <c10/core/ScalarType.h>
+
 #include "../cells.h"
 
 // x86-64 builds with GCC compile extra AVX2 and AVX-512 copies of the passes.
@@ -20,22 +22,31 @@
 
 namespace fused_rnn::cpu {
 
-// The fused forward's kernels for 16-bit weights read as they are stored (bfloat16 or
-// float16, converted exactly to T = float as they are loaded; panels packed in the 16-bit
-// type): half the bytes of W_hh per step. Type-erased weight and panel pointers.
+// The fused steps' kernels (gemm + pointwise per tile of hidden units; see pointwise_impl.h)
+// for weights stored as one element type, `stored`: T itself, or (T = float) 16-bit weights
+// converted to float as they are loaded, or bfloat16 in pairs along K for AVX512-BF16 dot
+// products. Weight and panel pointers are type-erased: w is the weight itself (G*H rows of K)
+// for the *_dots kernels, which read it in place, and a tile's panel (packed by pack_tile,
+// K rounded up to a multiple of k_align) for the others.
 template <typename T>
-struct NarrowKernels {
+struct TileKernels {
   using PackTile = void (*)(const void* w, int64_t H, int64_t K, int64_t u, void* dst);
-  using ForwardTile = void (*)(const ForwardStep<T>&, const T* h_prev, const void* panel, int64_t K, int64_t u,
+  using ForwardTile = void (*)(const ForwardStep<T>&, const T* h_prev, const void* w, int64_t K, int64_t u,
                                int64_t r0, int64_t r1);
-  using ProjectTile = void (*)(const T* x, int64_t ldx, const void* panel, int64_t K, int64_t H, int64_t u,
-                               int64_t r0, int64_t r1, T* out, int64_t ldo, bool accumulate);
-  PackTile pack_tile[4];
+  // out[r][g*H + j] (+)= x[r] . W[g*H + j] for tile u of the cell's geometry.
+  using ProjectTile = void (*)(const T* x, int64_t ldx, const void* w, int64_t K, int64_t H, int64_t u, int64_t r0,
+                               int64_t r1, T* out, int64_t ldo, bool accumulate);
+  c10::ScalarType stored;
+  int64_t k_align;
+  PackTile pack_tile[4];  // indexed by CellKind
   ForwardTile forward_tile[4];
-  ForwardTile forward_dots[4];
   ProjectTile project_tile[4];
+  ForwardTile forward_dots[4];  // null where the form has no in-place reading
   ProjectTile project_dots[4];
 };
+
+// The forms of stored weights, indexes into PointwiseKernels::tiles.
+enum WeightForm { kWeightsAsT = 0, kWeightsBf16 = 1, kWeightsHalf = 2, kWeightsBf16Pairs = 3 };
 
 template <typename T>
 struct PointwiseKernels {
@@ -44,16 +55,13 @@ struct PointwiseKernels {
   Forward forward[4];   // indexed by CellKind
   Backward backward[4];
 
-  // Fused steps (gemm + pointwise per tile of hidden units); see pointwise_impl.h.
-  using PackTile = void (*)(const T* w_hh, int64_t H, int64_t K, int64_t u, T* dst);
-  using ForwardTile = void (*)(const ForwardStep<T>&, const T* h_prev, const T* panel, int64_t K, int64_t u,
-                               int64_t r0, int64_t r1);
+  // Fused steps: the tile geometry of each cell, and the kernels for each WeightForm
+  // ([kWeightsAsT] always; the 16-bit forms for T = float only, bf16 pairs in the AVX-512
+  // kernels only; an absent form has null pointers).
   int64_t tile_units[4];   // hidden units per tile
   int64_t tile_width[4];   // panel columns per k (gates x units)
   int64_t tile_rows[4];    // rows per register block
-  // out[r][g*H + j] (+)= x[r] . W[g*H + j] for tile u of the cell's geometry.
-  using ProjectTile = void (*)(const T* x, int64_t ldx, const T* panel, int64_t K, int64_t H, int64_t u, int64_t r0,
-                               int64_t r1, T* out, int64_t ldo, bool accumulate);
+  TileKernels<T> tiles[4];
   // Backward: the pointwise pass over rows [r0, r1) and units [j0, j1), and the
   // column panels of W_hh (single-gate geometry, column_units wide) for dG W_hh.
   using BackwardBlock = void (*)(const BackwardStep<T>&, int64_t r0, int64_t r1, int64_t j0, int64_t j1);
@@ -61,17 +69,6 @@ struct PointwiseKernels {
   BackwardBlock backward_block[4];
   PackColumns pack_columns;
   int64_t column_units;
-  PackTile pack_tile[4];
-  ForwardTile forward_tile[4];
-  ProjectTile project_tile[4];
-  // The same two read W_hh / W_ih in place (the `panel` argument is the weight itself,
-  // G*H rows of K): for batches too small to pay for packing (see cpu_dots below).
-  ForwardTile forward_dots[4];
-  ProjectTile project_dots[4];
-  // [0] bfloat16, [1] float16 weights, converted and multiplied in float32; [2] bfloat16
-  // weights in pairs multiplied by AVX512-BF16 dot products (panels only: no *_dots; filled
-  // by the AVX-512 capability only). All for T = float only.
-  NarrowKernels<T> narrow[3];
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \

@@ -441,8 +441,8 @@ template <int MR, int NV>
 FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const uint16_t* panel, int64_t K, float* c) {
   const int64_t K2 = (K + 1) / 2;
   thread_local std::vector<uint32_t> pairs;
-  if (static_cast<int64_t>(pairs.size()) < MR * (K2 + 16)) {
-    pairs.resize(MR * (K2 + 16));
+  if (static_cast<int64_t>(pairs.size()) < MR * K2) {
+    pairs.resize(MR * K2);
   }
   for (int m = 0; m < MR; ++m) {
     const float* row = a + m * lda;
@@ -487,7 +487,7 @@ FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const ui
 // pack_tile's panel in bf16 pairs along K (see Bf16Pairs).
 template <typename T, CellKind C>
 void pack_pairs(const void* w_in, int64_t H, int64_t K, int64_t u, void* dst_out) {
-  using S = TileShape<float, C>;
+  using S = TileShape<T, C>;
   constexpr int64_t kWidth = S::G * S::kUnits;
   const auto* w = static_cast<const c10::BFloat16*>(w_in);
   auto* dst = static_cast<c10::BFloat16*>(dst_out);
@@ -673,33 +673,38 @@ void pack_columns(const T* w, int64_t ld, int64_t H, int64_t K, int64_t u, T* ds
   }
 }
 
-// The forward kernels over 16-bit weights (Tw), behind the type-erased pointers of
-// NarrowKernels (pointwise.h).
+// The tile kernels over weights stored as Tw, behind TileKernels' type-erased pointers.
 template <typename T, CellKind C, typename Tw>
-void pack_tile_narrow(const void* w, int64_t H, int64_t K, int64_t u, void* dst) {
+void pack_tile_erased(const void* w, int64_t H, int64_t K, int64_t u, void* dst) {
   pack_tile<T, C, Tw>(static_cast<const Tw*>(w), H, K, u, static_cast<Tw*>(dst));
 }
 
 template <typename T, CellKind C, bool kDots, typename Tw>
-void forward_tile_narrow(const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t K, int64_t u, int64_t r0,
+void forward_tile_erased(const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t K, int64_t u, int64_t r0,
                          int64_t r1) {
   forward_tile<T, C, kDots, Tw>(st, h_prev, static_cast<const Tw*>(w), K, u, r0, r1);
 }
 
 template <typename T, CellKind C, bool kDots, typename Tw>
-void project_tile_narrow(const T* x, int64_t ldx, const void* w, int64_t K, int64_t H, int64_t u, int64_t r0,
+void project_tile_erased(const T* x, int64_t ldx, const void* w, int64_t K, int64_t H, int64_t u, int64_t r0,
                          int64_t r1, T* out, int64_t ldo, bool accumulate) {
   project_tile<T, C, kDots, Tw>(x, ldx, static_cast<const Tw*>(w), K, H, u, r0, r1, out, ldo, accumulate);
 }
 
-template <typename T, CellKind C, typename Tw>
-void set_narrow(NarrowKernels<T>& n) {
+// Cell C's entries of the table for weights stored as Tw (kWithDots: with the in-place reading).
+template <typename T, CellKind C, typename Tw, bool kWithDots = true>
+void set_tile_kernels(TileKernels<T>& t, at::ScalarType stored, int64_t k_align = 1,
+                      typename TileKernels<T>::PackTile pack = &pack_tile_erased<T, C, Tw>) {
   const int i = static_cast<int>(C);
-  n.pack_tile[i] = &pack_tile_narrow<T, C, Tw>;
-  n.forward_tile[i] = &forward_tile_narrow<T, C, false, Tw>;
-  n.forward_dots[i] = &forward_tile_narrow<T, C, true, Tw>;
-  n.project_tile[i] = &project_tile_narrow<T, C, false, Tw>;
-  n.project_dots[i] = &project_tile_narrow<T, C, true, Tw>;
+  t.stored = stored;
+  t.k_align = k_align;
+  t.pack_tile[i] = pack;
+  t.forward_tile[i] = &forward_tile_erased<T, C, false, Tw>;
+  t.project_tile[i] = &project_tile_erased<T, C, false, Tw>;
+  if constexpr (kWithDots) {
+    t.forward_dots[i] = &forward_tile_erased<T, C, true, Tw>;
+    t.project_dots[i] = &project_tile_erased<T, C, true, Tw>;
+  }
 }
 
 template <typename T, CellKind C>
@@ -709,18 +714,12 @@ void set_tiles(PointwiseKernels<T>& k) {
   k.tile_units[i] = S::kUnits;
   k.tile_width[i] = S::G * S::kUnits;
   k.tile_rows[i] = S::MR;
-  k.pack_tile[i] = &pack_tile<T, C>;
-  k.forward_tile[i] = &forward_tile<T, C, false>;
-  k.project_tile[i] = &project_tile<T, C, false>;
-  k.forward_dots[i] = &forward_tile<T, C, true>;
-  k.project_dots[i] = &project_tile<T, C, true>;
+  set_tile_kernels<T, C, T>(k.tiles[kWeightsAsT], c10::CppTypeToScalarType<T>::value);
   if constexpr (std::is_same_v<T, float>) {
-    set_narrow<T, C, c10::BFloat16>(k.narrow[0]);
-    set_narrow<T, C, c10::Half>(k.narrow[1]);
+    set_tile_kernels<T, C, c10::BFloat16>(k.tiles[kWeightsBf16], at::kBFloat16);
+    set_tile_kernels<T, C, c10::Half>(k.tiles[kWeightsHalf], at::kHalf);
 #if defined(CPU_CAPABILITY_AVX512)
-    k.narrow[2].pack_tile[i] = &pack_pairs<T, C>;
-    k.narrow[2].forward_tile[i] = &forward_tile_narrow<T, C, false, Bf16Pairs>;
-    k.narrow[2].project_tile[i] = &project_tile_narrow<T, C, false, Bf16Pairs>;
+    set_tile_kernels<T, C, Bf16Pairs, false>(k.tiles[kWeightsBf16Pairs], at::kBFloat16, 2, &pack_pairs<T, C>);
 #endif
   }
 }

@@ -43,57 +43,48 @@ std::atomic<int>& dot_mode() {
   return mode;
 }
 
-// Fused forward calls that read the weights in place (true) or from panels (false).
-std::atomic<int64_t>& path_count(bool dots) {
-  static std::atomic<int64_t> counts[2];
-  return counts[dots ? 1 : 0];
+// Fused forward calls so far, by how they read the weights.
+enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot };
+
+std::atomic<int64_t>& calls(Path p) {
+  static std::atomic<int64_t> counts[4];
+  return counts[static_cast<int>(p)];
+}
+
+// A switch that is on unless the environment variable `name` is "0".
+bool env_on(const char* name) {
+  const char* env = std::getenv(name);
+  return env == nullptr || std::string(env) != "0";
+}
+
+// Whether unprojected layers run their steps fused (pointwise.h: fused_steps).
+std::atomic<bool>& fused_flag() {
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_FUSED")};
+  return on;
 }
 
 // Whether the fused forward reads 16-bit weights behind their kept float32 casts as they are
 // stored (see fused_forward); FUSED_RNN_CPU_16BIT_WEIGHTS=0 reads the float32 casts.
 std::atomic<bool>& narrow_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_16BIT_WEIGHTS");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_16BIT_WEIGHTS")};
   return on;
 }
 
 // Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where
 // the CPU has them (see fused_forward); FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
 std::atomic<bool>& bf16_dot_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_BF16_DOT");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_BF16_DOT")};
   return on;
 }
 
-bool cpu_has_bf16_dot() {
+// The bf16 dot-product kernels, where the CPU has AVX512-BF16 and the kernels in use have them.
+bool bf16_dot_available(const PointwiseKernels<float>& kern) {
 #if FUSED_RNN_X86_DISPATCH
-  static const bool has = __builtin_cpu_supports("avx512bf16");
-  return has;
+  static const bool cpu = __builtin_cpu_supports("avx512bf16");
 #else
-  return false;
+  constexpr bool cpu = false;
 #endif
-}
-
-std::atomic<int64_t>& bf16_dot_count() {
-  static std::atomic<int64_t> count{0};
-  return count;
-}
-
-std::atomic<int64_t>& narrow_count() {
-  static std::atomic<int64_t> count{0};
-  return count;
-}
-
-std::atomic<bool>& fused_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_FUSED");
-    return env == nullptr || std::string(env) != "0";
-  }()};
-  return on;
+  return cpu && kern.tiles[kWeightsBf16Pairs].forward_tile[0] != nullptr;
 }
 
 // How a step's work is cut into team items: `tiles` blocks of `units` hidden units,
@@ -139,30 +130,26 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const int c = static_cast<int>(cell);
   const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
-  int64_t hh_elems = K * kern.tile_width[c], ih_elems = I * kern.tile_width[c];
-
   // float32 weights that are the kept casts of bfloat16/float16 ones (panel_cache.h:
   // kept_cast, which the Python layer uses for low-precision weights in inference) are read
   // in their 16-bit form, converted as they are loaded: half the bytes of W_hh per step, and
   // bit for bit the results of reading the casts.
   CastSource src_hh, src_ih;
-  int narrow = -1;
+  int form = kWeightsAsT;
   if constexpr (std::is_same_v<T, float>) {
     if (narrow_flag().load(std::memory_order_relaxed)) {
       src_hh = kept_cast_source(a.w_hh);
       if (src_hh.data != nullptr && (src_hh.dtype == at::kBFloat16 || src_hh.dtype == at::kHalf)) {
         src_ih = kept_cast_source(a.w_ih);
         if (src_ih.data != nullptr && src_ih.dtype == src_hh.dtype) {
-          narrow = src_hh.dtype == at::kBFloat16 ? 0 : 1;
-          narrow_count().fetch_add(1, std::memory_order_relaxed);
+          form = src_hh.dtype == at::kBFloat16 ? kWeightsBf16 : kWeightsHalf;
+          calls(Path::k16BitWeights).fetch_add(1, std::memory_order_relaxed);
         }
       }
     }
   }
-  const int64_t esize = narrow >= 0 ? 2 : static_cast<int64_t>(sizeof(T));
-  const void* w_hh = narrow >= 0 ? src_hh.data : a.w_hh.const_data_ptr();
-  const void* w_ih = narrow >= 0 ? src_ih.data : a.w_ih.const_data_ptr();
-  auto elem = [esize](const void* p, int64_t i) { return static_cast<const char*>(p) + i * esize; };
+  const void* w_hh = form != kWeightsAsT ? src_hh.data : a.w_hh.const_data_ptr();
+  const void* w_ih = form != kWeightsAsT ? src_ih.data : a.w_ih.const_data_ptr();
   const T* x = a.input.const_data_ptr<T>();
   // A small batch reads the weights in place (a tile's rows stay in its thread's cache
   // all the same) when packing them would not pay: for a short sequence, or weights the
@@ -174,22 +161,20 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const bool dots = mode == 1 ||
       (mode == 0 && B <= kDotBatch &&
        (T_ * B * kDotRowsPerWidth < K || !panels_cacheable(a.w_hh) || !panels_cacheable(a.w_ih)));
-  path_count(dots).fetch_add(1, std::memory_order_relaxed);
-  // bfloat16 weights from panels: AVX512-BF16 dot products where the CPU and the kernels in
-  // use have them (h and x rounded to bfloat16 for the products, as torch.nn's bf16 h is).
-  const bool pairs = narrow == 0 && !dots && bf16_dot_flag().load(std::memory_order_relaxed) && cpu_has_bf16_dot() &&
-      kern.narrow[2].forward_tile[c] != nullptr;
-  if (pairs) {
-    bf16_dot_count().fetch_add(1, std::memory_order_relaxed);
+  calls(dots ? Path::kDots : Path::kPanels).fetch_add(1, std::memory_order_relaxed);
+  // bfloat16 weights from panels: AVX512-BF16 dot products where available (h and x rounded
+  // to bfloat16 for the products, as torch.nn's bf16 h is).
+  if constexpr (std::is_same_v<T, float>) {
+    if (form == kWeightsBf16 && !dots && bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(kern)) {
+      form = kWeightsBf16Pairs;
+      calls(Path::kBf16Dot).fetch_add(1, std::memory_order_relaxed);
+    }
   }
-  const NarrowKernels<T>* nk = narrow >= 0 ? &kern.narrow[pairs ? 2 : narrow] : nullptr;
-  if (pairs) {  // panels of ceil(K/2) pairs of k
-    hh_elems = (K + 1) / 2 * 2 * kern.tile_width[c];
-    ih_elems = (I + 1) / 2 * 2 * kern.tile_width[c];
-  }
-  const void* layout_kernels = nk ? static_cast<const void*>(nk) : static_cast<const void*>(&kern);
-  const PanelLayout hh_layout{0, c, layout_kernels}, ih_layout{1, c, layout_kernels};
-  const auto panel_options = nk ? a.input.options().dtype(src_hh.dtype) : a.input.options();
+  const TileKernels<T>& tk = kern.tiles[form];
+  const int64_t esize = static_cast<int64_t>(c10::elementSize(tk.stored));
+  auto round_k = [&](int64_t k) { return (k + tk.k_align - 1) / tk.k_align * tk.k_align; };
+  const int64_t hh_elems = round_k(K) * kern.tile_width[c], ih_elems = round_k(I) * kern.tile_width[c];
+  const PanelLayout hh_layout{0, c, &tk}, ih_layout{1, c, &tk};
   at::Tensor hh, ih;
   if (!dots) {
     hh = find_panels(a.w_hh, hh_layout);
@@ -197,39 +182,18 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   }
   const bool hh_cached = dots || hh.defined(), ih_cached = dots || ih.defined();
   if (!hh_cached) {
-    hh = at::empty({grid.tiles * hh_elems}, panel_options);
+    hh = at::empty({grid.tiles * hh_elems}, a.input.options().dtype(tk.stored));
   }
   if (!ih_cached) {
-    ih = at::empty({grid.tiles * ih_elems}, panel_options);
+    ih = at::empty({grid.tiles * ih_elems}, a.input.options().dtype(tk.stored));
   }
+  // Tile u's weights: its panel, or (dots) the weight itself.
+  const auto tile_of = [esize](const void* p, int64_t offset) { return static_cast<const char*>(p) + offset * esize; };
   const void* hh_p = dots ? w_hh : hh.const_data_ptr();
   const void* ih_p = dots ? w_ih : ih.const_data_ptr();
   const int64_t hh_tile = dots ? 0 : hh_elems, ih_tile = dots ? 0 : ih_elems;
-  // The kernels for the weights' element type (w: a weight or a tile's panel).
-  auto pack_tile = [&](const void* w, int64_t K_, int64_t u, at::Tensor& dst, int64_t tile_elems) {
-    void* d = static_cast<char*>(dst.data_ptr()) + u * tile_elems * esize;
-    if (nk) {
-      nk->pack_tile[c](w, H, K_, u, d);
-    } else {
-      kern.pack_tile[c](static_cast<const T*>(w), H, K_, u, static_cast<T*>(d));
-    }
-  };
-  auto project_tile = [&](const T* xr, const void* w, int64_t u, int64_t r0, int64_t r1, T* o, int64_t ldo) {
-    if (nk) {
-      (dots ? nk->project_dots[c] : nk->project_tile[c])(xr, I, w, I, H, u, r0, r1, o, ldo, false);
-    } else {
-      (dots ? kern.project_dots[c] : kern.project_tile[c])(xr, I, static_cast<const T*>(w), I, H, u, r0, r1, o, ldo,
-                                                             false);
-    }
-  };
-  auto forward_tile = [&](const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t u, int64_t r0,
-                          int64_t r1) {
-    if (nk) {
-      (dots ? nk->forward_dots[c] : nk->forward_tile[c])(st, h_prev, w, K, u, r0, r1);
-    } else {
-      (dots ? kern.forward_dots[c] : kern.forward_tile[c])(st, h_prev, static_cast<const T*>(w), K, u, r0, r1);
-    }
-  };
+  const auto forward_tile = dots ? tk.forward_dots[c] : tk.forward_tile[c];
+  const auto project_tile = dots ? tk.project_dots[c] : tk.project_tile[c];
 
   // Chunks of steps (processing order) and the rows of the input they cover.
   const int64_t chunk_steps = std::max<int64_t>(1, kChunkRows / B);
@@ -270,10 +234,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     const int64_t e = plan[s];
     if (e == kPack) {
       if (grp == 0 && !hh_cached) {
-        pack_tile(w_hh, K, u, hh, hh_elems);
+        tk.pack_tile[c](w_hh, H, K, u, static_cast<char*>(hh.data_ptr()) + u * hh_elems * esize);
       }
       if (grp == 0 && !ih_cached) {
-        pack_tile(w_ih, I, u, ih, ih_elems);
+        tk.pack_tile[c](w_ih, H, I, u, static_cast<char*>(ih.data_ptr()) + u * ih_elems * esize);
       }
       return;
     }
@@ -282,7 +246,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       const int64_t per = (rows + groups - 1) / groups;
       const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
       if (r0 < r1) {
-        project_tile(x + row0 * I, elem(ih_p, u * ih_tile), u, r0, r1, gate_rows(k), gates_ld);
+        project_tile(x + row0 * I, I, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k), gates_ld, false);
       }
       return;
     }
@@ -299,7 +263,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     st.out = out + off * K;
     st.ws = ws ? ws + off * st0.ws_ld : nullptr;
     st.h = buf[(q + 1) % 2];
-    forward_tile(st, buf[q % 2], elem(hh_p, u * hh_tile), u, r0, r1);
+    forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
   });
 
   if (!hh_cached) {
@@ -337,6 +301,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
   const int col = static_cast<int>(CellKind::kRnnTanh);  // the single-gate tile geometry
+  const auto project = kern.tiles[kWeightsAsT].project_tile[col];
   const TileGrid grid(H, B, kern.column_units, kern.tile_rows[col]);
   const int64_t units = grid.units, tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
   const int64_t tile_elems = GH * units;
@@ -371,10 +336,10 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
         set_step(t, st);
         const T* pu = panel + u * tile_elems;
         if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
-          kern.project_tile[col](st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
-          kern.project_tile[col](st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
+          project(st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
+          project(st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
         } else {
-          kern.project_tile[col](st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
+          project(st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
         }
       }
     }
@@ -420,6 +385,7 @@ bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, con
   }
   const auto& kern = pointwise_kernels<T>();
   const int col = static_cast<int>(CellKind::kRnnTanh);
+  const auto project = kern.tiles[kWeightsAsT].project_tile[col];
   const int64_t units = kern.column_units;
   const int64_t tiles = (Nc + units - 1) / units;
   const int64_t tile_elems = K * units;
@@ -435,7 +401,7 @@ bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, con
   at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      kern.project_tile[col](A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, false);
+      project(A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, false);
     }
   });
   return true;
@@ -506,19 +472,19 @@ bool fused_steps() {
 }
 
 int64_t forward_calls(bool dots) {
-  return path_count(dots).load();
+  return calls(dots ? Path::kDots : Path::kPanels).load();
 }
 
 int64_t narrow_forward_calls() {
-  return narrow_count().load();
+  return calls(Path::k16BitWeights).load();
 }
 
 int64_t bf16_dot_forward_calls() {
-  return bf16_dot_count().load();
+  return calls(Path::kBf16Dot).load();
 }
 
 bool bf16_dot_products() {
-  return bf16_dot_flag().load() && cpu_has_bf16_dot() && pointwise_kernels<float>().narrow[2].forward_tile[0] != nullptr;
+  return bf16_dot_flag().load() && bf16_dot_available(pointwise_kernels<float>());
 }
 
 bool set_bf16_dot_products(bool on) {
