@@ -9,7 +9,10 @@ On the CPU, float16 and bfloat16 run through the float32 kernels (inputs cast up
 results cast back), so the result is what fp32 accumulation gives. Where nothing is
 differentiated through the weights, their float32 copies are kept from call to call
 while the weights are unchanged, under the CPU panel cache's rules (same live tensor,
-data pointer, version and contents; FUSED_RNN_CPU_PANEL_CACHE=0 turns both off).
+data pointer, version and contents; FUSED_RNN_CPU_PANEL_CACHE=0 turns both off), and the
+kernels read the 16-bit weights behind them as stored. On CPUs with AVX512-BF16, bfloat16
+products from packed panels are then bf16 dot products with fp32 accumulation, h and x
+rounded to bfloat16 for them as torch.nn's bf16 h is (FUSED_RNN_CPU_BF16_DOT=0: fp32).
 
 Under ``torch.autocast`` for the input's device, every layer runs in the autocast
 dtype: input, states and weights are cast to it (the weights stay float32 as
