@@ -351,11 +351,12 @@ def test_low_precision_weights_changed_in_place_are_read_fresh(fp32_arithmetic):
 @pytest.mark.skipif(not fused_rnn.build_info()["cpu_bf16_dot"], reason="needs AVX512-BF16 and the AVX-512 kernels")
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("I,H,T,B", [(7, 20, 17, 1), (32, 64, 50, 3), (100, 129, 33, 8), (33, 47, 40, 64)])
-def test_bf16_dot_products_error_within_torch_nn(mode, I, H, T, B):
+@pytest.mark.parametrize("dots", ["always", "never"])
+def test_bf16_dot_products_error_within_torch_nn(mode, I, H, T, B, dots):
     """bfloat16 inference on AVX512-BF16 multiplies with bf16 dot products (h and x rounded to
-    bf16 for the products, fp32 accumulation). Against float64 on the same rounded weights and
-    input, its error stays within twice the larger of torch.nn's bfloat16 error and the
-    float32-arithmetic path's."""
+    bf16 for the products, fp32 accumulation), from panels and reading the weights in place.
+    Against float64 on the same rounded weights and input, its error stays within twice the
+    larger of torch.nn's bfloat16 error and the float32-arithmetic path's."""
     torch.manual_seed(0)
     ref, fused = make_pair(mode, I, H, dtype=torch.float64)
     fused = fused.bfloat16()
@@ -363,16 +364,19 @@ def test_bf16_dot_products_error_within_torch_nn(mode, I, H, T, B):
     ref_bf16 = copy.deepcopy(ref).bfloat16()
     x = torch.randn(T, B, I).bfloat16()
     outs = {}
-    previous = fused_rnn._C._set_cpu_bf16_dot(True)
+    previous = (fused_rnn._C._set_cpu_bf16_dot(True), fused_rnn._C._set_cpu_dots(dots))
     try:
         for on in (True, False):
             fused_rnn._C._set_cpu_bf16_dot(on)
-            calls = fused_rnn._C._cpu_forward_calls()["bf16_dot"]
+            calls = fused_rnn._C._cpu_forward_calls()
             with torch.no_grad():
                 outs[on] = fused(x)[0].double()
-            assert fused_rnn._C._cpu_forward_calls()["bf16_dot"] - calls == (1 if on else 0)
+            after = fused_rnn._C._cpu_forward_calls()
+            assert after["bf16_dot"] - calls["bf16_dot"] == (1 if on else 0)
+            assert after["dots"] - calls["dots"] == (1 if dots == "always" else 0)
     finally:
-        fused_rnn._C._set_cpu_bf16_dot(previous)
+        fused_rnn._C._set_cpu_bf16_dot(previous[0])
+        fused_rnn._C._set_cpu_dots(previous[1])
     with torch.no_grad():
         want = ref(x.double())[0]
         err_torch = (ref_bf16(x)[0].double() - want).abs().max().item()

@@ -41,7 +41,7 @@ struct TileKernels {
   PackTile pack_tile[4];  // indexed by CellKind
   ForwardTile forward_tile[4];
   ProjectTile project_tile[4];
-  ForwardTile forward_dots[4];  // null where the form has no in-place reading
+  ForwardTile forward_dots[4];  // the in-place reading (pointwise_impl.h: tile_dots)
   ProjectTile project_dots[4];
 };
 

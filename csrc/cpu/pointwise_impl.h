@@ -424,9 +424,10 @@ inline void tile_dots(const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H
 }
 
 #if defined(CPU_CAPABILITY_AVX512)
-// Weight tag for bfloat16 panels in pairs along K: [ceil(K/2)][G][U*W] pairs (w[k], w[k+1]) of
-// one column, zero past K and H, multiplied by AVX512-BF16 dot products (vdpbf16ps, fp32
-// accumulation) with the other operand (h_{t-1} or x) rounded to bfloat16 pairs, as
+// Weight tag for bfloat16 weights multiplied by AVX512-BF16 dot products (vdpbf16ps, fp32
+// accumulation) in pairs along K: panels of [ceil(K/2)][G][U*W] pairs (w[k], w[k+1]) of one
+// column, zero past K and H, or (the in-place reading) the row-major weight itself, whose rows
+// are pairs along K already; the other operand (h_{t-1} or x) is rounded to bfloat16, as
 // torch.nn's bfloat16 recurrences round h. Twice the rate of the float32 FMA forms
 // (probes-bf16-dot-products). Compiled in the AVX-512 capability; run only where the CPU has
 // AVX512-BF16 (bf16_dot_products() in pointwise.h).
@@ -484,6 +485,81 @@ FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const ui
   }
 }
 
+// tile_dots' products in bf16 dot products, read in place from the rows of a row-major
+// bfloat16 weight w (ld K): a row of w is already its pairs along K, so 32 of its elements
+// meet 32 of a row of a (rounded to bf16 here, zero past K) in one vdpbf16ps, and a
+// horizontal sum closes each dot product. The loads of w stop at K (masked), so nothing
+// past the weight is read.
+template <int MR, int G, int U>
+FUSED_RNN_BF16_DOT void tile_dots_pairs(const float* a, int64_t lda, const uint16_t* w, int64_t K, int64_t H,
+                                        int64_t j0, float* c) {
+  constexpr int W = 16, NV = G * U;
+  constexpr int kDotRows = MR == 1 ? 8 : 4;
+  const int64_t K32 = (K + 31) / 32 * 32;
+  thread_local std::vector<uint16_t> rounded;
+  if (static_cast<int64_t>(rounded.size()) < MR * K32) {
+    rounded.resize(MR * K32);
+  }
+  uint16_t* const xs = rounded.data();  // once: a thread_local named in the loop is a call a use
+  for (int m = 0; m < MR; ++m) {
+    const float* row = a + m * lda;
+    uint16_t* dst = xs + m * K32;
+    for (int64_t k = 0; k < K32; k += 32) {
+      const __mmask16 lo = k + 16 <= K ? 0xffff : (k < K ? (1u << (K - k)) - 1 : 0);
+      const __mmask16 hi = k + 32 <= K ? 0xffff : (k + 16 < K ? (1u << (K - k - 16)) - 1 : 0);
+      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16), _mm512_maskz_loadu_ps(lo, row + k));
+      _mm512_storeu_si512(dst + k, (__m512i)b);
+    }
+  }
+  const int64_t k_full = K - K % 32;
+  const __mmask32 tail = K % 32 == 0 ? 0 : static_cast<__mmask32>((1ull << (K % 32)) - 1);
+  for (int v = 0; v < NV; ++v) {
+    const int g = v / U;
+    for (int l = 0; l < W; l += kDotRows) {
+      const int64_t j = j0 + (v % U) * W + l;
+      const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
+      const uint16_t* row[kDotRows] = {};
+      for (int i = 0; i < n; ++i) {
+        row[i] = w + (g * H + j + i) * K;
+      }
+      for (int i = n; i < kDotRows && n > 0; ++i) {
+        row[i] = row[0];  // a row past H repeats a valid one; its sum is not kept
+      }
+      __m512 acc[MR][kDotRows];
+      for (int m = 0; m < MR; ++m) {
+        for (int i = 0; i < kDotRows; ++i) {
+          acc[m][i] = _mm512_setzero_ps();
+        }
+      }
+      if (n > 0) {
+        auto step = [&](int64_t k, __mmask32 mask) {
+          __m512bh b[kDotRows];
+          for (int i = 0; i < kDotRows; ++i) {
+            b[i] = (__m512bh)_mm512_maskz_loadu_epi16(mask, row[i] + k);
+          }
+          for (int m = 0; m < MR; ++m) {
+            const __m512bh x = (__m512bh)_mm512_loadu_si512(xs + m * K32 + k);
+            for (int i = 0; i < kDotRows; ++i) {
+              acc[m][i] = _mm512_dpbf16_ps(acc[m][i], x, b[i]);
+            }
+          }
+        };
+        for (int64_t k = 0; k < k_full; k += 32) {
+          step(k, ~__mmask32(0));
+        }
+        if (tail != 0) {
+          step(k_full, tail);
+        }
+      }
+      for (int m = 0; m < MR; ++m) {
+        for (int i = 0; i < kDotRows; ++i) {
+          c[(m * NV + v) * W + l + i] = i < n ? _mm512_reduce_add_ps(acc[m][i]) : 0.0f;
+        }
+      }
+    }
+  }
+}
+
 // pack_tile's panel in bf16 pairs along K (see Bf16Pairs).
 template <typename T, CellKind C>
 void pack_pairs(const void* w_in, int64_t H, int64_t K, int64_t u, void* dst_out) {
@@ -524,10 +600,15 @@ inline void tile_products(int rows, const T* a, int64_t lda, const Tw* w, int64_
   using S = TileShape<T, C>;
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (std::is_same_v<Tw, Bf16Pairs>) {
-    static_assert(!kDots && std::is_same_v<T, float>, "bf16 pairs come in panels, for float32");
-    with_block_rows<S::MR>(rows, [&](auto m) {
-      tile_product_pairs<decltype(m)::value, S::NV>(a, lda, reinterpret_cast<const uint16_t*>(w), K, c);
-    });
+    static_assert(std::is_same_v<T, float>, "bf16 pairs are for float32");
+    const auto* w16 = reinterpret_cast<const uint16_t*>(w);
+    if constexpr (kDots) {  // w is the bfloat16 weight itself, its rows pairs along K
+      with_block_rows<S::DR>(rows, [&](auto m) {
+        tile_dots_pairs<decltype(m)::value, S::G, S::U>(a, lda, w16, K, H, u * S::kUnits, c);
+      });
+    } else {
+      with_block_rows<S::MR>(rows, [&](auto m) { tile_product_pairs<decltype(m)::value, S::NV>(a, lda, w16, K, c); });
+    }
   } else
 #endif
   if constexpr (kDots) {
@@ -691,8 +772,8 @@ void project_tile_erased(const T* x, int64_t ldx, const void* w, int64_t K, int6
   project_tile<T, C, kDots, Tw>(x, ldx, static_cast<const Tw*>(w), K, H, u, r0, r1, out, ldo, accumulate);
 }
 
-// Cell C's entries of the table for weights stored as Tw (kWithDots: with the in-place reading).
-template <typename T, CellKind C, typename Tw, bool kWithDots = true>
+// Cell C's entries of the table for weights stored as Tw.
+template <typename T, CellKind C, typename Tw>
 void set_tile_kernels(TileKernels<T>& t, at::ScalarType stored, int64_t k_align = 1,
                       typename TileKernels<T>::PackTile pack = &pack_tile_erased<T, C, Tw>) {
   const int i = static_cast<int>(C);
@@ -701,10 +782,8 @@ void set_tile_kernels(TileKernels<T>& t, at::ScalarType stored, int64_t k_align 
   t.pack_tile[i] = pack;
   t.forward_tile[i] = &forward_tile_erased<T, C, false, Tw>;
   t.project_tile[i] = &project_tile_erased<T, C, false, Tw>;
-  if constexpr (kWithDots) {
-    t.forward_dots[i] = &forward_tile_erased<T, C, true, Tw>;
-    t.project_dots[i] = &project_tile_erased<T, C, true, Tw>;
-  }
+  t.forward_dots[i] = &forward_tile_erased<T, C, true, Tw>;
+  t.project_dots[i] = &project_tile_erased<T, C, true, Tw>;
 }
 
 template <typename T, CellKind C>
@@ -719,7 +798,7 @@ void set_tiles(PointwiseKernels<T>& k) {
     set_tile_kernels<T, C, c10::BFloat16>(k.tiles[kWeightsBf16], at::kBFloat16);
     set_tile_kernels<T, C, c10::Half>(k.tiles[kWeightsHalf], at::kHalf);
 #if defined(CPU_CAPABILITY_AVX512)
-    set_tile_kernels<T, C, Bf16Pairs, false>(k.tiles[kWeightsBf16Pairs], at::kBFloat16, 2, &pack_pairs<T, C>);
+    set_tile_kernels<T, C, Bf16Pairs>(k.tiles[kWeightsBf16Pairs], at::kBFloat16, 2, &pack_pairs<T, C>);
 #endif
   }
 }

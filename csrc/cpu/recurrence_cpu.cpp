@@ -162,10 +162,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
       (mode == 0 && B <= kDotBatch &&
        (T_ * B * kDotRowsPerWidth < K || !panels_cacheable(a.w_hh) || !panels_cacheable(a.w_ih)));
   calls(dots ? Path::kDots : Path::kPanels).fetch_add(1, std::memory_order_relaxed);
-  // bfloat16 weights from panels: AVX512-BF16 dot products where available (h and x rounded
-  // to bfloat16 for the products, as torch.nn's bf16 h is).
+  // bfloat16 weights, from panels or in place: AVX512-BF16 dot products where available (h and
+  // x rounded to bfloat16 for the products, as torch.nn's bf16 h is).
   if constexpr (std::is_same_v<T, float>) {
-    if (form == kWeightsBf16 && !dots && bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(kern)) {
+    if (form == kWeightsBf16 && bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(kern)) {
       form = kWeightsBf16Pairs;
       calls(Path::kBf16Dot).fetch_add(1, std::memory_order_relaxed);
     }
