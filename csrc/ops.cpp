@@ -113,14 +113,18 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");
   m.def(
-      "_cpu_cast_calls",
+      "_cpu_cache_calls",
       [] {
+        using fused_rnn::cpu::CacheCall;
         pybind11::dict d;
-        d["kept"] = fused_rnn::cpu::cast_calls(true);
-        d["made"] = fused_rnn::cpu::cast_calls(false);
+        d["casts_kept"] = fused_rnn::cpu::cache_calls(CacheCall::kCastKept);
+        d["casts_made"] = fused_rnn::cpu::cache_calls(CacheCall::kCastMade);
+        d["panels_found"] = fused_rnn::cpu::cache_calls(CacheCall::kPanelsFound);
+        d["panels_missed"] = fused_rnn::cpu::cache_calls(CacheCall::kPanelsMissed);
         return d;
       },
-      "_kept_cast calls so far that found their cast kept, or made it (for tests)");
+      "_kept_cast calls so far that found their cast kept or made it, and lookups of packed CPU panels "
+      "(of trackable weights) that found them or not (for tests)");
   m.def(
       "_cpu_forward_calls",
       [] {

@@ -241,7 +241,7 @@ def test_low_precision_on_cpu_runs_in_float32(dtype):
 
 
 def _casts_made():
-    return fused_rnn._C._cpu_cast_calls()["made"]
+    return fused_rnn._C._cpu_cache_calls()["casts_made"]
 
 
 @pytest.fixture
@@ -384,6 +384,43 @@ def test_bf16_dot_products_error_within_torch_nn(mode, I, H, T, B, dots):
     err_fp32 = (outs[False] - want).abs().max().item()
     assert err_dot <= 2 * max(err_torch, err_fp32), (err_dot, err_torch, err_fp32)
     assert not torch.equal(outs[True], outs[False])  # the products did round h and x
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_low_precision_panels_kept_while_the_weights_are(dtype):
+    """Panels packed from the kept float32 casts of 16-bit weights are found again by the next
+    call, also where the cast (16 MB here) is over the size limit of float32 weights, and a
+    weight written through .data is packed afresh: the output then is bit for bit that of a
+    call that casts and packs everything anew (a copy of the module). In the default mode
+    such weights use panels even for a batch and a sequence this small."""
+    torch.manual_seed(0)
+    _, fused = make_pair("LSTM", 1024, 1024, dtype=torch.float32)
+    fused = fused.to(dtype)
+    x = torch.randn(3, 2, 1024).to(dtype)
+    previous = fused_rnn._C._set_cpu_dots("auto")
+    try:
+        def lookups():
+            before = fused_rnn._C._cpu_cache_calls()
+            with torch.no_grad():
+                out = fused(x)[0]
+            after = fused_rnn._C._cpu_cache_calls()
+            return out, after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"]
+
+        _, found, missed = lookups()
+        assert (found, missed) == (0, 2)
+        _, found, missed = lookups()
+        assert (found, missed) == (2, 0)
+        fused.weight_hh_l0.data.mul_(-1)  # the version stays, the contents do not
+        out, found, missed = lookups()
+        assert (found, missed) == (1, 1)
+        fresh = copy.deepcopy(fused)
+        made = _casts_made()
+        with torch.no_grad():
+            want = fresh(x)[0]
+        assert _casts_made() - made == 4
+    finally:
+        fused_rnn._C._set_cpu_dots(previous)
+    assert torch.equal(out, want)
 
 
 def test_low_precision_weight_copies_follow_the_panel_cache_switch():

@@ -21,9 +21,10 @@ struct Entry {
   const void* data;
   int64_t version;
   std::vector<int64_t> sizes;
+  at::ScalarType dtype;
   PanelLayout layout;
   at::Tensor panels;
-  at::Tensor contents;  // the weight as it was packed
+  at::Tensor contents;  // the weight as it was packed; undefined for a kept cast (see trusted)
 };
 
 std::mutex& lock() {
@@ -44,42 +45,58 @@ std::atomic<bool>& enabled() {
   return on;
 }
 
-bool trackable(const at::Tensor& w, const PanelLayout& l) {
+// Whether w is a cast kept by kept_cast whose weight is unchanged: its contents need no
+// comparison, since kept_cast compared the weight's bytes when the call began, and nothing
+// outside this library holds the cast to write into it (a write that bumps its version ends
+// the trust, kept_cast_source). Panels of such a cast follow the casts' size limit too.
+bool trusted(const at::Tensor& w, const PanelLayout& l) {
+  return l.role != kCastRole && kept_cast_source(w).data != nullptr;
+}
+
+bool trackable(const at::Tensor& w, const PanelLayout& l, bool trust) {
   return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference() && w.is_contiguous() &&
-      w.nbytes() <= (l.role == kCastRole ? kMaxCastBytes : kMaxWeightBytes);
+      w.nbytes() <= (l.role == kCastRole || trust ? kMaxCastBytes : kMaxWeightBytes);
 }
 
-std::atomic<int64_t>& cast_count(bool kept) {
-  static std::atomic<int64_t> counts[2];
-  return counts[kept ? 1 : 0];
+std::atomic<int64_t>& count(CacheCall c) {
+  static std::atomic<int64_t> counts[4];
+  return counts[static_cast<int>(c)];
 }
 
-bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
+bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l, bool trust) {
   return !e.weight.expired() && e.impl == w.unsafeGetTensorImpl() && e.data == w.const_data_ptr() &&
-      e.version == w._version() && e.sizes == w.sizes().vec() && e.contents.dtype() == w.dtype() &&
+      e.version == w._version() && e.sizes == w.sizes().vec() && e.dtype == w.scalar_type() &&
       e.layout.role == l.role && e.layout.cell == l.cell && e.layout.kernels == l.kernels &&
-      std::memcmp(e.contents.const_data_ptr(), w.const_data_ptr(), w.nbytes()) == 0;
+      (e.contents.defined() ? std::memcmp(e.contents.const_data_ptr(), w.const_data_ptr(), w.nbytes()) == 0 : trust);
 }
 
 }  // namespace
 
 at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
-  if (!trackable(w, layout)) {
+  const bool trust = trusted(w, layout);
+  if (!trackable(w, layout, trust)) {
     return at::Tensor();
   }
   std::lock_guard<std::mutex> g(lock());
   auto& e = entries();
   for (auto it = e.begin(); it != e.end(); ++it) {
-    if (same(*it, w, layout)) {
+    if (same(*it, w, layout, trust)) {
       e.splice(e.begin(), e, it);
+      if (layout.role != kCastRole) {
+        count(CacheCall::kPanelsFound).fetch_add(1, std::memory_order_relaxed);
+      }
       return e.front().panels;
     }
+  }
+  if (layout.role != kCastRole) {
+    count(CacheCall::kPanelsMissed).fetch_add(1, std::memory_order_relaxed);
   }
   return at::Tensor();
 }
 
 void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels) {
-  if (!trackable(w, layout)) {
+  const bool trust = trusted(w, layout);
+  if (!trackable(w, layout, trust)) {
     return;
   }
   std::lock_guard<std::mutex> g(lock());
@@ -91,14 +108,16 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
          x.layout.kernels == layout.kernels);
   });
   e.push_front(Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), w.unsafeGetTensorImpl(),
-                     w.const_data_ptr(), w._version(), w.sizes().vec(), layout, panels, w.clone()});
+                     w.const_data_ptr(), w._version(), w.sizes().vec(), w.scalar_type(), layout, panels,
+                     trust ? at::Tensor() : w.clone()});
   while (e.size() > kMaxEntries) {
     e.pop_back();
   }
 }
 
 bool panels_cacheable(const at::Tensor& w) {
-  return trackable(w, PanelLayout{0, 0, nullptr});
+  const PanelLayout any{0, 0, nullptr};
+  return trackable(w, any, trusted(w, any));
 }
 
 at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype) {
@@ -109,12 +128,12 @@ at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype) {
     cast = w.detach().to(dtype);
     keep_panels(w, layout, cast);
   }
-  cast_count(kept).fetch_add(1, std::memory_order_relaxed);
+  count(kept ? CacheCall::kCastKept : CacheCall::kCastMade).fetch_add(1, std::memory_order_relaxed);
   return cast;
 }
 
-int64_t cast_calls(bool kept) {
-  return cast_count(kept).load();
+int64_t cache_calls(CacheCall c) {
+  return count(c).load();
 }
 
 CastSource kept_cast_source(const at::Tensor& cast) {
@@ -131,7 +150,7 @@ CastSource kept_cast_source(const at::Tensor& cast) {
     auto w = e.weight.lock();
     if (w && w.get() == e.impl && w->version_counter().current_version() == static_cast<uint32_t>(e.version) &&
         w->data() == e.data) {
-      src.dtype = e.contents.scalar_type();
+      src.dtype = e.dtype;
       src.data = e.data;
       src.holder = std::move(w);
     }

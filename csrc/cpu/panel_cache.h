@@ -8,6 +8,9 @@
 // so the version alone cannot be trusted (gradcheck perturbs weights that way).
 // Inference tensors carry no version counter and are never cached, nor are weights
 // over kMaxWeightBytes (their calls are long enough that packing does not show).
+// Panels of a cast kept by kept_cast (below) skip the comparison and the copy: kept_cast
+// compared its weight when the call began, and no one else holds the cast; they are kept
+// up to the casts' size limit.
 // FUSED_RNN_CPU_PANEL_CACHE=0 or fused_rnn._C._set_cpu_panel_cache(False) turn it off.
 #pragma once
 
@@ -39,8 +42,10 @@ bool panels_cacheable(const at::Tensor& w);
 // buffer's pages fault in on every call). Limit kMaxCastBytes (64 MB) of w.
 at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype);
 
-// kept_cast calls so far that found their cast kept (true) or made it (false).
-int64_t cast_calls(bool kept);
+// Calls so far of kept_cast that found their cast kept or made it, and of find_panels (for
+// panels, not casts) for a trackable weight that found its panels or not.
+enum class CacheCall { kCastKept, kCastMade, kPanelsFound, kPanelsMissed };
+int64_t cache_calls(CacheCall c);
 
 // Where `cast` is a cast kept by kept_cast and untouched since (version 0), with its weight
 // alive and at the data pointer and version it had when last found unchanged: that weight's
