@@ -440,22 +440,30 @@ def test_low_precision_weight_copies_follow_the_panel_cache_switch():
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
 def test_low_precision_training_casts_through_autograd(dtype):
-    """With grad enabled the weights are cast in the graph, so gradients reach the
-    low-precision parameters."""
+    """With grad enabled the kept casts are differentiable (_KeptCast), so gradients reach the
+    low-precision parameters in their dtype; the casts are kept from one training call to the
+    next, and remade after an optimizer step changes the weights."""
     torch.manual_seed(0)
     ref, fused = make_pair("GRU", 8, 16, dtype=torch.float32)
     fused = fused.to(dtype)
     x = torch.randn(5, 2, 8)
+    for new_casts in (4, 0):
+        fused.zero_grad()
+        made = _casts_made()
+        out, _ = fused(x.to(dtype))
+        out.float().sum().backward()
+        assert _casts_made() - made == new_casts
+    grads = [p.grad.clone() for p in fused.parameters()]
+    torch.optim.SGD(fused.parameters(), lr=0.1).step()
     made = _casts_made()
-    out, _ = fused(x.to(dtype))
-    out.float().sum().backward()
-    assert _casts_made() == made
+    fused(x.to(dtype))[0].float().sum().backward()
+    assert _casts_made() - made == 4
     ref = copy.deepcopy(ref).to(dtype).float()  # the low-precision weights, in float32
     out_ref, _ = ref(x.to(dtype).float())
     out_ref.sum().backward()
-    for p, q in zip(fused.parameters(), ref.parameters()):
-        assert p.grad.dtype == dtype
-        torch.testing.assert_close(p.grad.float(), q.grad, rtol=0.02, atol=4 * torch.finfo(dtype).eps)
+    for g, q in zip(grads, ref.parameters()):
+        assert g.dtype == dtype
+        torch.testing.assert_close(g.float(), q.grad, rtol=0.02, atol=4 * torch.finfo(dtype).eps)
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -45,12 +45,14 @@ std::atomic<bool>& enabled() {
   return on;
 }
 
-// Whether w is a cast kept by kept_cast whose weight is unchanged: its contents need no
-// comparison, since kept_cast compared the weight's bytes when the call began, and nothing
-// outside this library holds the cast to write into it (a write that bumps its version ends
-// the trust, kept_cast_source). Panels of such a cast follow the casts' size limit too.
-bool trusted(const at::Tensor& w, const PanelLayout& l) {
-  return l.role != kCastRole && kept_cast_source(w).data != nullptr;
+// Where w is (an alias of) a cast kept by kept_cast whose weight is unchanged, that cast:
+// the key its panels are kept under, so the fresh alias a training call gets each time
+// (functional.py) finds them too. Its contents need no comparison, since kept_cast compared
+// the weight's bytes when the call began, and nothing outside this library holds the cast
+// to write into it (a write that bumps its version ends the trust, kept_cast_source).
+// Panels of such a cast follow the casts' size limit too.
+at::Tensor trusted_key(const at::Tensor& w, const PanelLayout& l) {
+  return l.role != kCastRole ? kept_cast_source(w).cast : at::Tensor();
 }
 
 bool trackable(const at::Tensor& w, const PanelLayout& l, bool trust) {
@@ -72,8 +74,10 @@ bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l, bool trust)
 
 }  // namespace
 
-at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
-  const bool trust = trusted(w, layout);
+at::Tensor find_panels(const at::Tensor& w_in, const PanelLayout& layout) {
+  const at::Tensor key = trusted_key(w_in, layout);
+  const bool trust = key.defined();
+  const at::Tensor& w = trust ? key : w_in;
   if (!trackable(w, layout, trust)) {
     return at::Tensor();
   }
@@ -94,8 +98,10 @@ at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout) {
   return at::Tensor();
 }
 
-void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels) {
-  const bool trust = trusted(w, layout);
+void keep_panels(const at::Tensor& w_in, const PanelLayout& layout, const at::Tensor& panels) {
+  const at::Tensor key = trusted_key(w_in, layout);
+  const bool trust = key.defined();
+  const at::Tensor& w = trust ? key : w_in;
   if (!trackable(w, layout, trust)) {
     return;
   }
@@ -117,7 +123,8 @@ void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tenso
 
 bool panels_cacheable(const at::Tensor& w) {
   const PanelLayout any{0, 0, nullptr};
-  return trackable(w, any, trusted(w, any));
+  const at::Tensor key = trusted_key(w, any);
+  return trackable(key.defined() ? key : w, any, key.defined());
 }
 
 at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype) {
@@ -143,8 +150,11 @@ CastSource kept_cast_source(const at::Tensor& cast) {
   }
   std::lock_guard<std::mutex> g(lock());
   for (const Entry& e : entries()) {
-    if (e.layout.role != kCastRole || !e.panels.defined() ||
-        e.panels.unsafeGetTensorImpl() != cast.unsafeGetTensorImpl()) {
+    // The cast itself or an alias of it (detach() shares its storage and version counter); no
+    // other tensor can start at its data while the entry keeps that storage alive.
+    if (e.layout.role != kCastRole || !e.panels.defined() || e.panels.const_data_ptr() != cast.const_data_ptr() ||
+        e.panels.sizes() != cast.sizes() || e.panels.strides() != cast.strides() ||
+        e.panels.scalar_type() != cast.scalar_type()) {
       continue;
     }
     auto w = e.weight.lock();
@@ -152,7 +162,8 @@ CastSource kept_cast_source(const at::Tensor& cast) {
         w->data() == e.data) {
       src.dtype = e.dtype;
       src.data = e.data;
-      src.holder = std::move(w);
+      src.weight = at::Tensor(std::move(w));
+      src.cast = e.panels;
     }
     break;
   }

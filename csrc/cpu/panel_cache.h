@@ -47,11 +47,12 @@ at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype);
 enum class CacheCall { kCastKept, kCastMade, kPanelsFound, kPanelsMissed };
 int64_t cache_calls(CacheCall c);
 
-// Where `cast` is a cast kept by kept_cast and untouched since (version 0), with its weight
-// alive and at the data pointer and version it had when last found unchanged: that weight's
-// data and dtype (holder keeps it alive). Otherwise data is null.
+// Where `cast` is a cast kept by kept_cast (or an alias of one) and untouched since (version
+// 0), with its weight alive and at the data pointer and version it had when last found
+// unchanged: that weight (its data and dtype) and the kept cast itself. Otherwise data is null.
 struct CastSource {
-  c10::intrusive_ptr<c10::TensorImpl> holder;
+  at::Tensor weight;
+  at::Tensor cast;
   const void* data = nullptr;
   at::ScalarType dtype = at::kFloat;
 };

@@ -6,13 +6,14 @@ one row per sequence: ``hx`` is ``(B, P)`` and ``cx`` ``(B, H)`` for one layer i
 direction, and ``(num_layers * num_directions, B, ·)`` for a stack.
 
 On the CPU, float16 and bfloat16 run through the float32 kernels (inputs cast up,
-results cast back), so the result is what fp32 accumulation gives. Where nothing is
-differentiated through the weights, their float32 copies are kept from call to call
-while the weights are unchanged, under the CPU panel cache's rules (same live tensor,
-data pointer, version and contents; FUSED_RNN_CPU_PANEL_CACHE=0 turns both off), and the
-kernels read the 16-bit weights behind them as stored. On CPUs with AVX512-BF16, bfloat16
-products from packed panels are then bf16 dot products with fp32 accumulation, h and x
-rounded to bfloat16 for them as torch.nn's bf16 h is (FUSED_RNN_CPU_BF16_DOT=0: fp32).
+results cast back), so the result is what fp32 accumulation gives. The weights' float32
+copies are kept from call to call while the weights are unchanged, under the CPU panel
+cache's rules (same live tensor, data pointer, version and contents;
+FUSED_RNN_CPU_PANEL_CACHE=0 turns both off), differentiably in training (_KeptCast), and
+the forward reads the 16-bit weights behind them as stored. On CPUs with AVX512-BF16,
+bfloat16 products are then bf16 dot products with fp32 accumulation, h and x rounded to
+bfloat16 for them as torch.nn's bf16 h is, and a training backward forms the input and
+weight gradients in bf16 GEMMs (FUSED_RNN_CPU_BF16_DOT=0: all fp32).
 
 Under ``torch.autocast`` for the input's device, every layer runs in the autocast
 dtype: input, states and weights are cast to it (the weights stay float32 as
@@ -47,14 +48,35 @@ def _cast(ts, dtype):
     return [t.to(dtype) if t is not None else None for t in ts]
 
 
+class _KeptCast(torch.autograd.Function):
+    """``w`` cast to ``dtype`` from ``_C._kept_cast``, differentiable: the gradient is cast back
+    to ``w``'s dtype, as ``w.to(dtype)``'s would be. The result is a fresh alias of the kept
+    cast (which stays free of any one graph's history); the CPU kernels recognise it as the
+    cast of ``w``, so a training call reads the 16-bit weight too."""
+
+    @staticmethod
+    def forward(w, dtype):
+        return _C._kept_cast(w, dtype).detach()
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        ctx.w_dtype = inputs[0].dtype
+
+    @staticmethod
+    def backward(ctx, grad):
+        return grad.to(ctx.w_dtype), None
+
+
 def _cast_weights(ws, dtype):
-    """``_cast`` for CPU weights: one that nothing differentiates through comes from
-    ``_C._kept_cast`` (a fresh cast of a large weight costs more than the kernels at a small
-    batch, its new buffer's pages faulting in on every call); the rest cast in the graph."""
+    """``_cast`` for CPU weights, from ``_C._kept_cast`` (a fresh cast of a large weight costs
+    more than the kernels at a small batch, its new buffer's pages faulting in on every call),
+    through ``_KeptCast`` where the weight is differentiated through. Under torch.compile,
+    plain casts in the graph."""
     if torch.compiler.is_compiling():
         return _cast(ws, dtype)
     grad = torch.is_grad_enabled()
-    return [None if w is None else w.to(dtype) if w.requires_grad and grad else _C._kept_cast(w, dtype) for w in ws]
+    return [None if w is None else _KeptCast.apply(w, dtype) if w.requires_grad and grad else _C._kept_cast(w, dtype)
+            for w in ws]
 
 
 def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
