@@ -133,9 +133,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["panels"] = fused_rnn::cpu::forward_calls(false);
         d["16bit_weights"] = fused_rnn::cpu::narrow_forward_calls();
         d["bf16_dot"] = fused_rnn::cpu::bf16_dot_forward_calls();
+        d["bf16_backward"] = fused_rnn::cpu::bf16_backward_calls();
         return d;
       },
-      "Fused CPU forward calls so far, by how they read the weights (for tests)");
+      "Fused CPU forward calls so far, by how they read the weights, and backward calls whose large "
+      "products ran in bfloat16 (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

@@ -31,6 +31,11 @@
 //       const T* w_hh)
 //     the same for the backward's reverse loop: fills dG (and dGh) for every step and
 //     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows
+//   template <class T> static at::ScalarType weight_product_dtype(const LayerArgs&)
+//     the dtype of the backward's large products over all rows (input and weight
+//     gradients): T's own, or bfloat16 where the layer's weights are bfloat16 at heart
+//     (the CPU's kept casts) and the device multiplies bf16 fast, as torch.nn's bf16
+//     backward does
 #pragma once
 
 #include <ATen/ATen.h>
@@ -296,29 +301,13 @@ std::vector<Tensor> backward_impl(
   Tensor grad_input = mask.input ? at::empty(a.input.sizes(), opts) : none();
   Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
   Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
-  // grad_input = dG W_ih, by the backend's own kernel where it has one.
-  if (mask.input &&
-      !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
-    gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(), I);
-  }
-  if (mask.weights) {
-    gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
-  }
 
-  // dW_hh = dGh^T h_prev, h_prev the state entering each step (row-aligned with dG). A dense
-  // sequence reads it in place: the output shifted by one step, and hx at the first step.
-  auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
+  // h_prev, the state entering each step, row-aligned with dG: the output of the previous
+  // step processed, or hx where a row starts.
+  auto h_prev = [&] {
+    Tensor h = at::empty({N, P}, opts);
+    T* hp = h.data_ptr<T>();
     const T* hx = a.hx.const_data_ptr<T>();
-    if (!a.packed) {
-      const int64_t later = N - B;  // rows of every step but the first processed
-      const T* d_later = reverse ? d : d + B * ld;
-      const T* d_first = reverse ? d + later * ld : d;
-      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, false, dst, P);
-      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, true, dst, P);
-      return;
-    }
-    Tensor h_prev = at::empty({N, P}, opts);
-    T* hp = h_prev.data_ptr<T>();
     for (int64_t t = 0; t < a.T; ++t) {
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       const int64_t tp = previous_step(a, t, reverse);
@@ -330,9 +319,56 @@ std::vector<Tensor> backward_impl(
         Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
       }
     }
-    gemm<T>(dev, true, false, M, P, N, d, ld, hp, P, false, dst, P);
+    return h;
   };
-  if (mask.weights) {
+
+  const at::ScalarType lp = Backend::template weight_product_dtype<T>(a);
+  if (lp != a.input.scalar_type()) {
+    // The three large products in lp (bfloat16) with lp results, as torch.nn's bf16 backward
+    // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
+    // casts of lp tensors).
+    const Tensor dG_lp = dG.to(lp);
+    if (mask.input) {
+      grad_input.view({N, I}).copy_(at::mm(dG_lp, a.w_ih.to(lp)));
+    }
+    if (mask.weights) {
+      grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({N, I}).to(lp)));
+      const Tensor hp = h_prev().to(lp);
+      if (Cell::kSeparateRecurrent) {
+        grad_w_hh.narrow(0, 0, 2 * H).copy_(at::mm(dG_lp.narrow(1, 0, 2 * H).t(), hp));
+        grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dGh.to(lp).t(), hp));
+      } else {
+        grad_w_hh.copy_(at::mm(dG_lp.t(), hp));
+      }
+    }
+  } else {
+    // grad_input = dG W_ih, by the backend's own kernel where it has one.
+    if (mask.input &&
+        !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
+      gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(),
+              I);
+    }
+    if (mask.weights) {
+      gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
+    }
+  }
+
+  // dW_hh = dGh^T h_prev. A dense sequence reads h_prev in place: the output shifted by one
+  // step, and hx at the first step.
+  auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
+    if (!a.packed) {
+      const T* hx = a.hx.const_data_ptr<T>();
+      const int64_t later = N - B;  // rows of every step but the first processed
+      const T* d_later = reverse ? d : d + B * ld;
+      const T* d_first = reverse ? d + later * ld : d;
+      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, false, dst, P);
+      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, true, dst, P);
+      return;
+    }
+    const Tensor hp = h_prev();
+    gemm<T>(dev, true, false, M, P, N, d, ld, hp.const_data_ptr<T>(), P, false, dst, P);
+  };
+  if (mask.weights && lp == a.input.scalar_type()) {
     T* gw_hh = grad_w_hh.data_ptr<T>();
     if (Cell::kSeparateRecurrent) {
       grad_hh(2 * H, dg, GH, gw_hh);

@@ -8,7 +8,7 @@ import itertools
 import pytest
 import torch
 from torch import nn
-from torch.nn.utils.rnn import pack_padded_sequence
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fused_rnn
@@ -421,6 +421,55 @@ def test_low_precision_panels_kept_while_the_weights_are(dtype):
     finally:
         fused_rnn._C._set_cpu_dots(previous)
     assert torch.equal(out, want)
+
+
+@pytest.mark.skipif(not fused_rnn.build_info()["cpu_bf16_dot"], reason="needs AVX512-BF16 and the AVX-512 kernels")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("I,H,T,B", [(7, 20, 17, 1), (32, 64, 50, 3), (33, 47, 40, 64)])
+@pytest.mark.parametrize("stacked", [False, True])
+def test_bf16_training_error_within_torch_nn(mode, I, H, T, B, stacked):
+    """bfloat16 training on AVX512-BF16: the forward's bf16 dot products, and the backward's input
+    and weight gradients from bf16 GEMMs (dG and h_prev rounded to bf16, as torch.nn's bf16
+    backward has them). Against float64 on the same rounded weights and input, each gradient's
+    error (relative to its largest entry) stays within twice the larger of torch.nn's bfloat16
+    error and the float32-arithmetic path's; stacked: two bidirectional layers over a packed
+    batch of unequal lengths (h_prev gathered row by row, both directions)."""
+    torch.manual_seed(0)
+    kwargs = {"num_layers": 2, "bidirectional": True} if stacked else {}
+    ref, fused = make_pair(mode, I, H, dtype=torch.float64, **kwargs)
+    fused = fused.bfloat16()
+    ref.load_state_dict({k: v.double() for k, v in fused.state_dict().items()})  # the rounded weights
+    ref_bf16 = copy.deepcopy(ref).bfloat16()
+    x = torch.randn(T, B, I).bfloat16()
+    lengths = [T - (T // 3) * (k % 3) // 2 for k in range(B)]
+    g = torch.randn(T, B, H * (2 if stacked else 1), dtype=torch.float64)
+
+    def grads(module, dtype):
+        module.zero_grad()
+        xx = x.to(dtype).clone().requires_grad_(True)  # a leaf of its own (x.to(x.dtype) is x)
+        inp = pack_padded_sequence(xx, lengths, enforce_sorted=False) if stacked else xx
+        out = module(inp)[0]
+        out = pad_packed_sequence(out, total_length=T)[0] if stacked else out
+        (out.double() * g).sum().backward()
+        return [xx.grad] + [p.grad for p in module.parameters()]
+
+    want = grads(ref, torch.float64)
+
+    def error(gs):
+        return max(((a.double() - w).abs().max() / w.abs().max()).item() for a, w in zip(gs, want))
+
+    err_torch = error(grads(ref_bf16, torch.bfloat16))
+    errs = {}
+    previous = fused_rnn._C._set_cpu_bf16_dot(True)
+    try:
+        for on in (True, False):
+            fused_rnn._C._set_cpu_bf16_dot(on)
+            calls = fused_rnn._C._cpu_forward_calls()["bf16_backward"]
+            errs[on] = error(grads(fused, torch.bfloat16))
+            assert fused_rnn._C._cpu_forward_calls()["bf16_backward"] - calls == ((4 if stacked else 1) if on else 0)
+    finally:
+        fused_rnn._C._set_cpu_bf16_dot(previous)
+    assert errs[True] <= 2 * max(err_torch, errs[False]), (errs, err_torch)
 
 
 def test_low_precision_weight_copies_follow_the_panel_cache_switch():

@@ -120,13 +120,16 @@ int64_t narrow_forward_calls();
 bool read_16bit_weights();
 bool set_read_16bit_weights(bool on);
 
-// Whether bfloat16 weights so read are multiplied, from panels, by AVX512-BF16 dot products
-// (fp32 accumulation, h_{t-1} and x rounded to bfloat16 for the products) where the CPU has
-// them and the AVX-512 kernels are in use; FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
-// set_bf16_dot_products returns the previous setting (of the switch alone);
-// bf16_dot_forward_calls counts the fused forwards that used them.
+// Whether bfloat16 weights so read are multiplied by AVX512-BF16 dot products (fp32
+// accumulation, h_{t-1} and x rounded to bfloat16 for the products) where the CPU has them
+// and the AVX-512 kernels are in use, and the backward of such a layer forms its input and
+// weight gradients in bfloat16 GEMMs (recurrence.h: weight_product_dtype);
+// FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic. set_bf16_dot_products returns the
+// previous setting (of the switch alone); bf16_dot_forward_calls and bf16_backward_calls
+// count the fused forwards and the backwards that used them.
 bool bf16_dot_products();
 bool set_bf16_dot_products(bool on);
 int64_t bf16_dot_forward_calls();
+int64_t bf16_backward_calls();
 
 }  // namespace fused_rnn::cpu

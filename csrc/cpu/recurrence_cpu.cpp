@@ -44,10 +44,10 @@ std::atomic<int>& dot_mode() {
 }
 
 // Fused forward calls so far, by how they read the weights.
-enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot };
+enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot, kBf16Backward };
 
 std::atomic<int64_t>& calls(Path p) {
-  static std::atomic<int64_t> counts[4];
+  static std::atomic<int64_t> counts[5];
   return counts[static_cast<int>(p)];
 }
 
@@ -452,6 +452,21 @@ struct CpuBackend {
     return fused_matmul<T>(M, N, K, A, lda, B, ldb, C, ldc);
   }
 
+  // bfloat16 for a layer whose float32 weights are kept casts of bfloat16 ones, where bf16
+  // products are on and the CPU has AVX512-BF16 (there torch's bf16 GEMM runs 2.2-3.3x its
+  // float32 one; probes-bf16-training).
+  template <typename T>
+  static at::ScalarType weight_product_dtype(const LayerArgs& a) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (bf16_dot_products() && kept_cast_source(a.w_ih).dtype == at::kBFloat16 &&
+          kept_cast_source(a.w_hh).dtype == at::kBFloat16) {
+        calls(Path::kBf16Backward).fetch_add(1, std::memory_order_relaxed);
+        return at::kBFloat16;
+      }
+    }
+    return c10::CppTypeToScalarType<T>::value;
+  }
+
   template <typename D, typename S>
   static void add(D* dst, const S* src, int64_t n) {
     for (int64_t k = 0; k < n; ++k) {
@@ -485,6 +500,10 @@ int64_t narrow_forward_calls() {
 
 int64_t bf16_dot_forward_calls() {
   return calls(Path::kBf16Dot).load();
+}
+
+int64_t bf16_backward_calls() {
+  return calls(Path::kBf16Backward).load();
 }
 
 bool bf16_dot_products() {

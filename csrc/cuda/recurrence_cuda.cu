@@ -219,6 +219,11 @@ struct CudaBackend {
     return false;  // cuBLAS through the gemm of recurrence.h
   }
 
+  template <typename T>
+  static at::ScalarType weight_product_dtype(const LayerArgs&) {
+    return c10::CppTypeToScalarType<T>::value;  // 16-bit layers run in their own dtype here
+  }
+
   // The persistent tier runs the whole sequence where the tier is forced to it and the
   // layer fits (persistent.h); otherwise every step goes through the per-step loop of
   // recurrence.h (the alternating tier). "auto" stays on the alternating tier until a
