@@ -357,7 +357,18 @@ inline void with_block_rows(int rows, const F& f) {
   f(std::integral_constant<int, MR>{});
 }
 
-// The same products read in place from the rows of a row-major weight w (ld K), for a
+// The in-place products' weight rows for one group: the rows g*H + j + i (i < kDotRows) of w
+// (ld K) that exist, n of them (returned); the rest repeat the first, and their sums are not kept.
+template <int kDotRows, typename Tw>
+inline int dot_rows(const Tw* w, int g, int64_t H, int64_t j, int64_t K, const Tw* (&row)[kDotRows]) {
+  const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
+  for (int i = 0; i < kDotRows; ++i) {
+    row[i] = i < n ? w + (g * H + j + i) * K : (n > 0 ? row[0] : nullptr);
+  }
+  return n;
+}
+
+// tile_product's products read in place from the rows of a row-major weight w (ld K), for a
 // batch too small to pay for packing it: c[m][v*W + l] = a[m] . w[g*H + j] with g = v / U,
 // j = j0 + (v % U)*W + l (zero past H). Each accumulator holds a row's partial dot
 // product across the lanes; kDotRows rows of w at a time meet MR rows of a, so a
@@ -375,14 +386,8 @@ inline void tile_dots(const T* a, int64_t lda, const Tw* w, int64_t K, int64_t H
     const int g = v / U;
     for (int l = 0; l < W; l += kDotRows) {
       const int64_t j = j0 + (v % U) * W + l;
-      const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
-      const Tw* row[kDotRows] = {};
-      for (int i = 0; i < n; ++i) {
-        row[i] = w + (g * H + j + i) * K;
-      }
-      for (int i = n; i < kDotRows && n > 0; ++i) {
-        row[i] = row[0];  // a row past H repeats a valid one; its sum is not kept
-      }
+      const Tw* row[kDotRows];
+      const int n = dot_rows<kDotRows>(w, g, H, j, K, row);
       V acc[MR][kDotRows];
 #pragma GCC unroll 16
       for (int m = 0; m < MR; ++m) {
@@ -517,14 +522,8 @@ FUSED_RNN_BF16_DOT void tile_dots_pairs(const float* a, int64_t lda, const uint1
     const int g = v / U;
     for (int l = 0; l < W; l += kDotRows) {
       const int64_t j = j0 + (v % U) * W + l;
-      const int n = static_cast<int>(std::max<int64_t>(0, std::min<int64_t>(kDotRows, H - j)));
-      const uint16_t* row[kDotRows] = {};
-      for (int i = 0; i < n; ++i) {
-        row[i] = w + (g * H + j + i) * K;
-      }
-      for (int i = n; i < kDotRows && n > 0; ++i) {
-        row[i] = row[0];  // a row past H repeats a valid one; its sum is not kept
-      }
+      const uint16_t* row[kDotRows];
+      const int n = dot_rows<kDotRows>(w, g, H, j, K, row);
       __m512 acc[MR][kDotRows];
       for (int m = 0; m < MR; ++m) {
         for (int i = 0; i < kDotRows; ++i) {
