@@ -68,6 +68,9 @@ struct PointwiseKernels {
   using PackColumns = void (*)(const T* w, int64_t ld, int64_t H, int64_t K, int64_t u, T* dst);
   BackwardBlock backward_block[4];
   PackColumns pack_columns;
+  // The same panels of a bfloat16 W_hh in bf16 pairs along K, for tiles[kWeightsBf16Pairs]'
+  // single-gate products (null where that form is absent).
+  void (*pack_columns_pairs)(const void* w, int64_t ld, int64_t H, int64_t K, int64_t u, void* dst);
   int64_t column_units;
 };
 

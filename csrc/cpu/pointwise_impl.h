@@ -559,6 +559,26 @@ FUSED_RNN_BF16_DOT void tile_dots_pairs(const float* a, int64_t lda, const uint1
   }
 }
 
+// pack_columns' panel of a bfloat16 (K, H) matrix, in bf16 pairs along K: [ceil(K/2)][kUnits]
+// pairs (w[k][j], w[k+1][j]), zero past K and H; for the backward's dh_{t-1} = dG_t W_hh of a
+// bfloat16 layer, multiplied by tile_product_pairs in the single-gate geometry.
+template <typename T>
+void pack_columns_pairs(const void* w_in, int64_t ld, int64_t H, int64_t K, int64_t u, void* dst_out) {
+  constexpr int64_t kUnits = TileShape<T, CellKind::kRnnTanh>::kUnits;
+  const auto* w = static_cast<const c10::BFloat16*>(w_in);
+  auto* dst = static_cast<c10::BFloat16*>(dst_out);
+  const int64_t j0 = u * kUnits, n = std::max<int64_t>(0, std::min(kUnits, H - j0)), K2 = (K + 1) / 2;
+  for (int64_t k2 = 0; k2 < K2; ++k2) {
+    for (int i = 0; i < 2; ++i) {
+      const int64_t k = 2 * k2 + i;
+      c10::BFloat16* d = dst + k2 * kUnits * 2 + i;
+      for (int64_t q = 0; q < kUnits; ++q) {
+        d[2 * q] = k < K && q < n ? w[k * ld + j0 + q] : c10::BFloat16(0.0f);
+      }
+    }
+  }
+}
+
 // pack_tile's panel in bf16 pairs along K (see Bf16Pairs).
 template <typename T, CellKind C>
 void pack_pairs(const void* w_in, int64_t H, int64_t K, int64_t u, void* dst_out) {
@@ -806,6 +826,11 @@ template <typename T>
 void set_backward_tiles(PointwiseKernels<T>& k) {
   k.column_units = TileShape<T, CellKind::kRnnTanh>::kUnits;
   k.pack_columns = &pack_columns<T>;
+#if defined(CPU_CAPABILITY_AVX512)
+  if constexpr (std::is_same_v<T, float>) {
+    k.pack_columns_pairs = &pack_columns_pairs<T>;
+  }
+#endif
   k.backward_block[static_cast<int>(CellKind::kLstm)] = &lstm_backward_block<T>;
   k.backward_block[static_cast<int>(CellKind::kGru)] = &gru_backward_block<T>;
   k.backward_block[static_cast<int>(CellKind::kRnnTanh)] = &elman_backward_block<T, Activation::kTanh>;

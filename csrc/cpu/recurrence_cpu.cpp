@@ -87,6 +87,17 @@ bool bf16_dot_available(const PointwiseKernels<float>& kern) {
   return cpu && kern.tiles[kWeightsBf16Pairs].forward_tile[0] != nullptr;
 }
 
+// Whether a's weights are the kept float32 casts of bfloat16 ones and bf16 products are on:
+// then the backward's products run in bfloat16 too, as torch.nn's bf16 backward's do.
+template <typename T>
+bool bf16_layer(const LayerArgs& a) {
+  if constexpr (std::is_same_v<T, float>) {
+    return bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(pointwise_kernels<float>()) &&
+        kept_cast_source(a.w_ih).dtype == at::kBFloat16 && kept_cast_source(a.w_hh).dtype == at::kBFloat16;
+  }
+  return false;
+}
+
 // How a step's work is cut into team items: `tiles` blocks of `units` hidden units,
 // and when there are few tiles for the threads, the B rows in `groups` of
 // `group_rows` (whole register blocks of `mr` rows) too. Item i is tile i / groups,
@@ -305,12 +316,19 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
   const int col = static_cast<int>(CellKind::kRnnTanh);  // the single-gate tile geometry
-  const auto project = kern.tiles[kWeightsAsT].project_tile[col];
   const TileGrid grid(H, B, kern.column_units, kern.tile_rows[col]);
   const int64_t units = grid.units, tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
-  const int64_t tile_elems = GH * units;
-  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options());
-  T* panel = panels.data_ptr<T>();
+  // A bfloat16 layer (bf16_layer) multiplies dG_t (rounded to bf16, as torch.nn's bf16
+  // backward has it) by W_hh's columns in bf16 pairs, packed from the bf16 weight.
+  const CastSource src_hh = bf16_layer<T>(a) ? kept_cast_source(a.w_hh) : CastSource{};  // holds the weight
+  const bool pairs = src_hh.data != nullptr && kern.pack_columns_pairs != nullptr;
+  const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
+  const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
+  const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
+  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options().dtype(pairs ? at::kBFloat16 : a.input.scalar_type()));
+  char* panel = static_cast<char*>(panels.data_ptr());
+  // Row k of tile u's panel (k even in pairs: the n gate's rows of a GRU start at 2H).
+  auto panel_row = [&](int64_t u, int64_t k) { return panel + (u * tile_elems + k * units) * esize; };
 
   // Backward step i (0 = the last step processed by the forward) is the pointwise pass of
   // its units, then dh_{t-1} = dG_t W_hh for its columns. Item (u, grp) owns the same hidden
@@ -325,8 +343,10 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   run_steps(2 + a.T, grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
-      if (grp == 0) {
-        kern.pack_columns(w_hh, P, H, GH, u, panel + u * tile_elems);
+      if (grp == 0 && pairs) {
+        kern.pack_columns_pairs(src_hh.data, P, H, GH, u, panel_row(u, 0));
+      } else if (grp == 0) {
+        kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
       }
       return;
     }
@@ -338,12 +358,11 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       if (r0 < r1) {
         BackwardStep<T> st = st0;
         set_step(t, st);
-        const T* pu = panel + u * tile_elems;
         if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
-          project(st.dg, GH, pu, 2 * H, H, u, r0, r1, st.dh, P, true);
-          project(st.dgh, H, pu + 2 * H * units, H, H, u, r0, r1, st.dh, P, true);
+          project(st.dg, GH, panel_row(u, 0), 2 * H, H, u, r0, r1, st.dh, P, true);
+          project(st.dgh, H, panel_row(u, 2 * H), H, H, u, r0, r1, st.dh, P, true);
         } else {
-          project(st.dg, GH, pu, GH, H, u, r0, r1, st.dh, P, false);
+          project(st.dg, GH, panel_row(u, 0), GH, H, u, r0, r1, st.dh, P, false);
         }
       }
     }
@@ -457,12 +476,9 @@ struct CpuBackend {
   // float32 one; probes-bf16-training).
   template <typename T>
   static at::ScalarType weight_product_dtype(const LayerArgs& a) {
-    if constexpr (std::is_same_v<T, float>) {
-      if (bf16_dot_products() && kept_cast_source(a.w_ih).dtype == at::kBFloat16 &&
-          kept_cast_source(a.w_hh).dtype == at::kBFloat16) {
-        calls(Path::kBf16Backward).fetch_add(1, std::memory_order_relaxed);
-        return at::kBFloat16;
-      }
+    if (bf16_layer<T>(a)) {
+      calls(Path::kBf16Backward).fetch_add(1, std::memory_order_relaxed);
+      return at::kBFloat16;
     }
     return c10::CppTypeToScalarType<T>::value;
   }
