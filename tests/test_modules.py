@@ -472,6 +472,38 @@ def test_bf16_training_error_within_torch_nn(mode, I, H, T, B, stacked):
     assert errs[True] <= 2 * max(err_torch, errs[False]), (errs, err_torch)
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("where", [0, -1])
+def test_large_weight_changed_through_data_is_seen(dtype, where):
+    """The byte comparison that guards kept panels and casts runs in parallel chunks for a weight
+    over 2 MB: one element changed through .data, first or last, is seen all the same."""
+    torch.manual_seed(0)
+    H = 512 if dtype == torch.float32 else 1024  # W_hh: 4 MB float32, 8 MB bfloat16
+    _, fused = make_pair("LSTM", H, H, dtype=torch.float32)
+    fused = fused.to(dtype)
+    x = torch.randn(3, 2, H).to(dtype)
+    previous = fused_rnn._C._set_cpu_dots("never")
+    try:
+        def misses():
+            before = fused_rnn._C._cpu_cache_calls()
+            with torch.no_grad():
+                out = fused(x)[0]
+            after = fused_rnn._C._cpu_cache_calls()
+            key = "panels_missed" if dtype == torch.float32 else "casts_made"
+            return out, after[key] - before[key]
+
+        misses()
+        assert misses()[1] == 0
+        fused.weight_hh_l0.data.view(-1)[where] += 1
+        out, missed = misses()
+        assert missed == 1
+        with torch.no_grad():
+            want = copy.deepcopy(fused)(x)[0]
+    finally:
+        fused_rnn._C._set_cpu_dots(previous)
+    assert torch.equal(out, want)
+
+
 def test_low_precision_weight_copies_follow_the_panel_cache_switch():
     _, fused = make_pair("LSTM", 4, 6, dtype=torch.float32)
     fused = fused.bfloat16()
