@@ -505,14 +505,15 @@ FUSED_RNN_BF16_DOT void tile_dots_pairs(const float* a, int64_t lda, const uint1
   if (static_cast<int64_t>(rounded.size()) < MR * K32) {
     rounded.resize(MR * K32);
   }
-  uint16_t* const xs = rounded.data();  // once: a thread_local named in the loop is a call a use
+  uint16_t* const xs = rounded.data();  // taken once: named in the loop, each use was a __tls_get_addr call
   for (int m = 0; m < MR; ++m) {
     const float* row = a + m * lda;
     uint16_t* dst = xs + m * K32;
     for (int64_t k = 0; k < K32; k += 32) {
       const __mmask16 lo = k + 16 <= K ? 0xffff : (k < K ? (1u << (K - k)) - 1 : 0);
       const __mmask16 hi = k + 32 <= K ? 0xffff : (k + 16 < K ? (1u << (K - k - 16)) - 1 : 0);
-      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16), _mm512_maskz_loadu_ps(lo, row + k));
+      const __m512bh b =
+          _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16), _mm512_maskz_loadu_ps(lo, row + k));
       _mm512_storeu_si512(dst + k, (__m512i)b);
     }
   }

@@ -320,12 +320,13 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const int64_t units = grid.units, tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
   // A bfloat16 layer (bf16_layer) multiplies dG_t (rounded to bf16, as torch.nn's bf16
   // backward has it) by W_hh's columns in bf16 pairs, packed from the bf16 weight.
-  const CastSource src_hh = bf16_layer<T>(a) ? kept_cast_source(a.w_hh) : CastSource{};  // holds the weight
+  const CastSource src_hh = bf16_layer<T>(a) ? kept_cast_source(a.w_hh) : CastSource{};  // keeps it alive
   const bool pairs = src_hh.data != nullptr && kern.pack_columns_pairs != nullptr;
   const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
   const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
   const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
-  at::Tensor panels = at::empty({tiles * tile_elems}, a.input.options().dtype(pairs ? at::kBFloat16 : a.input.scalar_type()));
+  at::Tensor panels =
+      at::empty({tiles * tile_elems}, a.input.options().dtype(pairs ? at::kBFloat16 : a.input.scalar_type()));
   char* panel = static_cast<char*>(panels.data_ptr());
   // Row k of tile u's panel (k even in pairs: the n gate's rows of a GRU start at 2H).
   auto panel_row = [&](int64_t u, int64_t k) { return panel + (u * tile_elems + k * units) * esize; };
