@@ -442,7 +442,39 @@ struct Bf16Pairs {
 
 #define FUSED_RNN_BF16_DOT __attribute__((noinline, target("avx512bf16,avx512f,avx512bw,avx512vl")))
 
-// c[m][v*16..] = sum_k a[m*lda + k] * w[k][v*16..] for MR rows of a (float32, rounded to bf16 here).
+// c[m][v*16..] = sum_k a[m][k] * w[k][v*16..] for MR rows of a given as bf16 pairs (row m at
+// a + m*lda2, ceil(K/2) pairs, zero past K).
+template <int MR, int NV>
+FUSED_RNN_BF16_DOT void tile_product_pairs_of(const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K,
+                                              float* c) {
+  const int64_t K2 = (K + 1) / 2;
+  __m512 acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      acc[m][v] = _mm512_setzero_ps();
+    }
+  }
+  for (int64_t k2 = 0; k2 < K2; ++k2) {
+    const uint16_t* w = panel + k2 * NV * 32;
+    __m512bh b[NV];
+    for (int v = 0; v < NV; ++v) {
+      b[v] = (__m512bh)_mm512_loadu_si512(w + v * 32);
+    }
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[m * lda2 + k2]));
+      for (int v = 0; v < NV; ++v) {
+        acc[m][v] = _mm512_dpbf16_ps(acc[m][v], x, b[v]);
+      }
+    }
+  }
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      _mm512_storeu_ps(c + (m * NV + v) * 16, acc[m][v]);
+    }
+  }
+}
+
+// The same for MR rows of a in float32 (row m at a + m*lda), rounded to bf16 pairs here.
 template <int MR, int NV>
 FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const uint16_t* panel, int64_t K, float* c) {
   const int64_t K2 = (K + 1) / 2;
@@ -464,30 +496,7 @@ FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const ui
       dst[k / 2] = static_cast<uint32_t>(_mm_cvtsi128_si32((__m128i)p));
     }
   }
-  __m512 acc[MR][NV];
-  for (int m = 0; m < MR; ++m) {
-    for (int v = 0; v < NV; ++v) {
-      acc[m][v] = _mm512_setzero_ps();
-    }
-  }
-  for (int64_t k2 = 0; k2 < K2; ++k2) {
-    const uint16_t* w = panel + k2 * NV * 32;
-    __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) {
-      b[v] = (__m512bh)_mm512_loadu_si512(w + v * 32);
-    }
-    for (int m = 0; m < MR; ++m) {
-      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(pairs[m * K2 + k2]));
-      for (int v = 0; v < NV; ++v) {
-        acc[m][v] = _mm512_dpbf16_ps(acc[m][v], x, b[v]);
-      }
-    }
-  }
-  for (int m = 0; m < MR; ++m) {
-    for (int v = 0; v < NV; ++v) {
-      _mm512_storeu_ps(c + (m * NV + v) * 16, acc[m][v]);
-    }
-  }
+  tile_product_pairs_of<MR, NV>(pairs.data(), K2, panel, K, c);
 }
 
 // tile_dots' products in bf16 dot products, read in place from the rows of a row-major
@@ -666,10 +675,37 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_
         __builtin_prefetch(st.c + (rb + m) * H + u * S::kUnits, 1);
       }
     }
-    tile_products<T, C, kDots, Tw>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
+#if defined(CPU_CAPABILITY_AVX512)
+    if constexpr (std::is_same_v<Tw, Bf16Pairs> && !kDots) {
+      if (st.h16_prev != nullptr) {  // h_{t-1} already in bf16 pairs
+        const auto* a16 = static_cast<const uint32_t*>(st.h16_prev) + rb * st.h16_ld / 2;
+        with_block_rows<S::MR>(static_cast<int>(rows), [&](auto m) {
+          tile_product_pairs_of<decltype(m)::value, S::NV>(a16, st.h16_ld / 2, reinterpret_cast<const uint16_t*>(w),
+                                                           K, acc);
+        });
+      } else {
+        tile_products<T, C, kDots, Tw>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
+      }
+    } else
+#endif
+    {
+      tile_products<T, C, kDots, Tw>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
+    }
     for (int m = 0; m < rows; ++m) {
       const int64_t r = rb + m;
       T* g = st.gates + r * st.gates_ld;
+      // h_t's lanes in bf16 too, for the next step's products (st.h16).
+      auto put16 = [&](int64_t j, const Lanes<T>& L, const Vectorized<T>& h) {
+#if defined(CPU_CAPABILITY_AVX512)
+        if constexpr (std::is_same_v<Tw, Bf16Pairs> && !kDots) {
+          if (st.h16 != nullptr) {
+            _mm256_mask_storeu_epi16(static_cast<uint16_t*>(st.h16) + r * st.h16_ld + j,
+                                     static_cast<__mmask16>((1u << L.n) - 1), at::vec::cvtfp32_bf16(__m512(h)));
+          }
+        }
+#endif
+        (void)j, (void)L, (void)h;
+      };
       for (int q = 0; q < S::U; ++q) {
         const int64_t j = u * S::kUnits + q * W;
         if (j >= H) {
@@ -694,6 +730,7 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_
           L.put(c + j, p.c);
           L.put(st.h + r * H + j, p.h);
           L.put(st.out + r * H + j, p.h);
+          put16(j, L, p.h);
         } else if constexpr (C == CellKind::kGru) {
           const T* b = st.bias;
           const T* bh = st.bias_hh;
@@ -708,11 +745,13 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_
           }
           L.put(st.h + r * H + j, p.h);
           L.put(st.out + r * H + j, p.h);
+          put16(j, L, p.h);
         } else {
           constexpr Activation A = C == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
           const V v = rnn_forward_point<A>(L(g + j) + R(0) + L(st.bias + j));
           L.put(g + j, v);  // the output row
           L.put(st.h + r * H + j, v);
+          put16(j, L, v);
         }
       }
     }

@@ -233,6 +233,20 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   at::Tensor other = at::empty({B, H}, a.input.options());
   T* buf[2] = {st0.h, other.data_ptr<T>()};
   std::memcpy(buf[1], buf[0], sizeof(T) * B * H);
+  // bf16 dot products from panels also keep h in bf16 (rows of K rounded up to pairs, zero
+  // past K), rounded once a step by the epilogue rather than by every tile's product.
+  at::Tensor h16;
+  const int64_t h16_ld = (K + 1) / 2 * 2;
+  if (form == kWeightsBf16Pairs && !dots) {
+    h16 = at::zeros({2, B, h16_ld}, a.input.options().dtype(at::kBFloat16));
+    h16.select(0, 0).narrow(1, 0, K).copy_(at::from_blob(buf[0], {B, K}, a.input.options()));
+    h16.select(0, 1).copy_(h16.select(0, 0));
+  }
+  void* h16_bufs[2] = {nullptr, nullptr};
+  if (h16.defined()) {
+    h16_bufs[0] = h16.data_ptr();
+    h16_bufs[1] = static_cast<c10::BFloat16*>(h16_bufs[0]) + B * h16_ld;
+  }
 
   // The team's steps: pack the panels, then per chunk its projection and its steps.
   constexpr int64_t kPack = -1;
@@ -278,6 +292,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     st.out = out + off * K;
     st.ws = ws ? ws + off * st0.ws_ld : nullptr;
     st.h = buf[(q + 1) % 2];
+    st.h16_prev = h16_bufs[q % 2];
+    st.h16 = h16_bufs[(q + 1) % 2];
+    st.h16_ld = h16_ld;
     forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
   });
 
