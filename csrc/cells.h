@@ -52,8 +52,8 @@ struct ForwardStep {
   int64_t h_raw_ld = 0;
   T* ws = nullptr;           // training: this step's workspace rows (ld ws_ld); nullptr in inference
   int64_t ws_ld = 0;
-  // CPU bf16 dot products from panels: h_{t-1} in and h_t out also as bfloat16 rows (ld
-  // h16_ld elements, zero past H), so each step rounds h once; nullptr elsewhere.
+  // CPU bf16 dot products from panels (required there): h_{t-1} in and h_t out also as
+  // bfloat16 rows (ld h16_ld elements, zero past H), so each step rounds h once; nullptr elsewhere.
   const void* h16_prev = nullptr;
   void* h16 = nullptr;
   int64_t h16_ld = 0;

@@ -442,6 +442,31 @@ struct Bf16Pairs {
 
 #define FUSED_RNN_BF16_DOT __attribute__((noinline, target("avx512bf16,avx512f,avx512bw,avx512vl")))
 
+// MR rows of a (float32, ld lda, K long) rounded to bfloat16 (nearest even) into a thread-local
+// buffer, each row padded with zeros to a multiple of 32 elements (ld returned in *ld): the
+// other operand of the bf16 dot products, whose pairs along K are its adjacent elements.
+template <int MR>
+FUSED_RNN_BF16_DOT const uint16_t* round_rows_bf16(const float* a, int64_t lda, int64_t K, int64_t* ld) {
+  const int64_t K32 = (K + 31) / 32 * 32;
+  thread_local std::vector<uint16_t> rounded;
+  if (static_cast<int64_t>(rounded.size()) < MR * K32) {
+    rounded.resize(MR * K32);
+  }
+  uint16_t* const out = rounded.data();  // taken once: named in a loop, each use is a __tls_get_addr call
+  for (int m = 0; m < MR; ++m) {
+    const float* row = a + m * lda;
+    for (int64_t k = 0; k < K32; k += 32) {
+      const __mmask16 lo = k + 16 <= K ? 0xffff : (k < K ? (1u << (K - k)) - 1 : 0);
+      const __mmask16 hi = k + 32 <= K ? 0xffff : (k + 16 < K ? (1u << (K - k - 16)) - 1 : 0);
+      const __m512bh b =
+          _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16), _mm512_maskz_loadu_ps(lo, row + k));
+      _mm512_storeu_si512(out + m * K32 + k, (__m512i)b);
+    }
+  }
+  *ld = K32;
+  return out;
+}
+
 // c[m][v*16..] = sum_k a[m][k] * w[k][v*16..] for MR rows of a given as bf16 pairs (row m at
 // a + m*lda2, ceil(K/2) pairs, zero past K).
 template <int MR, int NV>
@@ -474,29 +499,12 @@ FUSED_RNN_BF16_DOT void tile_product_pairs_of(const uint32_t* a, int64_t lda2, c
   }
 }
 
-// The same for MR rows of a in float32 (row m at a + m*lda), rounded to bf16 pairs here.
+// The same for MR rows of a in float32 (row m at a + m*lda), rounded to bf16 here.
 template <int MR, int NV>
 FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const uint16_t* panel, int64_t K, float* c) {
-  const int64_t K2 = (K + 1) / 2;
-  thread_local std::vector<uint32_t> pairs;
-  if (static_cast<int64_t>(pairs.size()) < MR * K2) {
-    pairs.resize(MR * K2);
-  }
-  for (int m = 0; m < MR; ++m) {
-    const float* row = a + m * lda;
-    uint32_t* dst = pairs.data() + m * K2;
-    int64_t k = 0;
-    for (; k + 32 <= K; k += 32) {  // 32 floats -> 16 pairs, rounded to nearest even
-      const __m512bh b = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(row + k + 16), _mm512_loadu_ps(row + k));
-      _mm512_storeu_si512(dst + k / 2, (__m512i)b);
-    }
-    for (; k < K; k += 2) {
-      const float lo = row[k], hi = k + 1 < K ? row[k + 1] : 0.0f;
-      const __m128bh p = _mm_cvtne2ps_pbh(_mm_setzero_ps(), _mm_setr_ps(lo, hi, 0.0f, 0.0f));
-      dst[k / 2] = static_cast<uint32_t>(_mm_cvtsi128_si32((__m128i)p));
-    }
-  }
-  tile_product_pairs_of<MR, NV>(pairs.data(), K2, panel, K, c);
+  int64_t ld = 0;
+  const uint16_t* rounded = round_rows_bf16<MR>(a, lda, K, &ld);
+  tile_product_pairs_of<MR, NV>(reinterpret_cast<const uint32_t*>(rounded), ld / 2, panel, K, c);
 }
 
 // tile_dots' products in bf16 dot products, read in place from the rows of a row-major
@@ -509,23 +517,8 @@ FUSED_RNN_BF16_DOT void tile_dots_pairs(const float* a, int64_t lda, const uint1
                                         int64_t j0, float* c) {
   constexpr int W = 16, NV = G * U;
   constexpr int kDotRows = MR == 1 ? 8 : 4;
-  const int64_t K32 = (K + 31) / 32 * 32;
-  thread_local std::vector<uint16_t> rounded;
-  if (static_cast<int64_t>(rounded.size()) < MR * K32) {
-    rounded.resize(MR * K32);
-  }
-  uint16_t* const xs = rounded.data();  // taken once: named in the loop, each use was a __tls_get_addr call
-  for (int m = 0; m < MR; ++m) {
-    const float* row = a + m * lda;
-    uint16_t* dst = xs + m * K32;
-    for (int64_t k = 0; k < K32; k += 32) {
-      const __mmask16 lo = k + 16 <= K ? 0xffff : (k < K ? (1u << (K - k)) - 1 : 0);
-      const __mmask16 hi = k + 32 <= K ? 0xffff : (k + 16 < K ? (1u << (K - k - 16)) - 1 : 0);
-      const __m512bh b =
-          _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + k + 16), _mm512_maskz_loadu_ps(lo, row + k));
-      _mm512_storeu_si512(dst + k, (__m512i)b);
-    }
-  }
+  int64_t K32 = 0;
+  const uint16_t* const xs = round_rows_bf16<MR>(a, lda, K, &K32);
   const int64_t k_full = K - K % 32;
   const __mmask32 tail = K % 32 == 0 ? 0 : static_cast<__mmask32>((1ull << (K % 32)) - 1);
   for (int v = 0; v < NV; ++v) {
@@ -676,16 +669,12 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_
       }
     }
 #if defined(CPU_CAPABILITY_AVX512)
-    if constexpr (std::is_same_v<Tw, Bf16Pairs> && !kDots) {
-      if (st.h16_prev != nullptr) {  // h_{t-1} already in bf16 pairs
-        const auto* a16 = static_cast<const uint32_t*>(st.h16_prev) + rb * st.h16_ld / 2;
-        with_block_rows<S::MR>(static_cast<int>(rows), [&](auto m) {
-          tile_product_pairs_of<decltype(m)::value, S::NV>(a16, st.h16_ld / 2, reinterpret_cast<const uint16_t*>(w),
-                                                           K, acc);
-        });
-      } else {
-        tile_products<T, C, kDots, Tw>(static_cast<int>(rows), h_prev + rb * K, K, w, K, H, u, acc);
-      }
+    if constexpr (std::is_same_v<Tw, Bf16Pairs> && !kDots) {  // h_{t-1} already in bf16 pairs (st.h16_prev)
+      const auto* a16 = static_cast<const uint32_t*>(st.h16_prev) + rb * st.h16_ld / 2;
+      with_block_rows<S::MR>(static_cast<int>(rows), [&](auto m) {
+        tile_product_pairs_of<decltype(m)::value, S::NV>(a16, st.h16_ld / 2, reinterpret_cast<const uint16_t*>(w), K,
+                                                         acc);
+      });
     } else
 #endif
     {
@@ -698,10 +687,8 @@ void forward_tile(const ForwardStep<T>& st, const T* h_prev, const Tw* w, int64_
       auto put16 = [&](int64_t j, const Lanes<T>& L, const Vectorized<T>& h) {
 #if defined(CPU_CAPABILITY_AVX512)
         if constexpr (std::is_same_v<Tw, Bf16Pairs> && !kDots) {
-          if (st.h16 != nullptr) {
-            _mm256_mask_storeu_epi16(static_cast<uint16_t*>(st.h16) + r * st.h16_ld + j,
-                                     static_cast<__mmask16>((1u << L.n) - 1), at::vec::cvtfp32_bf16(__m512(h)));
-          }
+          _mm256_mask_storeu_epi16(static_cast<uint16_t*>(st.h16) + r * st.h16_ld + j,
+                                   static_cast<__mmask16>((1u << L.n) - 1), at::vec::cvtfp32_bf16(__m512(h)));
         }
 #endif
         (void)j, (void)L, (void)h;
