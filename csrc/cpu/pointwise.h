@@ -125,8 +125,9 @@ bool set_read_16bit_weights(bool on);
 
 // Whether bfloat16 weights so read are multiplied by AVX512-BF16 dot products (fp32
 // accumulation, h_{t-1} and x rounded to bfloat16 for the products) where the CPU has them
-// and the AVX-512 kernels are in use, and the backward of such a layer forms its input and
-// weight gradients in bfloat16 GEMMs (recurrence.h: weight_product_dtype);
+// and the AVX-512 kernels are in use, and the backward of such a layer multiplies in bf16 too
+// (its per-step products, and the input and weight gradients in bf16 GEMMs: recurrence.h,
+// weight_product_dtype);
 // FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic. set_bf16_dot_products returns the
 // previous setting (of the switch alone); bf16_dot_forward_calls and bf16_backward_calls
 // count the fused forwards and the backwards that used them.

@@ -87,15 +87,41 @@ bool bf16_dot_available(const PointwiseKernels<float>& kern) {
   return cpu && kern.tiles[kWeightsBf16Pairs].forward_tile[0] != nullptr;
 }
 
-// Whether a's weights are the kept float32 casts of bfloat16 ones and bf16 products are on:
-// then the backward's products run in bfloat16 too, as torch.nn's bf16 backward's do.
+// How a layer's kernels read its weights. float32 weights that are the kept casts of
+// bfloat16/float16 ones (panel_cache.h: kept_cast, through which the Python layer passes 16-bit
+// weights) are read in their 16-bit form (`hh`, `ih`), converted as they are loaded: half the
+// bytes of W_hh per step, bit for bit the results of reading the casts. bfloat16 ones are
+// multiplied by AVX512-BF16 dot products where available (kWeightsBf16Pairs: h and x rounded
+// to bf16 for the products, as torch.nn's bf16 h is), and then the backward's products run
+// in bf16 too, as torch.nn's bf16 backward's do. Otherwise form is kWeightsAsT.
+struct WeightSource {
+  CastSource hh, ih;  // hold the 16-bit weights alive while read
+  int form = kWeightsAsT;
+};
+
 template <typename T>
-bool bf16_layer(const LayerArgs& a) {
+WeightSource weight_source(const LayerArgs& a) {
+  WeightSource s;
   if constexpr (std::is_same_v<T, float>) {
-    return bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(pointwise_kernels<float>()) &&
-        kept_cast_source(a.w_ih).dtype == at::kBFloat16 && kept_cast_source(a.w_hh).dtype == at::kBFloat16;
+    if (!narrow_flag().load(std::memory_order_relaxed)) {
+      return s;
+    }
+    CastSource hh = kept_cast_source(a.w_hh);
+    if (hh.data == nullptr || (hh.dtype != at::kBFloat16 && hh.dtype != at::kHalf)) {
+      return s;
+    }
+    CastSource ih = kept_cast_source(a.w_ih);
+    if (ih.data == nullptr || ih.dtype != hh.dtype) {
+      return s;
+    }
+    s.form = hh.dtype == at::kHalf ? kWeightsHalf
+        : bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(pointwise_kernels<float>())
+        ? kWeightsBf16Pairs
+        : kWeightsBf16;
+    s.hh = std::move(hh);
+    s.ih = std::move(ih);
   }
-  return false;
+  return s;
 }
 
 // How a step's work is cut into team items: `tiles` blocks of `units` hidden units,
@@ -141,26 +167,16 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const int c = static_cast<int>(cell);
   const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
-  // float32 weights that are the kept casts of bfloat16/float16 ones (panel_cache.h:
-  // kept_cast, which the Python layer uses for low-precision weights in inference) are read
-  // in their 16-bit form, converted as they are loaded: half the bytes of W_hh per step, and
-  // bit for bit the results of reading the casts.
-  CastSource src_hh, src_ih;
-  int form = kWeightsAsT;
-  if constexpr (std::is_same_v<T, float>) {
-    if (narrow_flag().load(std::memory_order_relaxed)) {
-      src_hh = kept_cast_source(a.w_hh);
-      if (src_hh.data != nullptr && (src_hh.dtype == at::kBFloat16 || src_hh.dtype == at::kHalf)) {
-        src_ih = kept_cast_source(a.w_ih);
-        if (src_ih.data != nullptr && src_ih.dtype == src_hh.dtype) {
-          form = src_hh.dtype == at::kBFloat16 ? kWeightsBf16 : kWeightsHalf;
-          calls(Path::k16BitWeights).fetch_add(1, std::memory_order_relaxed);
-        }
-      }
-    }
+  const WeightSource src = weight_source<T>(a);
+  const int form = src.form;
+  if (form != kWeightsAsT) {
+    calls(Path::k16BitWeights).fetch_add(1, std::memory_order_relaxed);
   }
-  const void* w_hh = form != kWeightsAsT ? src_hh.data : a.w_hh.const_data_ptr();
-  const void* w_ih = form != kWeightsAsT ? src_ih.data : a.w_ih.const_data_ptr();
+  if (form == kWeightsBf16Pairs) {
+    calls(Path::kBf16Dot).fetch_add(1, std::memory_order_relaxed);
+  }
+  const void* w_hh = form != kWeightsAsT ? src.hh.data : a.w_hh.const_data_ptr();
+  const void* w_ih = form != kWeightsAsT ? src.ih.data : a.w_ih.const_data_ptr();
   const T* x = a.input.const_data_ptr<T>();
   // A small batch reads the weights in place (a tile's rows stay in its thread's cache
   // all the same) when packing them would not pay: for a short sequence, or weights the
@@ -177,14 +193,6 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   const bool dots = mode == 1 ||
       (mode == 0 && B <= kDotBatch && (!cacheable || (form == kWeightsAsT && T_ * B * kDotRowsPerWidth < K)));
   calls(dots ? Path::kDots : Path::kPanels).fetch_add(1, std::memory_order_relaxed);
-  // bfloat16 weights, from panels or in place: AVX512-BF16 dot products where available (h and
-  // x rounded to bfloat16 for the products, as torch.nn's bf16 h is).
-  if constexpr (std::is_same_v<T, float>) {
-    if (form == kWeightsBf16 && bf16_dot_flag().load(std::memory_order_relaxed) && bf16_dot_available(kern)) {
-      form = kWeightsBf16Pairs;
-      calls(Path::kBf16Dot).fetch_add(1, std::memory_order_relaxed);
-    }
-  }
   const TileKernels<T>& tk = kern.tiles[form];
   const int64_t esize = static_cast<int64_t>(c10::elementSize(tk.stored));
   auto round_k = [&](int64_t k) { return (k + tk.k_align - 1) / tk.k_align * tk.k_align; };
@@ -335,10 +343,11 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const int col = static_cast<int>(CellKind::kRnnTanh);  // the single-gate tile geometry
   const TileGrid grid(H, B, kern.column_units, kern.tile_rows[col]);
   const int64_t units = grid.units, tiles = grid.tiles, groups = grid.groups, group_rows = grid.group_rows;
-  // A bfloat16 layer (bf16_layer) multiplies dG_t (rounded to bf16, as torch.nn's bf16
-  // backward has it) by W_hh's columns in bf16 pairs, packed from the bf16 weight.
-  const CastSource src_hh = bf16_layer<T>(a) ? kept_cast_source(a.w_hh) : CastSource{};  // keeps it alive
-  const bool pairs = src_hh.data != nullptr && kern.pack_columns_pairs != nullptr;
+  // A layer whose forward multiplies in bf16 pairs (weight_source) multiplies dG_t (rounded to
+  // bf16, as torch.nn's bf16 backward has it) by W_hh's columns in bf16 pairs, packed from the
+  // bf16 weight.
+  const WeightSource src = weight_source<T>(a);
+  const bool pairs = src.form == kWeightsBf16Pairs && kern.pack_columns_pairs != nullptr;
   const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
   const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
   const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
@@ -362,7 +371,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
     const int64_t u = item / groups, grp = item % groups;
     if (s == 0) {
       if (grp == 0 && pairs) {
-        kern.pack_columns_pairs(src_hh.data, P, H, GH, u, panel_row(u, 0));
+        kern.pack_columns_pairs(src.hh.data, P, H, GH, u, panel_row(u, 0));
       } else if (grp == 0) {
         kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
       }
@@ -489,12 +498,12 @@ struct CpuBackend {
     return fused_matmul<T>(M, N, K, A, lda, B, ldb, C, ldc);
   }
 
-  // bfloat16 for a layer whose float32 weights are kept casts of bfloat16 ones, where bf16
-  // products are on and the CPU has AVX512-BF16 (there torch's bf16 GEMM runs 2.2-3.3x its
-  // float32 one; probes-bf16-training).
+  // bfloat16 for a layer whose forward multiplies in bf16 pairs (weight_source: kept casts of
+  // bfloat16 weights read as stored, bf16 products on, AVX512-BF16), where torch's bf16 GEMM
+  // runs 2.2-3.3x its float32 one (probes-bf16-training).
   template <typename T>
   static at::ScalarType weight_product_dtype(const LayerArgs& a) {
-    if (bf16_layer<T>(a)) {
+    if (weight_source<T>(a).form == kWeightsBf16Pairs) {
       calls(Path::kBf16Backward).fetch_add(1, std::memory_order_relaxed);
       return at::kBFloat16;
     }
