@@ -244,6 +244,15 @@ def _casts_made():
     return fused_rnn._C._cpu_cache_calls()["casts_made"]
 
 
+def _infer_counting(module, x):
+    """module(x)[0] without grad, and how far each of _cpu_cache_calls' counters moved."""
+    before = fused_rnn._C._cpu_cache_calls()
+    with torch.no_grad():
+        out = module(x)[0]
+    after = fused_rnn._C._cpu_cache_calls()
+    return out, {k: after[k] - before[k] for k in after}
+
+
 @pytest.fixture
 def fp32_arithmetic():
     """The bfloat16 dot products off: the tests using this check the exact float32-arithmetic
@@ -400,11 +409,8 @@ def test_low_precision_panels_kept_while_the_weights_are(dtype):
     previous = fused_rnn._C._set_cpu_dots("auto")
     try:
         def lookups():
-            before = fused_rnn._C._cpu_cache_calls()
-            with torch.no_grad():
-                out = fused(x)[0]
-            after = fused_rnn._C._cpu_cache_calls()
-            return out, after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"]
+            out, moved = _infer_counting(fused, x)
+            return out, moved["panels_found"], moved["panels_missed"]
 
         _, found, missed = lookups()
         assert (found, missed) == (0, 2)
@@ -485,12 +491,8 @@ def test_large_weight_changed_through_data_is_seen(dtype, where):
     previous = fused_rnn._C._set_cpu_dots("never")
     try:
         def misses():
-            before = fused_rnn._C._cpu_cache_calls()
-            with torch.no_grad():
-                out = fused(x)[0]
-            after = fused_rnn._C._cpu_cache_calls()
-            key = "panels_missed" if dtype == torch.float32 else "casts_made"
-            return out, after[key] - before[key]
+            out, moved = _infer_counting(fused, x)
+            return out, moved["panels_missed" if dtype == torch.float32 else "casts_made"]
 
         misses()
         assert misses()[1] == 0
