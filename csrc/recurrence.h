@@ -361,8 +361,10 @@ std::vector<Tensor> backward_impl(
       const int64_t later = N - B;  // rows of every step but the first processed
       const T* d_later = reverse ? d : d + B * ld;
       const T* d_first = reverse ? d + later * ld : d;
-      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, false, dst, P);
-      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, true, dst, P);
+      // The first step's product writes dst, so a single step (a cell) neither zeroes dst
+      // first nor reads it back.
+      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, false, dst, P);
+      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, true, dst, P);
       return;
     }
     const Tensor hp = h_prev();

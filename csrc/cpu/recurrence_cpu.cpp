@@ -335,7 +335,9 @@ template <typename T, class SetStep>
 bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st0,
                     const SetStep& set_step, const T* go, const T* gcs, const T* w_hh) {
   const int64_t H = a.H, P = a.P, B = a.B, GH = a.G * a.H;
-  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || a.T == 0) {
+  // A single step (a cell) has nothing to keep W_hh's panels in cache for: packing them
+  // would copy all of W_hh into a new buffer to use it once.
+  if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || a.T < 2) {
     return false;
   }
   const auto& kern = pointwise_kernels<T>();
@@ -427,10 +429,14 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
 // A^T B reducing over every row of the sequence, stay on BLAS: read in place the
 // tiles ran ~20% slower, and blocked over 256 rows with each block of A transposed
 // first they only matched it; probes of 2026-11-28.)
+constexpr int64_t kMatmulMinRows = 32;
+
 template <typename T>
 bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
                   int64_t ldc) {
-  if (!fused_flag().load(std::memory_order_relaxed) || M == 0 || Nc == 0 || K == 0) {
+  // Packing copies all of B into a new buffer: for a few rows of A, BLAS reading B in place
+  // is faster.
+  if (!fused_flag().load(std::memory_order_relaxed) || M < kMatmulMinRows || Nc == 0 || K == 0) {
     return false;
   }
   const auto& kern = pointwise_kernels<T>();
