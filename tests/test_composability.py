@@ -106,6 +106,57 @@ def test_double_backward_through_a_module_matches_torch_nn():
         assert_close(b, a)
 
 
+@pytest.mark.parametrize("name,make", MODULES, ids=[m[0] for m in MODULES])
+def test_torch_func_grad_matches_torch_nn(name, make):
+    """torch.func.grad over functional_call: inside the functorch transform the layers take
+    autograd.Function.apply itself (apply_function's fallback), and the gradients are torch.nn's."""
+    from torch.func import functional_call, grad
+
+    torch.manual_seed(0)
+    fused = make()
+    ref = fused.to_native()
+    x = _input(name)
+    params = {k: v.detach() for k, v in fused.named_parameters()}
+    got = grad(lambda p: _loss(functional_call(fused, p, (x,))))(params)
+    want = grad(lambda p: _loss(functional_call(ref, p, (x,))))(params)
+    assert got.keys() == want.keys()
+    for k in want:
+        assert_close(got[k], want[k])
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("name,make", MODULES, ids=[m[0] for m in MODULES])
+def test_training_calls_do_not_bind_signatures(name, make, dtype, monkeypatch):
+    """autograd.Function.apply binds its arguments through inspect.signature on every call
+    (tens of microseconds, more than a small layer's kernels); the layers' training calls
+    (and bf16's kept casts) go around it, with the very gradients Function.apply gives."""
+    import inspect
+
+    torch.manual_seed(0)
+    fused = make().to(dtype)
+    x = _input(name).to(dtype).requires_grad_()
+
+    def grads():
+        fused.zero_grad(set_to_none=True)
+        x.grad = None
+        _loss(fused(x)).float().backward()
+        return [x.grad] + [p.grad for p in fused.parameters()]
+
+    with monkeypatch.context() as m:  # torch's own path
+        m.setattr(F, "apply_function", lambda fn, *args: fn.apply(*args))
+        want = grads()
+    grads()  # the first call may look a signature up once
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("inspect.signature called during a training step")
+
+    with monkeypatch.context() as m:
+        m.setattr(inspect, "signature", refuse)
+        got = grads()
+    for a, b in zip(got, want):
+        assert torch.equal(a, b)
+
+
 def test_deterministic_algorithms_give_bitwise_equal_runs():
     torch.manual_seed(0)
     model = fused_rnn.LSTM(16, 32, num_layers=2, bidirectional=True)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _C
-from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, needs_workspace
+from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, apply_function, needs_workspace
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
 
@@ -75,7 +75,8 @@ def _cast_weights(ws, dtype):
     if torch.compiler.is_compiling():
         return _cast(ws, dtype)
     grad = torch.is_grad_enabled()
-    return [None if w is None else _KeptCast.apply(w, dtype) if w.requires_grad and grad else _C._kept_cast(w, dtype)
+    return [None if w is None
+            else apply_function(_KeptCast, w, dtype) if w.requires_grad and grad else _C._kept_cast(w, dtype)
             for w in ws]
 
 
@@ -128,7 +129,7 @@ def lstm_layer(
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
         output, h_n, c_n, _ = _ops.lstm_forward(*tensors, batch_sizes, reverse, False)
         return output, h_n, c_n
-    output, h_n, c_n, _, c_all = LSTMFunction.apply(*tensors, batch_sizes, reverse, train, return_cell_states)
+    output, h_n, c_n, _, c_all = apply_function(LSTMFunction, *tensors, batch_sizes, reverse, train, return_cell_states)
     if return_cell_states:
         return output, h_n, c_n, c_all.reshape(output.shape[:-1] + (c_n.shape[-1],))
     return output, h_n, c_n
@@ -151,7 +152,7 @@ def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
         output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
         return output, h_n
-    output, h_n, _ = fn.apply(*tensors, batch_sizes, reverse, True)
+    output, h_n, _ = apply_function(fn, *tensors, batch_sizes, reverse, True)
     return output, h_n
 
 
