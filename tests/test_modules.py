@@ -134,6 +134,20 @@ def test_lstm_projection_parity(bidirectional, form, num_layers):
     check_parity("LSTM", ref, fused, 3, 4, 5, form, False)
 
 
+SKINNY_GRID = list(itertools.product(MODES, [False, True], ["plain", "packed"]))
+
+
+@pytest.mark.parametrize("mode,bidirectional,form", SKINNY_GRID,
+                         ids=[f"{m}-{'bi' if b else 'uni'}-{f}" for m, b, f in SKINNY_GRID])
+def test_parity_few_features_over_a_long_sequence(mode, bidirectional, form):
+    """Weight gradients with few columns reduced over many rows (3 input features, H = 16, over
+    300+ rows) take gemm.h's transposed (skinny) form, written and added to; float64 against
+    torch.nn."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 3, 16, num_layers=2, bidirectional=bidirectional)
+    check_parity(mode, ref, fused, 3, 4, 300, form, True)
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_float32_parity(mode):
     torch.manual_seed(0)
