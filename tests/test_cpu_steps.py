@@ -70,6 +70,24 @@ def test_small_batch_long_sequence_with_uncached_weights(cell, B):
 
 
 @pytest.mark.parametrize("cell", CELLS)
+def test_single_step_reads_in_place_up_to_16_rows(cell):
+    """In auto mode one step (a cell's call) of up to 16 rows reads the weights in place even
+    where the panel cache keeps them (packing or comparing them would serve one step), through
+    forward and backward; 17 rows, or two steps of 16, use panels."""
+    def calls():
+        c = _C._cpu_forward_calls()
+        return c["dots"], c["panels"]
+
+    before = calls()
+    check_layer(cell, T=1, B=16, I=9, H=37 * 8, dtype=torch.float64, reverse=True)
+    assert calls() == (before[0] + 1, before[1])
+    check_layer(cell, T=1, B=17, I=9, H=37 * 8, dtype=torch.float64)
+    assert calls() == (before[0] + 1, before[1] + 1)
+    check_layer(cell, T=2, B=16, I=9, H=37 * 8, dtype=torch.float64)
+    assert calls() == (before[0] + 1, before[1] + 2)
+
+
+@pytest.mark.parametrize("cell", CELLS)
 def test_dots_equal_panels(cell):
     """The in-place dot products and the panels agree on a float32 sequence with many tiles and
     a hidden size that ends mid-vector, in every register-block size of the dot kernel."""

@@ -155,6 +155,11 @@ constexpr int64_t kChunkRows = 512;
 // from B=2 a step in place is 10-40% slower than from panels).
 constexpr int64_t kDotBatch = 4;
 constexpr int64_t kDotRowsPerWidth = 8;
+// A single step (a cell) of up to kOneStepDotBatch rows reads the weights in place at any
+// size: panels would be packed (after every optimizer step) or compared for one use
+// (measured 2026-11-28, LSTM/GRU H=128-512 T=1: in place 1.0-1.3x panels found in the
+// cache at B = 8-16, 1.4-12x panels repacked; at B = 64 panels found win by up to 25%).
+constexpr int64_t kOneStepDotBatch = 16;
 
 template <typename T>
 bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st0, T* gates, T* out,
@@ -186,12 +191,15 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   // earlier call. 16-bit weights behind kept casts use panels wherever the cache keeps them:
   // their panels are found again without a comparison (panel_cache.h), so after the first
   // call a step from panels costs nothing more (measured 2026-11-28: 1.2-1.5x the in-place
-  // reading at B <= 4 from T = 10, every cell, bf16 and fp16). With dots, hh_p / ih_p are the
+  // reading at B <= 4 from T = 10, every cell, bf16 and fp16). A single step (a cell) of up to
+  // kOneStepDotBatch rows reads in place whatever the weights. With dots, hh_p / ih_p are the
   // weights and the tile offsets zero.
   const int mode = dot_mode().load(std::memory_order_relaxed);
   const bool cacheable = panels_cacheable(a.w_hh) && panels_cacheable(a.w_ih);
+  const bool one_step = T_ == 1 && B <= kOneStepDotBatch;
   const bool dots = mode == 1 ||
-      (mode == 0 && B <= kDotBatch && (!cacheable || (form == kWeightsAsT && T_ * B * kDotRowsPerWidth < K)));
+      (mode == 0 && (one_step ||
+                     (B <= kDotBatch && (!cacheable || (form == kWeightsAsT && T_ * B * kDotRowsPerWidth < K)))));
   calls(dots ? Path::kDots : Path::kPanels).fetch_add(1, std::memory_order_relaxed);
   const TileKernels<T>& tk = kern.tiles[form];
   const int64_t esize = static_cast<int64_t>(c10::elementSize(tk.stored));
