@@ -30,7 +30,8 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _C
-from .ops import GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, apply_function, needs_workspace
+from .ops import (GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, apply_function, keep_signature,
+                  needs_workspace)
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
 
@@ -65,6 +66,9 @@ class _KeptCast(torch.autograd.Function):
     @staticmethod
     def backward(ctx, grad):
         return grad.to(ctx.w_dtype), None
+
+
+keep_signature(_KeptCast)
 
 
 def _cast_weights(ws, dtype):

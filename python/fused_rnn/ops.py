@@ -133,10 +133,12 @@ _base_apply = {}  # Function class -> (number of forward's arguments, _FunctionB
 def apply_function(fn, *args):
     """``fn.apply(*args)``, where every argument of ``fn.forward`` is given positionally,
     without what ``Function.apply`` adds around the autograd call for a Function with a
-    ``setup_context``: it binds the arguments to ``forward``'s signature through ``inspect``
-    on every call (about 35 us here, more than a small layer's kernels), only to fill in
-    defaults that a call giving every argument does not have. Under ``torch.compile`` and
-    inside functorch transforms (vmap, grad, ...) it is ``fn.apply`` itself."""
+    ``setup_context`` up to torch 2.13: it binds the arguments to ``forward``'s signature
+    through ``inspect`` on every call (about 35 us here, more than a small layer's kernels),
+    only to fill in defaults that a call giving every argument does not have. (From torch 2.14
+    the binding happens inside ``_FunctionBase.apply`` and this is ``fn.apply``;
+    ``keep_signature`` makes that binding cheaper.) Under ``torch.compile`` and inside
+    functorch transforms (vmap, grad, ...) it is ``fn.apply`` itself."""
     if torch.compiler.is_compiling() or _unwrap_dead_wrappers is None or torch._C._are_functorch_transforms_active():
         return fn.apply(*args)
     entry = _base_apply.get(fn)
@@ -288,3 +290,17 @@ def _make_simple_function(cell: str, name: str):
 GRUFunction = _make_simple_function("gru", "GRUFunction")
 RNNTanhFunction = _make_simple_function("rnn_tanh", "RNNTanhFunction")
 RNNReluFunction = _make_simple_function("rnn_relu", "RNNReluFunction")
+
+
+def keep_signature(fn):
+    """Stores ``fn.forward``'s signature on it as ``__signature__``, which ``inspect.signature``
+    returns as is: ``Function.apply`` looks the signature up on every call (in Python up to
+    torch 2.13, from C++ in later versions), and computing it costs ~20 us a call."""
+    import inspect
+
+    fn.forward.__signature__ = inspect.signature(fn.forward)
+    return fn
+
+
+for _fn in (LSTMFunction, GRUFunction, RNNTanhFunction, RNNReluFunction):
+    keep_signature(_fn)
