@@ -128,6 +128,9 @@ except ImportError:  # a torch without it: every call takes Function.apply
     _unwrap_dead_wrappers = None
 
 _base_apply = {}  # Function class -> (number of forward's arguments, _FunctionBase.apply bound to it)
+# Whether Function.apply is the Python classmethod that binds the arguments (torch <= 2.13);
+# later versions moved it into _FunctionBase.apply in C++, where there is nothing to go around.
+_PYTHON_APPLY = isinstance(torch.autograd.Function.__dict__.get("apply"), classmethod)
 
 
 def apply_function(fn, *args):
@@ -139,7 +142,8 @@ def apply_function(fn, *args):
     the binding happens inside ``_FunctionBase.apply`` and this is ``fn.apply``;
     ``keep_signature`` makes that binding cheaper.) Under ``torch.compile`` and inside
     functorch transforms (vmap, grad, ...) it is ``fn.apply`` itself."""
-    if torch.compiler.is_compiling() or _unwrap_dead_wrappers is None or torch._C._are_functorch_transforms_active():
+    if (not _PYTHON_APPLY or torch.compiler.is_compiling() or _unwrap_dead_wrappers is None
+            or torch._C._are_functorch_transforms_active()):
         return fn.apply(*args)
     entry = _base_apply.get(fn)
     if entry is None:
