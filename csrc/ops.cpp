@@ -1,7 +1,7 @@
 // Every op schema of fused_rnn, defined once, and the Python module init.
 //
 // One op pair per cell: <cell>_forward and <cell>_backward, for one layer in one
-// direction. Layouts are described in layer_args.h. The forward returns the
+// direction, and <cell>_bidir_forward / _bidir_backward for both directions of one. Layouts are described in layer_args.h. The forward returns the
 // workspace (activations saved for the backward) as an ordinary tensor so that
 // fake kernels can describe it; it is empty when train is false. The LSTM
 // workspace holds c_t of every step; lstm_backward's grad_cell_states (rows, H),
@@ -49,6 +49,29 @@ TORCH_LIBRARY(fused_rnn, m) {
         "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_w_ih, Tensor grad_w_hh, "
         "Tensor grad_b_ih, Tensor grad_b_hh)").c_str());
   }
+  // Both directions of a bidirectional layer in one call. `weights` holds w_ih, w_hh, b_ih,
+  // b_hh (and w_hr for the LSTM) of the forward direction, then of the reverse one, None where
+  // absent; hx and cx are (2, B, .). The output has both directions' features side by side,
+  // (T, B, 2P) (or (N, 2P) packed), as torch.nn's; the workspace is (2, rows, cols). The
+  // backward returns the input's gradient summed over the directions and the weights'
+  // gradients in the order of `weights` (empty where absent or not asked for).
+  m.def(
+      "lstm_bidir_forward(Tensor input, Tensor? hx, Tensor? cx, Tensor?[] weights, Tensor? batch_sizes, "
+      "bool train) -> (Tensor output, Tensor h_n, Tensor c_n, Tensor workspace)");
+  m.def(
+      "lstm_bidir_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, Tensor? hx, "
+      "Tensor? cx, Tensor?[] weights, Tensor? batch_sizes, Tensor output, Tensor workspace, "
+      "bool input_grad=True, bool weight_grad=True) "
+      "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor[] grad_weights)");
+  for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {
+    m.def((std::string(cell) +
+        "_bidir_forward(Tensor input, Tensor? hx, Tensor?[] weights, Tensor? batch_sizes, bool train) "
+        "-> (Tensor output, Tensor h_n, Tensor workspace)").c_str());
+    m.def((std::string(cell) +
+        "_bidir_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor? hx, Tensor?[] weights, "
+        "Tensor? batch_sizes, Tensor output, Tensor workspace, bool input_grad=True, bool weight_grad=True) "
+        "-> (Tensor grad_input, Tensor grad_hx, Tensor[] grad_weights)").c_str());
+  }
 }
 
 namespace {
@@ -74,6 +97,7 @@ pybind11::dict build_info() {
   d["cpu_dots"] = fused_rnn::cpu::cpu_dots();
   d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
+  d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -109,6 +133,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_set_cpu_bf16_dot", &fused_rnn::cpu::set_bf16_dot_products,
       "Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where the CPU has "
       "them; returns the previous setting");
+  m.def(
+      "_set_cpu_concurrent_directions", &fused_rnn::cpu::set_concurrent_directions,
+      "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "
+      "(True, the default) or one after the other; returns the previous setting");
   m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");

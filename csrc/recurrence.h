@@ -31,6 +31,9 @@
 //       const T* w_hh)
 //     the same for the backward's reverse loop: fills dG (and dGh) for every step and
 //     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows
+//   template <class F> static void both(const LayerArgs& a, bool forward, const F& f)
+//     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (forward or
+//     backward), at once or one after the other
 //   template <class T> static at::ScalarType weight_product_dtype(const LayerArgs&)
 //     the dtype of the backward's large products over all rows (input and weight
 //     gradients): T's own, or bfloat16 where the layer's weights are bfloat16 at heart
@@ -72,8 +75,11 @@ inline at::ScalarType acc_type(at::ScalarType t) {
   return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
 }
 
+// ws_into, where defined, is the training workspace to fill (N, ws_ld), contiguous: a
+// bidirectional layer's two directions write into one buffer.
 template <class Backend, class Cell, typename T>
-std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool reverse, bool train) {
+std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool reverse, bool train,
+                                                        const Tensor& ws_into = Tensor()) {
   const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H;
   const bool proj = a.w_hr.defined();
   const auto opts = a.input.options();
@@ -85,7 +91,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
   Tensor c_state = Cell::kHasCell ? a.cx.to(acc_type(a.input.scalar_type()), false, true).contiguous()
                                   : at::empty({0}, opts);
   const int64_t ws_ld = workspace_cols(a.cell, H, proj);
-  Tensor ws = train ? at::empty({N, ws_ld}, opts) : at::empty({0}, opts);
+  Tensor ws = train ? (ws_into.defined() ? ws_into : at::empty({N, ws_ld}, opts)) : at::empty({0}, opts);
 
   // The gate buffer: x W_ih^T of every step in, activations out. An Elman RNN uses its
   // output, training the workspace; an inference LSTM or GRU allocates one below only
@@ -404,6 +410,69 @@ std::vector<Tensor> backward_impl(
   return {grad_input, dh_t, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
 }
 
+
+// The two directions of a bidirectional layer in one call (a[0] forward, a[1] reverse, the
+// same input): Backend::both runs them, at once where the device can. Returns the output
+// with both directions' features side by side (T, B, 2P) or (N, 2P), h_n (2, B, P), c_n
+// (2, B, H) for the LSTM, and the training workspace of both, (2, N, ws_ld).
+template <class Backend, class Cell, typename T>
+std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward_impl(const LayerArgs (&a)[2], bool train) {
+  const int64_t ws_ld = workspace_cols(a[0].cell, a[0].H, a[0].w_hr.defined());
+  const auto opts = a[0].input.options();
+  const Tensor ws = train ? at::empty({2, a[0].N, ws_ld}, opts) : at::empty({0}, opts);
+  std::tuple<Tensor, Tensor, Tensor, Tensor> r[2];
+  Backend::both(a[0], true, [&](int d) {
+    r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, train ? ws.select(0, d) : Tensor());
+  });
+  Tensor output = at::cat({std::get<0>(r[0]), std::get<0>(r[1])}, -1);
+  Tensor h_n = at::stack({std::get<1>(r[0]), std::get<1>(r[1])});
+  Tensor c_n = Cell::kHasCell ? at::stack({std::get<2>(r[0]), std::get<2>(r[1])}) : std::get<2>(r[0]);
+  return {output, h_n, c_n, ws};
+}
+
+// The backward of bidir_forward_impl: grad_input summed over both directions, grad_hx
+// (2, B, P), grad_cx (2, B, H) for the LSTM (else empty), and the weights' gradients in
+// the order of `a`'s weights: w_ih, w_hh, b_ih, b_hh (and w_hr for the LSTM) of the
+// forward direction, then of the reverse one (empty where absent or not asked for).
+template <class Backend, class Cell, typename T>
+std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
+    const LayerArgs (&a)[2], const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n,
+    const Tensor& output, const Tensor& ws, GradMask mask) {
+  const LayerArgs& f = a[0];
+  const int64_t P = f.P, H = f.H, B = f.B, N = f.N;
+  const int64_t ws_ld = workspace_cols(f.cell, H, f.w_hr.defined());
+  const std::vector<int64_t> out_shape =
+      f.packed ? std::vector<int64_t>{N, 2 * P} : std::vector<int64_t>{f.T, B, 2 * P};
+  check_backward_tensor(f, grad_output, "grad_output", out_shape);
+  check_backward_tensor(f, output, "output", out_shape);
+  check_backward_tensor(f, grad_h_n, "grad_h_n", {2, B, P});
+  if (Cell::kHasCell) {
+    check_backward_tensor(f, grad_c_n, "grad_c_n", {2, B, H});
+  }
+  if (ws_ld > 0) {
+    TORCH_CHECK(ws.numel() > 0 || N == 0, f.op,
+                ": the workspace is empty; run the forward with train=True before the backward");
+    check_backward_tensor(f, ws, "workspace", {2, N, ws_ld});
+  }
+  std::vector<Tensor> g[2];
+  Backend::both(a[0], false, [&](int d) {
+    g[d] = backward_impl<Backend, Cell, T>(
+        a[d], grad_output.narrow(-1, d * P, P), grad_h_n.select(0, d),
+        Cell::kHasCell ? grad_c_n.select(0, d) : Tensor(), output.narrow(-1, d * P, P),
+        ws_ld > 0 ? ws.select(0, d) : ws, d == 1, Tensor(), mask);
+  });
+  Tensor grad_input = mask.input ? g[0][0].add_(g[1][0]) : g[0][0];
+  Tensor grad_hx = at::stack({g[0][1], g[1][1]});
+  Tensor grad_cx = Cell::kHasCell ? at::stack({g[0][2], g[1][2]}) : g[0][2];
+  std::vector<Tensor> grad_weights;
+  for (int d = 0; d < 2; ++d) {
+    for (int k = 3; k < (Cell::kHasCell ? 8 : 7); ++k) {
+      grad_weights.push_back(g[d][k]);
+    }
+  }
+  return {grad_input, grad_hx, grad_cx, grad_weights};
+}
+
 }  // namespace detail
 
 // The op entry points of one device, as registered by TORCH_LIBRARY_IMPL in its file.
@@ -484,6 +553,97 @@ struct LayerOps {
                             {input_grad, weight_grad});
     return {g[0], g[1], g[3], g[4], g[5], g[6]};
   }
+
+  // ------------------------------------------------------------ both directions at once
+
+  using WeightList = c10::List<OptTensor>;
+
+  static std::string bidir_op_name(CellKind cell, bool is_forward) {
+    const char* base = cell == CellKind::kLstm ? "lstm" : cell == CellKind::kGru ? "gru"
+                       : cell == CellKind::kRnnTanh ? "rnn_tanh" : "rnn_relu";
+    return std::string("fused_rnn::") + base + (is_forward ? "_bidir_forward" : "_bidir_backward");
+  }
+
+  // The arguments of each direction of a bidirectional call: `weights` holds w_ih, w_hh,
+  // b_ih, b_hh (and w_hr for the LSTM) of the forward direction, then of the reverse one;
+  // hx and cx are (2, B, .).
+  static void bidir_args(LayerArgs (&a)[2], CellKind cell, bool is_forward, const Tensor& input,
+                         const OptTensor& hx, const OptTensor& cx, const WeightList& weights,
+                         const OptTensor& batch_sizes) {
+    const std::string op = bidir_op_name(cell, is_forward);
+    const bool lstm = cell == CellKind::kLstm;
+    const int64_t per = lstm ? 5 : 4;
+    TORCH_CHECK(static_cast<int64_t>(weights.size()) == 2 * per, op, ": expected ", 2 * per, " weights (",
+                lstm ? "w_ih, w_hh, b_ih, b_hh, w_hr" : "w_ih, w_hh, b_ih, b_hh",
+                " of each direction, None where absent), got ", weights.size());
+    auto state = [&](const OptTensor& s, const char* name, int d) -> OptTensor {
+      if (!s.has_value()) {
+        return std::nullopt;
+      }
+      TORCH_CHECK(s->dim() == 3 && s->size(0) == 2, op, ": expected ", name,
+                  " of shape (2, batch, features), one state a direction, got ", s->sizes());
+      return s->select(0, d);
+    };
+    for (int d = 0; d < 2; ++d) {
+      auto w = [&](int64_t k) -> OptTensor { return weights.get(d * per + k); };
+      TORCH_CHECK(w(0).has_value() && w(1).has_value(), op, ": w_ih and w_hh of direction ", d,
+                  " are required, got None");
+      a[d] = make_layer_args(op.c_str(), cell, input, state(hx, "hx", d), lstm ? state(cx, "cx", d) : std::nullopt,
+                             *w(0), *w(1), w(2), w(3), lstm ? w(4) : std::nullopt, batch_sizes);
+    }
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_bidir_forward(
+      const Tensor& input, const OptTensor& hx, const OptTensor& cx, const WeightList& weights,
+      const OptTensor& batch_sizes, bool train) {
+    LayerArgs a[2];
+    bidir_args(a, CellKind::kLstm, true, input, hx, cx, weights, batch_sizes);
+    return Backend::dispatch(a[0], [&](auto tag) {
+      using T = decltype(tag);
+      return detail::bidir_forward_impl<Backend, LstmTraits, T>(a, train);
+    });
+  }
+
+  static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> lstm_bidir_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
+      const OptTensor& hx, const OptTensor& cx, const WeightList& weights, const OptTensor& batch_sizes,
+      const Tensor& output, const Tensor& workspace, bool input_grad, bool weight_grad) {
+    LayerArgs a[2];
+    bidir_args(a, CellKind::kLstm, false, input, hx, cx, weights, batch_sizes);
+    return Backend::dispatch(a[0], [&](auto tag) {
+      using T = decltype(tag);
+      return detail::bidir_backward_impl<Backend, LstmTraits, T>(a, grad_output, grad_h_n, grad_c_n, output,
+                                                                 workspace, {input_grad, weight_grad});
+    });
+  }
+
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor> simple_bidir_forward(
+      const Tensor& input, const OptTensor& hx, const WeightList& weights, const OptTensor& batch_sizes,
+      bool train) {
+    LayerArgs a[2];
+    bidir_args(a, Cell::kKind, true, input, hx, std::nullopt, weights, batch_sizes);
+    auto [output, h_n, c_n, ws] = Backend::dispatch(a[0], [&](auto tag) {
+      using T = decltype(tag);
+      return detail::bidir_forward_impl<Backend, Cell, T>(a, train);
+    });
+    return {output, h_n, ws};
+  }
+
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, std::vector<Tensor>> simple_bidir_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
+      const WeightList& weights, const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace,
+      bool input_grad, bool weight_grad) {
+    LayerArgs a[2];
+    bidir_args(a, Cell::kKind, false, input, hx, std::nullopt, weights, batch_sizes);
+    auto [grad_input, grad_hx, grad_cx, grad_weights] = Backend::dispatch(a[0], [&](auto tag) {
+      using T = decltype(tag);
+      return detail::bidir_backward_impl<Backend, Cell, T>(a, grad_output, grad_h_n, Tensor(), output, workspace,
+                                                           {input_grad, weight_grad});
+    });
+    return {grad_input, grad_hx, grad_weights};
+  }
 };
 
 // Registers every op of `Backend` on dispatch key `m` (inside TORCH_LIBRARY_IMPL).
@@ -500,6 +660,14 @@ void register_layer_ops(torch::Library& m) {
   m.impl("rnn_tanh_backward", &Ops::template simple_backward<Tanh>);
   m.impl("rnn_relu_forward", &Ops::template simple_forward<Relu>);
   m.impl("rnn_relu_backward", &Ops::template simple_backward<Relu>);
+  m.impl("lstm_bidir_forward", &Ops::lstm_bidir_forward);
+  m.impl("lstm_bidir_backward", &Ops::lstm_bidir_backward);
+  m.impl("gru_bidir_forward", &Ops::template simple_bidir_forward<GruTraits>);
+  m.impl("gru_bidir_backward", &Ops::template simple_bidir_backward<GruTraits>);
+  m.impl("rnn_tanh_bidir_forward", &Ops::template simple_bidir_forward<Tanh>);
+  m.impl("rnn_tanh_bidir_backward", &Ops::template simple_bidir_backward<Tanh>);
+  m.impl("rnn_relu_bidir_forward", &Ops::template simple_bidir_forward<Relu>);
+  m.impl("rnn_relu_bidir_backward", &Ops::template simple_bidir_backward<Relu>);
 }
 
 }  // namespace fused_rnn

@@ -134,12 +134,31 @@ def test_opcheck_on_cuda(cell):
     torch.library.opcheck(fwd, args)
 
 
+@pytest.mark.parametrize("cell", CELLS)
+def test_bidir_opcheck_on_cuda(cell):
+    """The two-direction ops (both directions of a layer in one call) on the GPU."""
+    per = 5 if cell == "lstm" else 4
+    weights = []
+    for d in range(2):
+        p = layer_params(cell, 3, 4, dtype=torch.float32, seed=d)
+        weights += [p[k].cuda() if k in p else None for k in ("w_ih", "w_hh", "b_ih", "b_hh", "w_hr")[:per]]
+    x = torch.randn(5, 2, 3, device="cuda")
+    states = (None, None) if cell == "lstm" else (None,)
+    fwd = getattr(torch.ops.fused_rnn, f"{cell}_bidir_forward")
+    torch.library.opcheck(fwd, (x, *states, weights, None, True))
+    outs = fwd(x, *states, weights, None, True)
+    bwd = getattr(torch.ops.fused_rnn, f"{cell}_bidir_backward")
+    torch.library.opcheck(bwd, (*[torch.randn_like(t) for t in outs[:-1]], x, *states, weights, None, outs[0],
+                                outs[-1]))
+
+
 @pytest.mark.parametrize("mode", MODES)
-def test_cpu_and_cuda_agree(mode):
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_cpu_and_cuda_agree(mode, bidirectional):
     torch.manual_seed(0)
-    _, cpu = make_pair(mode, 8, 16, device="cpu", dtype=torch.float64, num_layers=2)
+    _, cpu = make_pair(mode, 8, 16, device="cpu", dtype=torch.float64, num_layers=2, bidirectional=bidirectional)
     gpu = getattr(fused_rnn, "RNN" if mode.startswith("RNN") else mode)(
-        8, 16, num_layers=2, dtype=torch.float64, device="cuda",
+        8, 16, num_layers=2, dtype=torch.float64, device="cuda", bidirectional=bidirectional,
         **({"nonlinearity": mode[4:].lower()} if mode.startswith("RNN") else {}))
     gpu.load_state_dict(cpu.state_dict())
     x = torch.randn(7, 3, 8, dtype=torch.float64)

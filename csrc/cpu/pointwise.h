@@ -136,4 +136,11 @@ bool set_bf16_dot_products(bool on);
 int64_t bf16_dot_forward_calls();
 int64_t bf16_backward_calls();
 
+// Whether a bidirectional layer's two directions run at once, one on each thread, where
+// torch runs exactly two intra-op threads (default on; FUSED_RNN_CPU_CONCURRENT_DIRECTIONS=0
+// runs them one after the other, each on every thread). Each direction computes the same
+// either way. set_concurrent_directions returns the previous setting.
+bool concurrent_directions();
+bool set_concurrent_directions(bool on);
+
 }  // namespace fused_rnn::cpu

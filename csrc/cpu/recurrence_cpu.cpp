@@ -2,12 +2,17 @@
 // passes from the SIMD kernel table (pointwise.h) spread over torch's intra-op
 // threads by rows.
 #include <ATen/Parallel.h>
+#include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <string>
 #include <vector>
+
+#if defined(__unix__)
+#include <unistd.h>
+#endif
 
 #include "../recurrence.h"
 #include "panel_cache.h"
@@ -60,6 +65,12 @@ bool env_on(const char* name) {
 // Whether unprojected layers run their steps fused (pointwise.h: fused_steps).
 std::atomic<bool>& fused_flag() {
   static std::atomic<bool> on{env_on("FUSED_RNN_CPU_FUSED")};
+  return on;
+}
+
+// Whether a bidirectional layer runs its directions at once (pointwise.h: concurrent_directions).
+std::atomic<bool>& concurrent_flag() {
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_CONCURRENT_DIRECTIONS")};
   return on;
 }
 
@@ -524,6 +535,42 @@ struct CpuBackend {
     return c10::CppTypeToScalarType<T>::value;
   }
 
+  // The two directions of a bidirectional layer, f(0) and f(1). Where torch runs exactly two
+  // threads, at once, one a thread: each direction then runs on one core (ATen runs the
+  // parallel regions nested in this one inline, and the step team alone), and neither waits
+  // for the other at every step as the threads of one team do. Otherwise one after the
+  // other, each on every thread; and so too the forward of a batch of at most 4 rows whose
+  // W_hh (with the rest of a step's data) outgrows a core's L2 cache while half of it fits:
+  // split over both threads, each direction's W_hh stays in the two L2s from step to step,
+  // while at once each core would stream a whole one from L3 every step (B = 1 inference, 1 MB
+  // L2: at once 0.85-0.94x at W_hh = 1-1.2 MB, 1.02-1.07x at 0.56 MB;
+  // bench/results/2026-11-28_cpu_amd-epyc-2c_probes-bidirectional/).
+  template <class F>
+  static void both(const LayerArgs& a, bool forward, const F& f) {
+    static const int64_t l2 = [] {  // bytes of a core's L2 cache, or 0 where unknown
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+      const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+      return n > 0 ? static_cast<int64_t>(n) : int64_t{0};
+#else
+      return int64_t{0};
+#endif
+    }();
+    const int64_t w_hh = a.w_hh.numel() * static_cast<int64_t>(a.w_hh.element_size());
+    const bool l2_split = forward && a.B <= 4 && l2 > 0 && 4 * w_hh >= 3 * l2 && w_hh <= 2 * l2;
+    if (concurrent_flag().load() && !l2_split && at::get_num_threads() == 2 && !at::in_parallel_region()) {
+      const at::ThreadLocalState state;  // the caller's grad and inference modes, for the ATen calls inside
+      at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
+        const at::ThreadLocalStateGuard guard(state);
+        for (int64_t d = d0; d < d1; ++d) {
+          f(static_cast<int>(d));
+        }
+      });
+      return;
+    }
+    f(0);
+    f(1);
+  }
+
   template <typename D, typename S>
   static void add(D* dst, const S* src, int64_t n) {
     for (int64_t k = 0; k < n; ++k) {
@@ -577,6 +624,14 @@ bool read_16bit_weights() {
 
 bool set_read_16bit_weights(bool on) {
   return narrow_flag().exchange(on);
+}
+
+bool concurrent_directions() {
+  return concurrent_flag().load();
+}
+
+bool set_concurrent_directions(bool on) {
+  return concurrent_flag().exchange(on);
 }
 
 std::string cpu_dots() {

@@ -30,8 +30,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from . import _C
-from .ops import (GRUFunction, LSTMFunction, RNNReluFunction, RNNTanhFunction, _ops, apply_function, keep_signature,
-                  needs_workspace)
+from .ops import (BIDIR_WEIGHTS, GRUBidirFunction, GRUFunction, LSTMBidirFunction, LSTMFunction,
+                  RNNReluBidirFunction, RNNReluFunction, RNNTanhBidirFunction, RNNTanhFunction, _ops, apply_function,
+                  keep_signature, needs_workspace)
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
 
@@ -202,6 +203,33 @@ def rnn_layer(
     return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
 
 
+_BIDIR = {"LSTM": ("lstm", LSTMBidirFunction), "GRU": ("gru", GRUBidirFunction),
+          "RNN_TANH": ("rnn_tanh", RNNTanhBidirFunction), "RNN_RELU": ("rnn_relu", RNNReluBidirFunction)}
+
+
+def _bidir_layer(mode, input, weights, hx, cx, batch_sizes):
+    """Both directions of one layer in one op (``fused_rnn::<cell>_bidir_forward``), which runs
+    them at once where the device can. ``weights`` is each direction's list in torch.nn's
+    order; ``hx``, ``cx`` are ``(2, B, .)`` or None. Returns ``(output, h_n, c_n)``: the output
+    with both directions' features side by side, the states ``(2, B, .)``, ``c_n`` None except
+    for the LSTM. For float32/float64 (and any dtype on CUDA) outside autocast; rnn_stack
+    takes the per-direction path otherwise."""
+    cell, fn = _BIDIR[mode]
+    per, lstm = BIDIR_WEIGHTS[cell], mode == "LSTM"
+    flat = []
+    for w in weights:
+        w = list(w)
+        if lstm and len(w) == 3:  # w_ih, w_hh, w_hr: a projected LSTM without biases
+            w = [w[0], w[1], None, None, w[2]]
+        flat += w + [None] * (per - len(w))
+    states = (hx, cx) if lstm else (hx,)
+    if not needs_workspace(input, *states, *flat):
+        outs = getattr(_ops, f"{cell}_bidir_forward")(input, *states, flat, batch_sizes, False)
+    else:
+        outs = apply_function(fn, input, *states, batch_sizes, True, *flat)
+    return (outs[0], outs[1], outs[2] if lstm else None)
+
+
 def rnn_stack(
     mode: str,
     input: Tensor,
@@ -236,6 +264,19 @@ def rnn_stack(
     layer_input = input
     for layer in range(num_layers):
         outputs, cells = [], []
+        if (bidirectional and not return_all_states and _autocast_dtype(layer_input) is None
+                and _compute_dtype(layer_input) is None):
+            k = 2 * layer
+            pair = [weights[d * per_layer:(d + 1) * per_layer] for d in (k, k + 1)]
+            layer_output, h, c = _bidir_layer(mode, layer_input, pair, h0[k:k + 2] if h0 is not None else None,
+                                              c0[k:k + 2] if c0 is not None else None, batch_sizes)
+            h_list += [h[0], h[1]]
+            if is_lstm:
+                c_list += [c[0], c[1]]
+            if training and dropout > 0 and layer < num_layers - 1:
+                layer_output = F.dropout(layer_output, p=dropout, training=True)
+            layer_input = layer_output
+            continue
         for direction in range(num_directions):
             k = layer * num_directions + direction
             w = list(weights[k * per_layer:(k + 1) * per_layer])

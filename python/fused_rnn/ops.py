@@ -9,6 +9,8 @@ backward op.
 
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from . import _C  # noqa: F401  (loading the extension registers the ops)
@@ -107,6 +109,62 @@ def _register_simple_fakes(cell):
 for _cell in ("gru", "rnn_tanh", "rnn_relu"):
     _register_simple_fakes(_cell)
 
+# Weights a direction in a bidirectional op's list: w_ih, w_hh, b_ih, b_hh (and w_hr for the LSTM).
+BIDIR_WEIGHTS = {"lstm": 5, "gru": 4, "rnn_tanh": 4, "rnn_relu": 4}
+# Which of them are weight matrices, whose gradients a backward forms only with weight_grad.
+_MATRICES = (True, True, False, False, True)
+
+
+def _fake_bidir_forward(cell, input, hx, weights, batch_sizes, train):
+    w_hh, w_hr = weights[1], weights[4] if cell == "lstm" else None
+    hidden = w_hh.shape[0] // GATES[cell]
+    width = w_hr.shape[0] if w_hr is not None else hidden
+    rows, batch = _layout(input, None if hx is None else hx[0], batch_sizes)
+    out_shape = (rows, 2 * width) if batch_sizes is not None else (input.shape[0], batch, 2 * width)
+    ws_shape = (2, rows, workspace_cols(cell, hidden, w_hr is not None)) if train else (0,)
+    return (
+        input.new_empty(out_shape),
+        input.new_empty((2, batch, width)),
+        input.new_empty((2, batch, hidden)),
+        input.new_empty(ws_shape),
+    )
+
+
+def _fake_bidir_weight_grads(cell, g, weights, weight_grad):
+    per = BIDIR_WEIGHTS[cell]
+    return [_like_or_empty(g, w, weight_grad or not _MATRICES[k % per]) for k, w in enumerate(weights)]
+
+
+@torch.library.register_fake("fused_rnn::lstm_bidir_forward")
+def _lstm_bidir_forward_fake(input, hx, cx, weights, batch_sizes, train):
+    return _fake_bidir_forward("lstm", input, hx, weights, batch_sizes, train)
+
+
+@torch.library.register_fake("fused_rnn::lstm_bidir_backward")
+def _lstm_bidir_backward_fake(grad_output, grad_h_n, grad_c_n, input, hx, cx, weights, batch_sizes, output,
+                              workspace, input_grad=True, weight_grad=True):
+    g = input
+    return (_like_or_empty(g, input, input_grad), g.new_empty(grad_h_n.shape), g.new_empty(grad_c_n.shape),
+            _fake_bidir_weight_grads("lstm", g, weights, weight_grad))
+
+
+def _register_simple_bidir_fakes(cell):
+    @torch.library.register_fake(f"fused_rnn::{cell}_bidir_forward")
+    def _forward_fake(input, hx, weights, batch_sizes, train):
+        output, h_n, _, ws = _fake_bidir_forward(cell, input, hx, weights, batch_sizes, train)
+        return output, h_n, ws
+
+    @torch.library.register_fake(f"fused_rnn::{cell}_bidir_backward")
+    def _backward_fake(grad_output, grad_h_n, input, hx, weights, batch_sizes, output, workspace, input_grad=True,
+                       weight_grad=True):
+        g = input
+        return (_like_or_empty(g, input, input_grad), g.new_empty(grad_h_n.shape),
+                _fake_bidir_weight_grads(cell, g, weights, weight_grad))
+
+
+for _cell in ("gru", "rnn_tanh", "rnn_relu"):
+    _register_simple_bidir_fakes(_cell)
+
 
 def _differentiable_grads(recompute, inputs, grad_outputs):
     """The backward as a differentiable graph, for ``create_graph=True`` (double backward).
@@ -147,13 +205,15 @@ def apply_function(fn, *args):
         return fn.apply(*args)
     entry = _base_apply.get(fn)
     if entry is None:
-        import inspect
-
-        entry = (len(inspect.signature(fn.forward).parameters), super(torch.autograd.Function, fn).apply)
+        params = inspect.signature(fn.forward).parameters.values()
+        # Positional parameters, and whether forward takes *args (a call then gives at least those).
+        fixed = sum(p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) for p in params)
+        varargs = any(p.kind == p.VAR_POSITIONAL for p in params)
+        entry = (fixed, varargs, super(torch.autograd.Function, fn).apply)
         _base_apply[fn] = entry
-    if len(args) != entry[0]:
+    if len(args) < entry[0] or (len(args) > entry[0] and not entry[1]):
         return fn.apply(*args)
-    return entry[1](*_unwrap_dead_wrappers(args))
+    return entry[2](*_unwrap_dead_wrappers(args))
 
 
 def _or_zeros(grad, like: torch.Tensor, shape) -> torch.Tensor:
@@ -300,11 +360,99 @@ def keep_signature(fn):
     """Stores ``fn.forward``'s signature on it as ``__signature__``, which ``inspect.signature``
     returns as is: ``Function.apply`` looks the signature up on every call (in Python up to
     torch 2.13, from C++ in later versions), and computing it costs ~20 us a call."""
-    import inspect
-
     fn.forward.__signature__ = inspect.signature(fn.forward)
     return fn
 
 
-for _fn in (LSTMFunction, GRUFunction, RNNTanhFunction, RNNReluFunction):
+def _bidir_reference(cell, input, hx, cx, weights, batch_sizes):
+    """Both directions of a layer through the reference: ``(output, h_n[, c_n])`` as the
+    bidirectional ops return them."""
+    per = BIDIR_WEIGHTS[cell]
+    outs, hs, cs = [], [], []
+    for d in range(2):
+        w = weights[d * per:(d + 1) * per]
+        h0 = hx[d] if hx is not None else None
+        if cell == "lstm":
+            out, h, c = reference.lstm_layer(input, *w[:4], h0, cx[d] if cx is not None else None, w[4], batch_sizes,
+                                             d == 1)
+            cs.append(c)
+        elif cell == "gru":
+            out, h = reference.gru_layer(input, *w, h0, batch_sizes, d == 1)
+        else:
+            out, h = reference.rnn_layer(input, *w, h0, batch_sizes, d == 1, nonlinearity=cell[len("rnn_"):])
+        outs.append(out)
+        hs.append(h)
+    result = (torch.cat(outs, -1), torch.stack(hs))
+    return result + (torch.stack(cs),) if cell == "lstm" else result
+
+
+def _make_bidir_function(cell: str, name: str):
+    """The autograd.Function of both directions of a layer (``fused_rnn::<cell>_bidir_*``).
+
+    ``apply(input, hx, cx, batch_sizes, train, *weights)`` for the LSTM and ``apply(input, hx,
+    batch_sizes, train, *weights)`` otherwise, ``weights`` as the op's list (None where absent),
+    returns ``(output, h_n, c_n, workspace)`` or ``(output, h_n, workspace)``; hx and cx are
+    ``(2, B, .)``; the workspace is not differentiable.
+    """
+    lstm = cell == "lstm"
+    n_states = 2 if lstm else 1
+    forward_op = getattr(_ops, f"{cell}_bidir_forward")
+    backward_op = getattr(_ops, f"{cell}_bidir_backward")
+    per = BIDIR_WEIGHTS[cell]
+
+    def split(args):  # (input, states, batch_sizes, train, weights)
+        return args[0], args[1:1 + n_states], args[1 + n_states], args[2 + n_states], args[3 + n_states:]
+
+    def forward(*args):
+        input, states, batch_sizes, train, weights = split(args)
+        return forward_op(input, *states, list(weights), batch_sizes, train)
+
+    def setup_context(ctx, inputs, output):
+        input, states, batch_sizes, _train, weights = split(inputs)
+        ctx.mark_non_differentiable(output[-1])
+        ctx.set_materialize_grads(False)
+        ctx.save_for_backward(input, *states, batch_sizes, output[0], output[-1], *weights)
+        ctx.shapes = [t.shape for t in output[1:-1]]
+
+    def backward(ctx, grad_output, *grads):
+        saved = ctx.saved_tensors
+        input, states, batch_sizes = saved[0], saved[1:1 + n_states], saved[1 + n_states]
+        out, workspace, weights = saved[2 + n_states], saved[3 + n_states], saved[4 + n_states:]
+        grad_output = _or_zeros(grad_output, out, out.shape)
+        grad_states = [_or_zeros(g, out, shape) for g, shape in zip(grads[:n_states], ctx.shapes)]
+        given = (input, *states, *weights)
+        need = ctx.needs_input_grad
+        need_given = need[:1 + n_states] + need[3 + n_states:]
+        if torch.is_grad_enabled():  # create_graph=True
+            grads = _differentiable_grads(
+                lambda: _bidir_reference(cell, input, states[0], states[1] if lstm else None, weights, batch_sizes),
+                given, (grad_output, *grad_states))
+        else:
+            weight_grad = any(n for k, n in enumerate(need[3 + n_states:]) if _MATRICES[k % per])
+            grad_input, *grad_st, grad_weights = backward_op(
+                grad_output, *grad_states, input, *states, list(weights), batch_sizes, out, workspace,
+                input_grad=need[0], weight_grad=weight_grad)
+            grads = (grad_input, *grad_st, *grad_weights)
+            grads = tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need_given))
+        return grads[:1 + n_states] + (None, None) + grads[1 + n_states:]
+
+    return type(
+        name,
+        (torch.autograd.Function,),
+        {
+            "__doc__": _make_bidir_function.__doc__.replace("The", f"{cell}:", 1),
+            "forward": staticmethod(forward),
+            "setup_context": staticmethod(setup_context),
+            "backward": staticmethod(backward),
+        },
+    )
+
+
+LSTMBidirFunction = _make_bidir_function("lstm", "LSTMBidirFunction")
+GRUBidirFunction = _make_bidir_function("gru", "GRUBidirFunction")
+RNNTanhBidirFunction = _make_bidir_function("rnn_tanh", "RNNTanhBidirFunction")
+RNNReluBidirFunction = _make_bidir_function("rnn_relu", "RNNReluBidirFunction")
+
+for _fn in (LSTMFunction, GRUFunction, RNNTanhFunction, RNNReluFunction, LSTMBidirFunction, GRUBidirFunction,
+            RNNTanhBidirFunction, RNNReluBidirFunction):
     keep_signature(_fn)
