@@ -177,10 +177,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["backward"] = fused_rnn::persistent_launches(false);
         d["mma_forward"] = fused_rnn::persistent_mma_launches(true);
         d["mma_backward"] = fused_rnn::persistent_mma_launches(false);
+        d["pair_forward"] = fused_rnn::persistent_pair_launches(true);
+        d["pair_backward"] = fused_rnn::persistent_pair_launches(false);
         return d;
       },
-      "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products) "
-      "this process has launched");
+      "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products; and "
+      "of all, those that ran both directions of a bidirectional layer) this process has launched");
   m.def(
       "_set_persistent_mma", &fused_rnn::set_persistent_mma,
       "Let the persistent kernels use tensor cores (float16/bfloat16; float32 as TF32 where "

@@ -31,6 +31,18 @@
 //       const T* w_hh)
 //     the same for the backward's reverse loop: fills dG (and dGh) for every step and
 //     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows
+//   static bool runs_pairs()
+//   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
+//       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
+//       std::array<T*, 2> ws)
+//     forward_sequence for both directions of a bidirectional layer (a[0] forward, a[1]
+//     reverse) in one run, or false to leave each to forward_sequence; tried only where
+//     runs_pairs() is true
+//   template <class T> static bool backward_pair(CellKind, const LayerArgs (&a)[2],
+//       std::array<const BackwardStep<T>*, 2> base, std::array<const T*, 2> grad_output,
+//       std::array<const T*, 2> grad_cell_states, std::array<const T*, 2> w_hh)
+//     the same for backward_sequence; base holds each direction's per-call fields and, in
+//     ws/out/dg/dgh, the first rows of its whole sequence
 //   template <class F> static void both(const LayerArgs& a, bool forward, const F& f)
 //     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (forward or
 //     backward), at once or one after the other
@@ -45,6 +57,7 @@
 #include <torch/library.h>
 
 #include <algorithm>
+#include <array>
 #include <string>
 #include <tuple>
 #include <vector>
@@ -75,102 +88,126 @@ inline at::ScalarType acc_type(at::ScalarType t) {
   return (t == at::kHalf || t == at::kBFloat16) ? at::kFloat : t;
 }
 
-// ws_into, where defined, is the training workspace to fill (N, ws_ld), contiguous: a
-// bidirectional layer's two directions write into one buffer.
+// One direction's forward, in parts, so that a backend can run two directions' whole
+// sequences in one launch (bidir_forward_impl): the constructor allocates the results and
+// fills the per-call step fields; run_whole() hands the whole sequence to the backend, which
+// may decline; finish(whole) runs the per-step loop where the backend did not run the
+// sequence, and returns (output, h_n, c_n, workspace). ws_into, where defined, is the training
+// workspace to fill (N, ws_ld), contiguous: a bidirectional layer's two directions write into
+// one buffer.
 template <class Backend, class Cell, typename T>
-std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool reverse, bool train,
-                                                        const Tensor& ws_into = Tensor()) {
-  const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H;
-  const bool proj = a.w_hr.defined();
-  const auto opts = a.input.options();
-  const at::Device dev = a.input.device();
-
-  Tensor output = a.packed ? at::empty({N, P}, opts) : at::empty({a.T, a.B, P}, opts);
-  Tensor h_n = a.hx.clone(at::MemoryFormat::Contiguous);  // the running state; its last value is h_n
-  // The running cell state, in Acc<T>.
-  Tensor c_state = Cell::kHasCell ? a.cx.to(acc_type(a.input.scalar_type()), false, true).contiguous()
-                                  : at::empty({0}, opts);
-  const int64_t ws_ld = workspace_cols(a.cell, H, proj);
-  Tensor ws = train ? (ws_into.defined() ? ws_into : at::empty({N, ws_ld}, opts)) : at::empty({0}, opts);
-
-  // The gate buffer: x W_ih^T of every step in, activations out. An Elman RNN uses its
-  // output, training the workspace; an inference LSTM or GRU allocates one below only
-  // if the backend does not run the whole sequence itself.
-  Tensor gates = Cell::kGatesInOutput ? output : (train ? ws : Tensor());
-  const int64_t gates_ld = Cell::kGatesInOutput ? P : (train ? ws_ld : GH);
-
-  Tensor bias, bias_hh, gh, h_raw;
-  if (Cell::kSeparateRecurrent) {
-    const Tensor zeros = at::zeros({GH}, opts);
-    bias = a.b_ih.defined() ? a.b_ih : zeros;
-    bias_hh = a.b_hh.defined() ? a.b_hh : zeros;
-  } else {
-    bias = combined_bias(a);
-  }
-  if (proj && !train) {
-    h_raw = at::empty({a.B, H}, opts);
-  }
-
-  const T* w_hh = a.w_hh.const_data_ptr<T>();
-  T* h = h_n.data_ptr<T>();
-  T* out = output.data_ptr<T>();
-  T* ws_p = train ? ws.data_ptr<T>() : nullptr;
-
+struct ForwardCall {
+  const LayerArgs& a;
+  const bool reverse, train, proj;
+  const int64_t ws_ld, gates_ld;
+  Tensor output, h_n, c_state, ws, gates, bias, bias_hh, h_raw;
   ForwardStep<T> st;
-  st.H = H;
-  st.P = P;
-  st.gates_ld = gates_ld;
-  st.bias = bias.const_data_ptr<T>();
-  st.bias_hh = bias_hh.defined() ? bias_hh.const_data_ptr<T>() : nullptr;
-  st.h = h;
-  st.c = Cell::kHasCell ? c_state.data_ptr<Acc<T>>() : nullptr;
-  st.ws_ld = ws_ld;
-  st.h_raw_ld = train ? ws_ld : H;
+
+  ForwardCall(const LayerArgs& args, bool rev, bool tr, const Tensor& ws_into)
+      : a(args),
+        reverse(rev),
+        train(tr),
+        proj(args.w_hr.defined()),
+        ws_ld(workspace_cols(args.cell, args.H, proj)),
+        gates_ld(Cell::kGatesInOutput ? args.P : (tr ? ws_ld : args.G * args.H)) {
+    const int64_t H = a.H, P = a.P, N = a.N, GH = a.G * H;
+    const auto opts = a.input.options();
+    output = a.packed ? at::empty({N, P}, opts) : at::empty({a.T, a.B, P}, opts);
+    h_n = a.hx.clone(at::MemoryFormat::Contiguous);  // the running state; its last value is h_n
+    // The running cell state, in Acc<T>.
+    c_state = Cell::kHasCell ? a.cx.to(acc_type(a.input.scalar_type()), false, true).contiguous()
+                             : at::empty({0}, opts);
+    ws = train ? (ws_into.defined() ? ws_into : at::empty({N, ws_ld}, opts)) : at::empty({0}, opts);
+    // The gate buffer: x W_ih^T of every step in, activations out. An Elman RNN uses its
+    // output, training the workspace; an inference LSTM or GRU allocates one in finish()
+    // only if the backend does not run the whole sequence itself.
+    gates = Cell::kGatesInOutput ? output : (train ? ws : Tensor());
+    if (Cell::kSeparateRecurrent) {
+      const Tensor zeros = at::zeros({GH}, opts);
+      bias = a.b_ih.defined() ? a.b_ih : zeros;
+      bias_hh = a.b_hh.defined() ? a.b_hh : zeros;
+    } else {
+      bias = combined_bias(a);
+    }
+    if (proj && !train) {
+      h_raw = at::empty({a.B, H}, opts);
+    }
+    st.H = H;
+    st.P = P;
+    st.gates_ld = gates_ld;
+    st.bias = bias.const_data_ptr<T>();
+    st.bias_hh = bias_hh.defined() ? bias_hh.const_data_ptr<T>() : nullptr;
+    st.h = h_n.data_ptr<T>();
+    st.c = Cell::kHasCell ? c_state.data_ptr<Acc<T>>() : nullptr;
+    st.ws_ld = ws_ld;
+    st.h_raw_ld = train ? ws_ld : H;
+  }
+
+  T* gates_ptr() { return gates.defined() ? gates.data_ptr<T>() : nullptr; }
+  T* out_ptr() { return output.data_ptr<T>(); }
+  T* ws_ptr() { return train ? ws.data_ptr<T>() : nullptr; }
 
   // A backend may run the whole sequence itself, input projection included (the CPU's
   // fused steps); st then carries the per-call fields.
-  const bool whole = !proj &&
-      Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates.defined() ? gates.data_ptr<T>() : nullptr,
-                                            out, ws_p);
-  T* gates_p = nullptr;
-  if (!whole) {
-    if (!gates.defined()) {
-      gates = at::empty({N, GH}, opts);
-    }
-    gates_p = gates.data_ptr<T>();
-    gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
-            gates_p, gates_ld);
-    if (Cell::kSeparateRecurrent) {
-      gh = at::empty({a.B, GH}, opts);
-      st.gh = gh.const_data_ptr<T>();
-    }
+  bool run_whole() {
+    return !proj && Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates_ptr(), out_ptr(), ws_ptr());
   }
-  for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
-    const int64_t t = reverse ? a.T - 1 - s : s;
-    const int64_t rows = a.sizes[t], off = a.offsets[t];
-    if (rows == 0) {
-      continue;
+
+  std::tuple<Tensor, Tensor, Tensor, Tensor> finish(bool whole) {
+    const int64_t H = a.H, P = a.P, N = a.N, I = a.I, GH = a.G * H;
+    const at::Device dev = a.input.device();
+    const T* w_hh = a.w_hh.const_data_ptr<T>();
+    T* h = st.h;
+    T* out = out_ptr();
+    T* ws_p = ws_ptr();
+    Tensor gh;
+    T* gates_p = nullptr;
+    if (!whole) {
+      if (!gates.defined()) {
+        gates = at::empty({N, GH}, a.input.options());
+      }
+      gates_p = gates.data_ptr<T>();
+      gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
+              gates_p, gates_ld);
+      if (Cell::kSeparateRecurrent) {
+        gh = at::empty({a.B, GH}, a.input.options());
+        st.gh = gh.const_data_ptr<T>();
+      }
     }
-    T* g = gates_p + off * gates_ld;
-    if (Cell::kSeparateRecurrent) {
-      gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, false, gh.data_ptr<T>(), GH);
-    } else {
-      gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, true, g, gates_ld);
+    for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
+      const int64_t t = reverse ? a.T - 1 - s : s;
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      if (rows == 0) {
+        continue;
+      }
+      T* g = gates_p + off * gates_ld;
+      if (Cell::kSeparateRecurrent) {
+        gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, false, gh.data_ptr<T>(), GH);
+      } else {
+        gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, true, g, gates_ld);
+      }
+      st.gates = g;
+      st.out = out + off * P;
+      st.ws = ws_p ? ws_p + off * ws_ld : nullptr;
+      if (proj) {
+        st.h_raw = train ? st.ws + 5 * H : h_raw.data_ptr<T>();
+      }
+      Backend::template forward<T>(Cell::kKind, st, rows);
+      if (proj) {
+        gemm<T>(dev, false, true, rows, P, H, st.h_raw, st.h_raw_ld, a.w_hr.const_data_ptr<T>(), H, false, h, P);
+        Backend::copy(st.out, h, rows * P);
+      }
     }
-    st.gates = g;
-    st.out = out + off * P;
-    st.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    if (proj) {
-      st.h_raw = train ? st.ws + 5 * H : h_raw.data_ptr<T>();
-    }
-    Backend::template forward<T>(Cell::kKind, st, rows);
-    if (proj) {
-      gemm<T>(dev, false, true, rows, P, H, st.h_raw, st.h_raw_ld, a.w_hr.const_data_ptr<T>(), H, false, h, P);
-      Backend::copy(st.out, h, rows * P);
-    }
+    Tensor c_n = Cell::kHasCell ? c_state.to(a.input.scalar_type()) : c_state;
+    return {output, h_n, c_n, ws};
   }
-  Tensor c_n = Cell::kHasCell ? c_state.to(a.input.scalar_type()) : c_state;
-  return {output, h_n, c_n, ws};
+};
+
+template <class Backend, class Cell, typename T>
+std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool reverse, bool train,
+                                                        const Tensor& ws_into = Tensor()) {
+  ForwardCall<Backend, Cell, T> call(a, reverse, train, ws_into);
+  return call.finish(call.run_whole());
 }
 
 // Which gradients a backward forms beyond the states' and biases' (always formed): the
@@ -180,234 +217,282 @@ struct GradMask {
   bool weights = true;
 };
 
+// One direction's backward, in parts as ForwardCall: the constructor checks the arguments,
+// allocates the gradients and fills the per-call step fields; run_whole() hands the reverse
+// loop to the backend, which may decline; finish(whole) runs the loop where the backend did
+// not, then the input and weight gradients over all rows, and returns (grad_input, grad_hx,
+// grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr).
+template <class Backend, class Cell, typename T>
+struct BackwardCall {
+  const LayerArgs& a;
+  const bool reverse;
+  const GradMask mask;
+  int64_t ws_ld = 0;
+  bool keep_dr = false;
+  Tensor grad_cell_states, grad_output, output, ws, dh_t, dc_t, dG, dGh, dR, dh_raw;
+  BackwardStep<T> st;
+  // What set_step offsets, once.
+  const T* ws_p = nullptr;
+  const T* out_p = nullptr;
+  T* dg_p = nullptr;
+  T* dgh_p = nullptr;
+
+  BackwardCall(const LayerArgs& args, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
+               const Tensor& output_in, const Tensor& ws_in, bool rev, const Tensor& grad_cell_states_in, GradMask m)
+      : a(args), reverse(rev), mask(m) {
+    const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
+    const bool proj = a.w_hr.defined();
+    const auto opts = a.input.options();
+    ws_ld = workspace_cols(a.cell, H, proj);
+
+    const std::vector<int64_t> out_shape =
+        a.packed ? std::vector<int64_t>{N, P} : std::vector<int64_t>{a.T, B, P};
+    check_backward_tensor(a, grad_output_in, "grad_output", out_shape);
+    check_backward_tensor(a, output_in, "output", out_shape);
+    check_backward_tensor(a, grad_h_n, "grad_h_n", {B, P});
+    if (Cell::kHasCell) {
+      check_backward_tensor(a, grad_c_n, "grad_c_n", {B, H});
+    }
+    if (ws_ld > 0) {  // an Elman RNN saves nothing beyond its output
+      TORCH_CHECK(
+          ws_in.numel() > 0 || N == 0,
+          a.op, ": the workspace is empty; run the forward with train=True before the backward");
+      check_backward_tensor(a, ws_in, "workspace", {N, ws_ld});
+    }
+    if (grad_cell_states_in.defined()) {
+      check_backward_tensor(a, grad_cell_states_in, "grad_cell_states", {N, H});
+      grad_cell_states = grad_cell_states_in.contiguous();
+    }
+
+    grad_output = grad_output_in.contiguous();
+    output = output_in.contiguous();
+    ws = ws_in.contiguous();
+    dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
+    dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
+                          : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
+    dG = at::empty({N, GH}, opts);
+    // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
+    // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
+    dGh = Cell::kSeparateRecurrent ? at::empty({N, H}, opts) : dG;
+    // A projected LSTM keeps every step's dh (the gradient of r_t = W_hr h_raw_t) for grad_w_hr.
+    keep_dr = proj && mask.weights;
+    if (proj) {
+      dh_raw = at::empty({B, H}, opts);
+    }
+    if (keep_dr) {
+      dR = at::empty({N, P}, opts);
+    }
+
+    ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
+    out_p = output.const_data_ptr<T>();
+    dg_p = dG.data_ptr<T>();
+    dgh_p = dGh.data_ptr<T>();
+    st.H = H;
+    st.P = P;
+    st.ws_ld = ws_ld;
+    st.dh = dh_t.data_ptr<T>();
+    st.dh_raw = proj ? dh_raw.const_data_ptr<T>() : nullptr;
+    st.dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
+    if (Cell::kHasCell) {
+      st.init = a.cx.const_data_ptr<T>();
+      st.init_ld = H;
+      st.prev_ld = ws_ld;
+    } else {
+      st.init = a.hx.const_data_ptr<T>();
+      st.init_ld = P;
+      st.prev_ld = P;
+    }
+  }
+
+  // The per-step fields of a step struct for step t.
+  void set_step(int64_t t, BackwardStep<T>& sb) const {
+    const int64_t H = a.H, P = a.P, GH = a.G * H;
+    const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
+    const int64_t off = a.offsets[t];
+    const int64_t tp = previous_step(a, t, reverse);
+    sb.prev_rows = tp < 0 ? 0 : std::min(a.sizes[t], a.sizes[tp]);
+    if (tp >= 0) {
+      sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out_p + a.offsets[tp] * P;
+    }
+    sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
+    sb.out = out_p + off * P;
+    sb.dg = dg_p + off * GH;
+    sb.dgh = dgh_p + off * dgh_ld;
+  }
+
+  const T* grad_output_ptr() const { return grad_output.const_data_ptr<T>(); }
+  const T* grad_cell_states_ptr() const {
+    return grad_cell_states.defined() ? grad_cell_states.const_data_ptr<T>() : nullptr;
+  }
+  // set_step as a callable, for the backends.
+  auto step_fields() const {
+    return [this](int64_t t, BackwardStep<T>& sb) { set_step(t, sb); };
+  }
+
+  bool run_whole() {
+    return !a.w_hr.defined() &&
+        Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, step_fields(), grad_output_ptr(),
+                                               grad_cell_states_ptr(), a.w_hh.const_data_ptr<T>());
+  }
+
+  std::vector<Tensor> finish(bool whole) {
+    const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H, B = a.B;
+    const bool proj = a.w_hr.defined();
+    const auto opts = a.input.options();
+    const at::Device dev = a.input.device();
+    const T* go = grad_output.const_data_ptr<T>();
+    const T* out = out_p;
+    const T* w_hh = a.w_hh.const_data_ptr<T>();
+    T* dh = dh_t.data_ptr<T>();
+    T* dg = dg_p;
+    T* dgh = dgh_p;
+    Acc<T>* dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
+    const T* gcs = grad_cell_states_ptr();
+    for (int64_t s = whole ? -1 : a.T - 1; s >= 0; --s) {
+      const int64_t t = reverse ? a.T - 1 - s : s;
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      if (rows == 0) {
+        continue;
+      }
+      Backend::add(dh, go + off * P, rows * P);
+      if (gcs) {
+        Backend::add(dc, gcs + off * H, rows * H);
+      }
+      if (keep_dr) {
+        Backend::copy(dR.data_ptr<T>() + off * P, dh, rows * P);
+      }
+      if (proj) {
+        gemm<T>(dev, false, false, rows, H, P, dh, P, a.w_hr.const_data_ptr<T>(), H, false, dh_raw.data_ptr<T>(), H);
+      }
+      set_step(t, st);
+      Backend::template backward<T>(Cell::kKind, st, rows);
+      // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there,
+      // and its n rows of W_hh meet dGh instead of dG.
+      if (Cell::kSeparateRecurrent) {
+        gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, GH, w_hh, P, true, dh, P);
+        gemm<T>(dev, false, false, rows, P, H, st.dgh, H, w_hh + 2 * H * P, P, true, dh, P);
+      } else {
+        gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, false, dh, P);
+      }
+    }
+
+    // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
+    auto none = [&] { return at::empty({0}, opts); };
+    Tensor grad_input = mask.input ? at::empty(a.input.sizes(), opts) : none();
+    Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
+    Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
+
+    // h_prev, the state entering each step, row-aligned with dG: the output of the previous
+    // step processed, or hx where a row starts.
+    auto h_prev = [&] {
+      Tensor h = at::empty({N, P}, opts);
+      T* hp = h.data_ptr<T>();
+      const T* hx = a.hx.const_data_ptr<T>();
+      for (int64_t t = 0; t < a.T; ++t) {
+        const int64_t rows = a.sizes[t], off = a.offsets[t];
+        const int64_t tp = previous_step(a, t, reverse);
+        const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
+        if (from_prev > 0) {
+          Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
+        }
+        if (rows > from_prev) {
+          Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
+        }
+      }
+      return h;
+    };
+
+    const at::ScalarType lp = Backend::template weight_product_dtype<T>(a);
+    if (lp != a.input.scalar_type()) {
+      // The three large products in lp (bfloat16) with lp results, as torch.nn's bf16 backward
+      // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
+      // casts of lp tensors).
+      const Tensor dG_lp = dG.to(lp);
+      if (mask.input) {
+        grad_input.view({N, I}).copy_(at::mm(dG_lp, a.w_ih.to(lp)));
+      }
+      if (mask.weights) {
+        grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({N, I}).to(lp)));
+        const Tensor hp = h_prev().to(lp);
+        if (Cell::kSeparateRecurrent) {
+          grad_w_hh.narrow(0, 0, 2 * H).copy_(at::mm(dG_lp.narrow(1, 0, 2 * H).t(), hp));
+          grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dGh.to(lp).t(), hp));
+        } else {
+          grad_w_hh.copy_(at::mm(dG_lp.t(), hp));
+        }
+      }
+    } else {
+      // grad_input = dG W_ih, by the backend's own kernel where it has one.
+      if (mask.input &&
+          !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
+        gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(),
+                I);
+      }
+      if (mask.weights) {
+        gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
+      }
+    }
+
+    // dW_hh = dGh^T h_prev. A dense sequence reads h_prev in place: the output shifted by one
+    // step, and hx at the first step.
+    auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
+      if (!a.packed) {
+        const T* hx = a.hx.const_data_ptr<T>();
+        const int64_t later = N - B;  // rows of every step but the first processed
+        const T* d_later = reverse ? d : d + B * ld;
+        const T* d_first = reverse ? d + later * ld : d;
+        // The first step's product writes dst, so a single step (a cell) neither zeroes dst
+        // first nor reads it back.
+        gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, false, dst, P);
+        gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, true, dst, P);
+        return;
+      }
+      const Tensor hp = h_prev();
+      gemm<T>(dev, true, false, M, P, N, d, ld, hp.const_data_ptr<T>(), P, false, dst, P);
+    };
+    if (mask.weights && lp == a.input.scalar_type()) {
+      T* gw_hh = grad_w_hh.data_ptr<T>();
+      if (Cell::kSeparateRecurrent) {
+        grad_hh(2 * H, dg, GH, gw_hh);
+        grad_hh(H, dgh, H, gw_hh + 2 * H * P);
+      } else {
+        grad_hh(GH, dg, GH, gw_hh);
+      }
+    }
+    // Bias gradients are column sums of dG (the GRU's n block of b_hh: of dGh), reduced in fp32
+    // for half and bfloat16; dG is summed once for both biases.
+    const auto acc = acc_type(a.input.scalar_type());
+    const auto dtype = a.input.scalar_type();
+    Tensor grad_b_ih = at::empty({0}, opts), grad_b_hh = at::empty({0}, opts);
+    if (a.b_ih.defined() || a.b_hh.defined()) {
+      const Tensor sum_dG = dG.sum(0, false, acc);
+      if (a.b_ih.defined()) {
+        grad_b_ih = sum_dG.to(dtype, false, true);
+      }
+      if (a.b_hh.defined()) {
+        grad_b_hh = Cell::kSeparateRecurrent ? at::cat({sum_dG.narrow(0, 0, 2 * H), dGh.sum(0, false, acc)}).to(dtype)
+                                             : sum_dG.to(dtype, false, true);
+      }
+    }
+    Tensor grad_w_hr = none();
+    if (keep_dr) {
+      grad_w_hr = at::empty({P, H}, opts);
+      gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
+              grad_w_hr.data_ptr<T>(), H);
+    }
+    Tensor grad_cx = Cell::kHasCell ? dc_t.to(a.input.scalar_type()) : dc_t;
+    return {grad_input, dh_t, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
+  }
+};
+
 template <class Backend, class Cell, typename T>
 std::vector<Tensor> backward_impl(
     const LayerArgs& a, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
     const Tensor& output_in, const Tensor& ws_in, bool reverse, const Tensor& grad_cell_states_in,
     GradMask mask) {
-  const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H, B = a.B;
-  const bool proj = a.w_hr.defined();
-  const auto opts = a.input.options();
-  const at::Device dev = a.input.device();
-  const int64_t ws_ld = workspace_cols(a.cell, H, proj);
-
-  const std::vector<int64_t> out_shape =
-      a.packed ? std::vector<int64_t>{N, P} : std::vector<int64_t>{a.T, B, P};
-  check_backward_tensor(a, grad_output_in, "grad_output", out_shape);
-  check_backward_tensor(a, output_in, "output", out_shape);
-  check_backward_tensor(a, grad_h_n, "grad_h_n", {B, P});
-  if (Cell::kHasCell) {
-    check_backward_tensor(a, grad_c_n, "grad_c_n", {B, H});
-  }
-  if (ws_ld > 0) {  // an Elman RNN saves nothing beyond its output
-    TORCH_CHECK(
-        ws_in.numel() > 0 || N == 0,
-        a.op, ": the workspace is empty; run the forward with train=True before the backward");
-    check_backward_tensor(a, ws_in, "workspace", {N, ws_ld});
-  }
-  Tensor grad_cell_states;
-  if (grad_cell_states_in.defined()) {
-    check_backward_tensor(a, grad_cell_states_in, "grad_cell_states", {N, H});
-    grad_cell_states = grad_cell_states_in.contiguous();
-  }
-
-  const Tensor grad_output = grad_output_in.contiguous();
-  const Tensor output = output_in.contiguous();
-  const Tensor ws = ws_in.contiguous();
-  Tensor dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
-  Tensor dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
-                               : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
-  Tensor dG = at::empty({N, GH}, opts);
-  // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
-  // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
-  Tensor dGh = Cell::kSeparateRecurrent ? at::empty({N, H}, opts) : dG;
-  const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
-  // A projected LSTM keeps every step's dh (the gradient of r_t = W_hr h_raw_t) for grad_w_hr.
-  const bool keep_dr = proj && mask.weights;
-  Tensor dR, dh_raw;
-  if (proj) {
-    dh_raw = at::empty({B, H}, opts);
-  }
-  if (keep_dr) {
-    dR = at::empty({N, P}, opts);
-  }
-
-  const T* go = grad_output.const_data_ptr<T>();
-  const T* out = output.const_data_ptr<T>();
-  const T* ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
-  const T* w_hh = a.w_hh.const_data_ptr<T>();
-  T* dh = dh_t.data_ptr<T>();
-  T* dg = dG.data_ptr<T>();
-  T* dgh = dGh.data_ptr<T>();
-  Acc<T>* dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
-
-  BackwardStep<T> st;
-  st.H = H;
-  st.P = P;
-  st.ws_ld = ws_ld;
-  st.dh = dh;
-  st.dh_raw = proj ? dh_raw.const_data_ptr<T>() : nullptr;
-  st.dc = dc;
-  if (Cell::kHasCell) {
-    st.init = a.cx.const_data_ptr<T>();
-    st.init_ld = H;
-    st.prev_ld = ws_ld;
-  } else {
-    st.init = a.hx.const_data_ptr<T>();
-    st.init_ld = P;
-    st.prev_ld = P;
-  }
-
-  // The per-step fields of a step struct for step t.
-  auto set_step = [&](int64_t t, BackwardStep<T>& sb) {
-    const int64_t off = a.offsets[t];
-    const int64_t tp = previous_step(a, t, reverse);
-    sb.prev_rows = tp < 0 ? 0 : std::min(a.sizes[t], a.sizes[tp]);
-    if (tp >= 0) {
-      sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out + a.offsets[tp] * P;
-    }
-    sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    sb.out = out + off * P;
-    sb.dg = dg + off * GH;
-    sb.dgh = dgh + off * dgh_ld;
-  };
-  const T* gcs = grad_cell_states.defined() ? grad_cell_states.const_data_ptr<T>() : nullptr;
-  const bool whole =
-      !proj && Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, set_step, go, gcs, w_hh);
-  for (int64_t s = whole ? -1 : a.T - 1; s >= 0; --s) {
-    const int64_t t = reverse ? a.T - 1 - s : s;
-    const int64_t rows = a.sizes[t], off = a.offsets[t];
-    if (rows == 0) {
-      continue;
-    }
-    Backend::add(dh, go + off * P, rows * P);
-    if (gcs) {
-      Backend::add(dc, gcs + off * H, rows * H);
-    }
-    if (keep_dr) {
-      Backend::copy(dR.data_ptr<T>() + off * P, dh, rows * P);
-    }
-    if (proj) {
-      gemm<T>(dev, false, false, rows, H, P, dh, P, a.w_hr.const_data_ptr<T>(), H, false, dh_raw.data_ptr<T>(), H);
-    }
-    set_step(t, st);
-    Backend::template backward<T>(Cell::kKind, st, rows);
-    // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there,
-    // and its n rows of W_hh meet dGh instead of dG.
-    if (Cell::kSeparateRecurrent) {
-      gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, GH, w_hh, P, true, dh, P);
-      gemm<T>(dev, false, false, rows, P, H, st.dgh, H, w_hh + 2 * H * P, P, true, dh, P);
-    } else {
-      gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, false, dh, P);
-    }
-  }
-
-  // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
-  auto none = [&] { return at::empty({0}, opts); };
-  Tensor grad_input = mask.input ? at::empty(a.input.sizes(), opts) : none();
-  Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
-  Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
-
-  // h_prev, the state entering each step, row-aligned with dG: the output of the previous
-  // step processed, or hx where a row starts.
-  auto h_prev = [&] {
-    Tensor h = at::empty({N, P}, opts);
-    T* hp = h.data_ptr<T>();
-    const T* hx = a.hx.const_data_ptr<T>();
-    for (int64_t t = 0; t < a.T; ++t) {
-      const int64_t rows = a.sizes[t], off = a.offsets[t];
-      const int64_t tp = previous_step(a, t, reverse);
-      const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
-      if (from_prev > 0) {
-        Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
-      }
-      if (rows > from_prev) {
-        Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
-      }
-    }
-    return h;
-  };
-
-  const at::ScalarType lp = Backend::template weight_product_dtype<T>(a);
-  if (lp != a.input.scalar_type()) {
-    // The three large products in lp (bfloat16) with lp results, as torch.nn's bf16 backward
-    // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
-    // casts of lp tensors).
-    const Tensor dG_lp = dG.to(lp);
-    if (mask.input) {
-      grad_input.view({N, I}).copy_(at::mm(dG_lp, a.w_ih.to(lp)));
-    }
-    if (mask.weights) {
-      grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({N, I}).to(lp)));
-      const Tensor hp = h_prev().to(lp);
-      if (Cell::kSeparateRecurrent) {
-        grad_w_hh.narrow(0, 0, 2 * H).copy_(at::mm(dG_lp.narrow(1, 0, 2 * H).t(), hp));
-        grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dGh.to(lp).t(), hp));
-      } else {
-        grad_w_hh.copy_(at::mm(dG_lp.t(), hp));
-      }
-    }
-  } else {
-    // grad_input = dG W_ih, by the backend's own kernel where it has one.
-    if (mask.input &&
-        !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
-      gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(),
-              I);
-    }
-    if (mask.weights) {
-      gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
-    }
-  }
-
-  // dW_hh = dGh^T h_prev. A dense sequence reads h_prev in place: the output shifted by one
-  // step, and hx at the first step.
-  auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
-    if (!a.packed) {
-      const T* hx = a.hx.const_data_ptr<T>();
-      const int64_t later = N - B;  // rows of every step but the first processed
-      const T* d_later = reverse ? d : d + B * ld;
-      const T* d_first = reverse ? d + later * ld : d;
-      // The first step's product writes dst, so a single step (a cell) neither zeroes dst
-      // first nor reads it back.
-      gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, false, dst, P);
-      gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, true, dst, P);
-      return;
-    }
-    const Tensor hp = h_prev();
-    gemm<T>(dev, true, false, M, P, N, d, ld, hp.const_data_ptr<T>(), P, false, dst, P);
-  };
-  if (mask.weights && lp == a.input.scalar_type()) {
-    T* gw_hh = grad_w_hh.data_ptr<T>();
-    if (Cell::kSeparateRecurrent) {
-      grad_hh(2 * H, dg, GH, gw_hh);
-      grad_hh(H, dgh, H, gw_hh + 2 * H * P);
-    } else {
-      grad_hh(GH, dg, GH, gw_hh);
-    }
-  }
-  // Bias gradients are column sums of dG (the GRU's n block of b_hh: of dGh), reduced in fp32
-  // for half and bfloat16; dG is summed once for both biases.
-  const auto acc = acc_type(a.input.scalar_type());
-  const auto dtype = a.input.scalar_type();
-  Tensor grad_b_ih = at::empty({0}, opts), grad_b_hh = at::empty({0}, opts);
-  if (a.b_ih.defined() || a.b_hh.defined()) {
-    const Tensor sum_dG = dG.sum(0, false, acc);
-    if (a.b_ih.defined()) {
-      grad_b_ih = sum_dG.to(dtype, false, true);
-    }
-    if (a.b_hh.defined()) {
-      grad_b_hh = Cell::kSeparateRecurrent ? at::cat({sum_dG.narrow(0, 0, 2 * H), dGh.sum(0, false, acc)}).to(dtype)
-                                           : sum_dG.to(dtype, false, true);
-    }
-  }
-  Tensor grad_w_hr = none();
-  if (keep_dr) {
-    grad_w_hr = at::empty({P, H}, opts);
-    gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
-            grad_w_hr.data_ptr<T>(), H);
-  }
-  Tensor grad_cx = Cell::kHasCell ? dc_t.to(a.input.scalar_type()) : dc_t;
-  return {grad_input, dh_t, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
+  BackwardCall<Backend, Cell, T> call(a, grad_output_in, grad_h_n, grad_c_n, output_in, ws_in, reverse,
+                                      grad_cell_states_in, mask);
+  return call.finish(call.run_whole());
 }
 
 
@@ -420,10 +505,20 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward_impl(const LayerArgs (&
   const int64_t ws_ld = workspace_cols(a[0].cell, a[0].H, a[0].w_hr.defined());
   const auto opts = a[0].input.options();
   const Tensor ws = train ? at::empty({2, a[0].N, ws_ld}, opts) : at::empty({0}, opts);
+  auto ws_of = [&](int d) { return train ? ws.select(0, d) : Tensor(); };
   std::tuple<Tensor, Tensor, Tensor, Tensor> r[2];
-  Backend::both(a[0], true, [&](int d) {
-    r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, train ? ws.select(0, d) : Tensor());
-  });
+  if (Backend::runs_pairs() && !a[0].w_hr.defined()) {
+    // Both directions' whole sequences in one launch where the backend can (CUDA's
+    // persistent tier), else each on its own.
+    ForwardCall<Backend, Cell, T> c0(a[0], false, train, ws_of(0)), c1(a[1], true, train, ws_of(1));
+    const bool pair = Backend::template forward_pair<T>(Cell::kKind, a, {&c0.st, &c1.st},
+                                                        {c0.gates_ptr(), c1.gates_ptr()}, {c0.out_ptr(), c1.out_ptr()},
+                                                        {c0.ws_ptr(), c1.ws_ptr()});
+    r[0] = c0.finish(pair || c0.run_whole());
+    r[1] = c1.finish(pair || c1.run_whole());
+  } else {
+    Backend::both(a[0], true, [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
+  }
   Tensor output = at::cat({std::get<0>(r[0]), std::get<0>(r[1])}, -1);
   Tensor h_n = at::stack({std::get<1>(r[0]), std::get<1>(r[1])});
   Tensor c_n = Cell::kHasCell ? at::stack({std::get<2>(r[0]), std::get<2>(r[1])}) : std::get<2>(r[0]);
@@ -454,13 +549,30 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
                 ": the workspace is empty; run the forward with train=True before the backward");
     check_backward_tensor(f, ws, "workspace", {2, N, ws_ld});
   }
+  auto call = [&](int d) {
+    return BackwardCall<Backend, Cell, T>(a[d], grad_output.narrow(-1, d * P, P), grad_h_n.select(0, d),
+                                          Cell::kHasCell ? grad_c_n.select(0, d) : Tensor(),
+                                          output.narrow(-1, d * P, P), ws_ld > 0 ? ws.select(0, d) : ws, d == 1,
+                                          Tensor(), mask);
+  };
   std::vector<Tensor> g[2];
-  Backend::both(a[0], false, [&](int d) {
-    g[d] = backward_impl<Backend, Cell, T>(
-        a[d], grad_output.narrow(-1, d * P, P), grad_h_n.select(0, d),
-        Cell::kHasCell ? grad_c_n.select(0, d) : Tensor(), output.narrow(-1, d * P, P),
-        ws_ld > 0 ? ws.select(0, d) : ws, d == 1, Tensor(), mask);
-  });
+  if (Backend::runs_pairs() && !f.w_hr.defined()) {
+    // Both directions' reverse loops in one launch where the backend can, else each on its own.
+    BackwardCall<Backend, Cell, T> c0 = call(0), c1 = call(1);
+    BackwardStep<T> base0 = c0.st, base1 = c1.st;  // with step 0's rows: the sequence's first rows
+    c0.set_step(0, base0);
+    c1.set_step(0, base1);
+    const bool pair = Backend::template backward_pair<T>(
+        Cell::kKind, a, {&base0, &base1}, {c0.grad_output_ptr(), c1.grad_output_ptr()}, {nullptr, nullptr},
+        {a[0].w_hh.const_data_ptr<T>(), a[1].w_hh.const_data_ptr<T>()});
+    g[0] = c0.finish(pair || c0.run_whole());
+    g[1] = c1.finish(pair || c1.run_whole());
+  } else {
+    Backend::both(a[0], false, [&](int d) {
+      BackwardCall<Backend, Cell, T> c = call(d);
+      g[d] = c.finish(c.run_whole());
+    });
+  }
   Tensor grad_input = mask.input ? g[0][0].add_(g[1][0]) : g[0][0];
   Tensor grad_hx = at::stack({g[0][1], g[1][1]});
   Tensor grad_cx = Cell::kHasCell ? at::stack({g[0][2], g[1][2]}) : g[0][2];

@@ -35,7 +35,7 @@ std::atomic<int>& tier_flag() {
   return tier;
 }
 
-std::atomic<int64_t> launches[2], mma_launches[2];
+std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2];
 
 std::atomic<bool>& mma_flag() {
   static std::atomic<bool> on{[] {
@@ -95,6 +95,14 @@ int64_t persistent_mma_launches(bool forward) {
 
 int64_t persistent_launches(bool forward) {
   return launches[forward ? 0 : 1].load(std::memory_order_relaxed);
+}
+
+void count_persistent_pair_launch(bool forward) {
+  pair_launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t persistent_pair_launches(bool forward) {
+  return pair_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
 }  // namespace fused_rnn

@@ -39,5 +39,8 @@ bool set_persistent_mma(bool on);  // returns the previous setting
 void count_persistent_launch(bool forward, bool mma);
 int64_t persistent_launches(bool forward);
 int64_t persistent_mma_launches(bool forward);
+// Of the launches, those that ran both directions of a bidirectional layer.
+void count_persistent_pair_launch(bool forward);
+int64_t persistent_pair_launches(bool forward);
 
 }  // namespace fused_rnn

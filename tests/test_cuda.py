@@ -249,6 +249,34 @@ def test_the_tier_that_runs_is_the_tier_selected(mode, tier):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_bidirectional_layers_run_both_directions_in_one_launch(mode, dtype, tier):
+    """On the persistent tier a bidirectional layer's forward and backward are each one
+    cooperative launch for both directions (half the SMs each), where the pair fits. Results
+    and gradients match torch.nn (float32 to the usual tolerance; bfloat16 to 5e-2, the error
+    bound itself being test_low_precision_error_at_most_twice_torch_nn's)."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 48, dtype=dtype, bidirectional=True, num_layers=2)
+    x = torch.randn(11, 5, 16, device="cuda", dtype=dtype, requires_grad=True)
+    before = fused_rnn._C._persistent_launches()
+    out, _ = fused(x)
+    grads = torch.autograd.grad(out.float().pow(2).sum(), [x, *fused.parameters()])
+    torch.cuda.synchronize()
+    after = fused_rnn._C._persistent_launches()
+    ran = {k: after[k] - before[k] for k in ("forward", "backward", "pair_forward", "pair_backward")}
+    n = 2 if tier == "persistent" else 0  # one launch a layer, both directions in it
+    assert ran == {"forward": n, "backward": n, "pair_forward": n, "pair_backward": n}, ran
+    out_ref, _ = ref(x)
+    grads_ref = torch.autograd.grad(out_ref.float().pow(2).sum(), [x, *ref.parameters()])
+    for a, b in zip([out, *grads], [out_ref, *grads_ref]):
+        if dtype == torch.float32:
+            assert_close(a, b)
+        else:
+            scale = b.float().abs().max().item() or 1.0
+            assert (a.float() - b.float()).abs().max().item() < 5e-2 * scale
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(40, 300, 20, 7), (3, 1100, 5, 3), (17, 140, 33, 5)],
                          ids=["B40-H300", "H1100", "B17-H140"])
 def test_tiling_edges_match_torch_nn(mode, shape, tier):

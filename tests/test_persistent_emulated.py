@@ -39,10 +39,8 @@ def emu(tmp_path_factory):
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, i32, ptr, ptr, ptr, ptr, i64, ptr, ptr,
-                               ptr, ptr, ptr, i64, ptr]
-    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, i64, i64, i32, ptr, ptr, ptr, ptr, i64, ptr, ptr,
-                                ptr, ptr, ptr, ptr, ptr, ptr]
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, ptr, ptr]
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, ptr, ptr]
     return so
 
 
@@ -54,18 +52,31 @@ def _plan():  # ok, U, ctas, bb, kc, mma
     return (ctypes.c_int * 6)()
 
 
+def _ptrs(per_dir):
+    """A C array of every direction's pointers, direction by direction."""
+    flat = [_p(t) for ts in per_dir for t in ts]
+    return (ctypes.c_void_p * len(flat))(*flat)
+
+
 def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64,
                  mma=False):
     """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
     around them done here in float64 as recurrence.h does them; returns float64 (outputs,
     input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
     16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types."""
+    return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma)[0]
+
+
+def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False):
+    """run_emulated for one or two directions ``(params, st, reverse, grads)`` of a layer over the
+    same input, all in one launch of each kernel (two: both directions at once, as for a
+    bidirectional layer); returns run_emulated's result for each direction."""
     acc = torch.float32 if dtype in (torch.float16, torch.bfloat16) else dtype
 
     def k(t):  # what the kernel reads and writes
         return None if t is None else t.to(dtype).contiguous()
 
-    G, H = GATES[cell], params["w_hh"].shape[1]
+    G, H = GATES[cell], dirs[0][0]["w_hh"].shape[1]
     if batch_sizes is None:
         T, B = x.shape[:2]
         sizes = torch.full((T,), B, dtype=torch.int64)
@@ -76,68 +87,81 @@ def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, sta
         x2 = x
     offsets = torch.cumsum(sizes, 0) - sizes
     N = x2.shape[0]
-    w_ih, w_hh, b_ih, b_hh = (params[k].detach() for k in ("w_ih", "w_hh", "b_ih", "b_hh"))
-    hx = st["hx"].detach().contiguous()
-    cx = st["cx"].detach().contiguous() if cell == "lstm" else None
-    proj = x2 @ w_ih.T
     ws_ld = {"lstm": 5 * H, "gru": 4 * H}.get(cell, 0)
-    out = torch.zeros(N, H, dtype=dtype)
-    if ws_ld:
-        ws = torch.zeros(N, ws_ld, dtype=dtype)
-        ws[:, : G * H] = proj.to(dtype)
-        gates, gates_ld = ws, ws_ld
-    else:
-        ws = None
-        out.copy_(proj.to(dtype))
-        gates, gates_ld = out, H
-    bias = k(b_ih if cell == "gru" else b_ih + b_hh)
-    # Every buffer handed to the kernels is bound to a name until they return.
-    w_hh_k, hx_k, cx_k = k(w_hh), k(hx), k(cx)
-    b_hh_k = k(b_hh) if cell == "gru" else None
-    h = hx_k.clone()
-    c = cx.to(acc).clone() if cx is not None else None
+    gates_ld = ws_ld or H
     dense = batch_sizes is None
     tables = (None, None) if dense else (sizes, offsets)
+    # Every buffer handed to the kernels is bound to a name (in `bufs`) until they return.
+    bufs = []
+    for params, st, reverse, grads in dirs:
+        b = {}
+        b["w_ih"], w_hh, b_ih, b_hh = (params[n].detach() for n in ("w_ih", "w_hh", "b_ih", "b_hh"))
+        b["hx"] = st["hx"].detach().contiguous()
+        cx = st["cx"].detach().contiguous() if cell == "lstm" else None
+        proj = x2 @ b["w_ih"].T
+        b["out"] = torch.zeros(N, H, dtype=dtype)
+        if ws_ld:
+            b["ws"] = torch.zeros(N, ws_ld, dtype=dtype)
+            b["ws"][:, : G * H] = proj.to(dtype)
+            b["gates"] = b["ws"]
+        else:
+            b["ws"] = None
+            b["out"].copy_(proj.to(dtype))
+            b["gates"] = b["out"]
+        b["bias"] = k(b_ih if cell == "gru" else b_ih + b_hh)
+        b["w_hh_k"], b["hx_k"], b["cx_k"] = k(w_hh), k(b["hx"]), k(cx)
+        b["b_hh_k"] = k(b_hh) if cell == "gru" else None
+        b["h"] = b["hx_k"].clone()
+        b["c"] = cx.to(acc).clone() if cx is not None else None
+        bufs.append(b)
+    rev = (ctypes.c_int * len(dirs))(*[int(d[2]) for d in dirs])
     fplan, bplan = _plan(), _plan()
-    assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
-                           staging, int(mma), _p(w_hh_k), _p(bias), _p(b_hh_k), _p(gates), gates_ld,
-                           _p(out), _p(h), _p(hx_k), _p(c), _p(ws), ws_ld, fplan) == 1
+    fptrs = _ptrs([(b["w_hh_k"], b["bias"], b["b_hh_k"], b["gates"], b["out"], b["h"], b["hx_k"], b["c"], b["ws"])
+                   for b in bufs])
+    assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
+                           sms, staging, int(mma), gates_ld, ws_ld, fptrs, fplan) == 1
 
-    go, ghn, gcn = grads
-    go_k = k(go.reshape(N, H))
-    dh = k(ghn).clone()
-    dc = gcn.to(acc).clone() if cell == "lstm" else None
-    dg = torch.zeros(N, G * H, dtype=dtype)
-    dgh = torch.zeros(N, H, dtype=dtype) if cell == "gru" else None
-    assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), int(reverse), sms,
-                            staging, int(mma), _p(w_hh_k), _p(go_k), None, _p(ws), ws_ld, _p(out), _p(hx_k), _p(cx_k), _p(dh),
-                            _p(dc), _p(dg), _p(dgh), bplan) == 1
-    out, h, dh, dg = out.double(), h.double(), dh.double(), dg.double()
-    c = c.double() if c is not None else None
-    dc = dc.double() if dc is not None else None
-    dgh = dgh.double() if dgh is not None else None
+    for b, (_, _, _, grads) in zip(bufs, dirs):
+        go, ghn, gcn = grads
+        b["go_k"] = k(go.reshape(N, H))
+        b["dh"] = k(ghn).clone()
+        b["dc"] = gcn.to(acc).clone() if cell == "lstm" else None
+        b["dg"] = torch.zeros(N, G * H, dtype=dtype)
+        b["dgh"] = torch.zeros(N, H, dtype=dtype) if cell == "gru" else None
+    bptrs = _ptrs([(b["w_hh_k"], b["go_k"], None, b["ws"], b["out"], b["hx_k"], b["cx_k"], b["dh"], b["dc"], b["dg"],
+                    b["dgh"]) for b in bufs])
+    assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
+                            sms, staging, int(mma), ws_ld, bptrs, bplan) == 1
 
-    # The state entering every row's step: the previous step's output, or hx.
-    h_prev = torch.empty(N, H, dtype=torch.float64)
-    for t in range(T):
-        tp = t + 1 if reverse else t - 1
-        rows, off = int(sizes[t]), int(offsets[t])
-        prev_rows = min(rows, int(sizes[tp])) if 0 <= tp < T else 0
-        if prev_rows:
-            h_prev[off: off + prev_rows] = out[int(offsets[tp]): int(offsets[tp]) + prev_rows]
-        h_prev[off + prev_rows: off + rows] = hx[prev_rows:rows]
-    grad = {"input": (dg @ w_ih).reshape(x.shape), "w_ih": dg.T @ x2, "b_ih": dg.sum(0)}
-    if cell == "gru":
-        grad["w_hh"] = torch.cat([dg[:, : 2 * H].T @ h_prev, dgh.T @ h_prev])
-        grad["b_hh"] = torch.cat([dg[:, : 2 * H].sum(0), dgh.sum(0)])
-    else:
-        grad["w_hh"] = dg.T @ h_prev
-        grad["b_hh"] = dg.sum(0)
-    grad["hx"] = dh
-    if cell == "lstm":
-        grad["cx"] = dc
-    outs = [out.reshape(x.shape[:-1] + (H,)) if dense else out, h] + ([c] if cell == "lstm" else [])
-    return outs, grad, list(fplan), list(bplan)
+    results = []
+    for b, (_, _, reverse, _) in zip(bufs, dirs):
+        out, h, dh, dg = b["out"].double(), b["h"].double(), b["dh"].double(), b["dg"].double()
+        c = b["c"].double() if b["c"] is not None else None
+        dc = b["dc"].double() if b["dc"] is not None else None
+        dgh = b["dgh"].double() if b["dgh"] is not None else None
+        hx = b["hx"]
+        # The state entering every row's step: the previous step's output, or hx.
+        h_prev = torch.empty(N, H, dtype=torch.float64)
+        for t in range(T):
+            tp = t + 1 if reverse else t - 1
+            rows, off = int(sizes[t]), int(offsets[t])
+            prev_rows = min(rows, int(sizes[tp])) if 0 <= tp < T else 0
+            if prev_rows:
+                h_prev[off: off + prev_rows] = out[int(offsets[tp]): int(offsets[tp]) + prev_rows]
+            h_prev[off + prev_rows: off + rows] = hx[prev_rows:rows]
+        grad = {"input": (dg @ b["w_ih"]).reshape(x.shape), "w_ih": dg.T @ x2, "b_ih": dg.sum(0)}
+        if cell == "gru":
+            grad["w_hh"] = torch.cat([dg[:, : 2 * H].T @ h_prev, dgh.T @ h_prev])
+            grad["b_hh"] = torch.cat([dg[:, : 2 * H].sum(0), dgh.sum(0)])
+        else:
+            grad["w_hh"] = dg.T @ h_prev
+            grad["b_hh"] = dg.sum(0)
+        grad["hx"] = dh
+        if cell == "lstm":
+            grad["cx"] = dc
+        outs = [out.reshape(x.shape[:-1] + (H,)) if dense else out, h] + ([c] if cell == "lstm" else [])
+        results.append((outs, grad, list(fplan), list(bplan)))
+    return results
 
 
 # (T, B, I, H, sms, staging bytes): a roomy tiling with a partly empty last CTA; and a tight
@@ -185,8 +209,9 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
 def test_plan_rejects_a_slice_that_does_not_fit(emu):
     """Nothing is launched (return 0) when not even the smallest staging fits."""
     plan = _plan()
-    z = ctypes.c_void_p(0)
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 0, 2, 16, 0, z, z, z, z, 40, z, z, z, z, z, 40, plan) == 0
+    ptrs = (ctypes.c_void_p * 9)()
+    rev = (ctypes.c_int * 1)(0)
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 40, 40, ptrs, plan) == 0
     assert plan[0] == 0
 
 
@@ -254,3 +279,47 @@ def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling
     for a, b in pairs:
         scale = b.abs().max().item() or 1.0
         assert (a - b).abs().max().item() <= tol * scale, (dtype, (a - b).abs().max().item(), scale)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["dense", "packed"])
+@pytest.mark.parametrize("dtype,mma", [(torch.float64, False), (torch.bfloat16, True)], ids=["float64", "bf16-mma"])
+def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma):
+    """Both directions of a bidirectional layer in one launch of each kernel (Launch with dirs 2:
+    the reverse direction's CTAs after the forward's, all meeting at the same grid barriers),
+    each direction with its own weights and states, on the tight tiling (several CTAs a
+    direction, chunks that cut every loop): each matches the reference of its direction."""
+    T, B, I, H, sms, _ = TILINGS["tight"]
+    staging = (mma_staging(cell, H, sms, 32, 2) if mma else 8 * (4 * 32 + 4 * GATES[cell] * 13))
+    torch.manual_seed(0)
+
+    def rounded(t):
+        return t.to(dtype).double()
+
+    if layout == "packed":
+        lengths = [T] + [max(1, T - 1 - i % T) for i in range(B - 1)]
+        p = pack_sequence([rounded(torch.randn(n, I, dtype=torch.float64)) for n in sorted(lengths, reverse=True)])
+        x, bs = p.data.requires_grad_(), p.batch_sizes
+    else:
+        x, bs = rounded(torch.randn(T, B, I, dtype=torch.float64)).requires_grad_(), None
+    dirs, expected = [], []
+    for d in range(2):
+        params = {k: rounded(v).requires_grad_() for k, v in layer_params(cell, I, H, seed=d).items()}
+        st = {k: rounded(v).requires_grad_() for k, v in states(cell, B, H, seed=10 + d).items()}
+        want = run_layer(R, cell, x, params, st, bs, d == 1)
+        g = torch.Generator().manual_seed(5 + d)
+        grads = [rounded(torch.randn(w.shape, generator=g, dtype=torch.float64)) for w in want]
+        leaves = {"input": x, **{k: params[k] for k in ("w_ih", "w_hh", "b_ih", "b_hh")}, **st}
+        want_grads = torch.autograd.grad(want, list(leaves.values()), grads)
+        dirs.append((params, st, d == 1, (grads[0].reshape(-1, H), grads[1], grads[2] if cell == "lstm" else None)))
+        expected.append(([w.detach() for w in want], dict(zip(leaves, want_grads))))
+    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma)
+    for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
+        assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
+        pairs = list(zip(got, want)) + [(got_grads[n], w) for n, w in want_grads.items()]
+        for a, b in pairs:
+            if dtype == torch.float64:
+                assert_close(a, b, msg=f"direction {d}")
+            else:  # as test_emulated_persistent_kernels_in_lower_precision
+                scale = b.abs().max().item() or 1.0
+                assert (a - b).abs().max().item() <= 4e-2 * scale, (d, (a - b).abs().max().item(), scale)

@@ -535,6 +535,23 @@ struct CpuBackend {
     return c10::CppTypeToScalarType<T>::value;
   }
 
+  // Both directions' sequences in one run is a CUDA launch; the CPU runs them through both().
+  static bool runs_pairs() {
+    return false;
+  }
+
+  template <typename T>
+  static bool forward_pair(CellKind, const LayerArgs (&)[2], std::array<const ForwardStep<T>*, 2>, std::array<T*, 2>,
+                           std::array<T*, 2>, std::array<T*, 2>) {
+    return false;
+  }
+
+  template <typename T>
+  static bool backward_pair(CellKind, const LayerArgs (&)[2], std::array<const BackwardStep<T>*, 2>,
+                            std::array<const T*, 2>, std::array<const T*, 2>, std::array<const T*, 2>) {
+    return false;
+  }
+
   // The two directions of a bidirectional layer, f(0) and f(1). Where torch runs exactly two
   // threads, at once, one a thread: each direction then runs on one core (ATen runs the
   // parallel regions nested in this one inline, and the step team alone), and neither waits

@@ -32,9 +32,13 @@
 // share a weight tile, partial tiles summed through shared memory. Reductions have a
 // fixed order: results do not depend on timing.
 //
-// Not yet here (issue #8): clusters with DSMEM for small H,
-// flag-based (per-step counter) synchronisation, and running both directions of a
-// bidirectional layer at once.
+// Both directions of a bidirectional layer run in one launch, forward and backward
+// (persistent_forward_pair / persistent_backward_pair: Launch with dirs 2, half the SMs a
+// direction, all CTAs meeting at the same grid barriers), where the pair fits; else one
+// direction at a time.
+//
+// Not yet here (issue #8): clusters with DSMEM for small H, flag-based (per-step counter)
+// synchronisation.
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/version.h>
@@ -74,15 +78,17 @@ bool use_mma() {
   return !MmaElem<T>::tf32 || tf32_allowed();
 }
 
-// plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise).
+// plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise):
+// for `dirs` directions in one launch (1, or 2 for both directions of a layer), each direction
+// planned on its share of the SMs, all dirs * ctas CTAs co-resident.
 template <typename T>
-TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, const void* kernel) {
+TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, const void* kernel, int dirs) {
   const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
-  if (!prop->cooperativeLaunch) {
+  const int64_t sms = prop->multiProcessorCount / dirs;
+  if (!prop->cooperativeLaunch || sms < 1) {
     return TilePlan{};
   }
-  TilePlan plan = plan_tiling(H, G, B, forward, prop->multiProcessorCount, prop->sharedMemPerBlockOptin, sizeof(T),
-                              sizeof(Acc<T>), mma);
+  TilePlan plan = plan_tiling(H, G, B, forward, sms, prop->sharedMemPerBlockOptin, sizeof(T), sizeof(Acc<T>), mma);
   if (!plan.ok) {
     return plan;
   }
@@ -90,7 +96,7 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, cons
                                       static_cast<int>(plan.smem)));
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, plan.smem));
-  plan.ok = static_cast<int64_t>(per_sm) * prop->multiProcessorCount >= plan.ctas;
+  plan.ok = static_cast<int64_t>(per_sm) * prop->multiProcessorCount >= static_cast<int64_t>(dirs) * plan.ctas;
   return plan;
 }
 
@@ -98,13 +104,13 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, cons
 // use_mma says so and the padded layout fits (plan.tl.mma then), else on the CUDA cores;
 // ok false where neither fits.
 template <typename T, class KernelOf>
-TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, const void*& kernel) {
+TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, const void*& kernel, int dirs = 1) {
   const bool mma = use_mma<T>();
   kernel = reinterpret_cast<const void*>(kernel_of(mma));
-  TilePlan plan = make_plan<T>(a.H, a.G, a.B, forward, mma, kernel);
+  TilePlan plan = make_plan<T>(a.H, a.G, a.B, forward, mma, kernel, dirs);
   if (!plan.ok && mma) {
     kernel = reinterpret_cast<const void*>(kernel_of(false));
-    plan = make_plan<T>(a.H, a.G, a.B, forward, false, kernel);
+    plan = make_plan<T>(a.H, a.G, a.B, forward, false, kernel, dirs);
   }
   return plan;
 }
@@ -125,12 +131,13 @@ Steps make_steps(const LayerArgs& a, bool reverse, at::Tensor& holder) {
   return S;
 }
 
-// Launches kernel cooperatively; false (error cleared) when the device refuses the grid.
-template <class Args>
-bool launch_cooperative(const void* kernel, const TilePlan& plan, Args& args) {
-  void* params[] = {&args};
-  const cudaError_t err = cudaLaunchCooperativeKernel(kernel, dim3(plan.ctas), dim3(kThreads), params, plan.smem,
-                                                      at::cuda::getCurrentCUDAStream());
+// Launches kernel cooperatively, plan.ctas CTAs for each of launch.dirs directions; false
+// (error cleared) when the device refuses the grid.
+template <class Launch>
+bool launch_cooperative(const void* kernel, const TilePlan& plan, Launch& launch) {
+  void* params[] = {&launch};
+  const cudaError_t err = cudaLaunchCooperativeKernel(kernel, dim3(launch.dirs * plan.ctas), dim3(kThreads), params,
+                                                      plan.smem, at::cuda::getCurrentCUDAStream());
   if (err == cudaErrorCooperativeLaunchTooLarge) {
     (void)cudaGetLastError();
     return false;
@@ -141,28 +148,20 @@ bool launch_cooperative(const void* kernel, const TilePlan& plan, Args& args) {
 
 }  // namespace
 
+// One direction's kernel arguments, after its input projection (cuBLAS) into `gates`, or
+// into `scratch` where gates is null (inference LSTM and GRU: a gate buffer of our own).
 template <typename T>
-bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
-                        T* out, T* ws) {
-  if (a.T == 0 || a.N == 0) {
-    return false;
-  }
-  const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel);
-  if (!plan.ok) {
-    return false;
-  }
+ForwardArgs<T> forward_args(const LayerArgs& a, bool reverse, const TilePlan& plan, const ForwardStep<T>& st,
+                            T* gates, T* out, T* ws, at::Tensor& scratch, at::Tensor& tables) {
   const int64_t GH = a.G * a.H;
-  at::Tensor scratch;
   int64_t gates_ld = st.gates_ld;
-  if (gates == nullptr) {  // inference LSTM and GRU: a gate buffer of our own
+  if (gates == nullptr) {
     scratch = at::empty({a.N, GH}, a.input.options());
     gates = scratch.data_ptr<T>();
     gates_ld = GH;
   }
   gemm<T>(a.input.device(), false, true, a.N, GH, a.I, a.input.const_data_ptr<T>(), a.I,
           a.w_ih.const_data_ptr<T>(), a.I, false, gates, gates_ld);
-  at::Tensor tables;
   ForwardArgs<T> args;
   args.steps = make_steps(a, reverse, tables);
   args.tl = plan.tl;
@@ -178,7 +177,25 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
   args.c = st.c;
   args.ws = ws;
   args.ws_ld = st.ws_ld;
-  if (!launch_cooperative(kernel, plan, args)) {
+  return args;
+}
+
+template <typename T>
+bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
+                        T* out, T* ws) {
+  if (a.T == 0 || a.N == 0) {
+    return false;
+  }
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel);
+  if (!plan.ok) {
+    return false;
+  }
+  at::Tensor scratch, tables;
+  ForwardLaunch<T> launch;
+  launch.ctas = plan.ctas;
+  launch.dir[0] = forward_args(a, reverse, plan, st, gates, out, ws, scratch, tables);
+  if (!launch_cooperative(kernel, plan, launch)) {
     return false;
   }
   count_persistent_launch(true, plan.tl.mma);
@@ -186,17 +203,36 @@ bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const F
 }
 
 template <typename T>
-bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& base,
-                         const T* grad_output, const T* grad_cell_states, const T* w_hh) {
-  if (a.T == 0 || a.N == 0) {
+bool persistent_forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
+                             std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {
+  if (a[0].T == 0 || a[0].N == 0) {
     return false;
   }
   const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel);
+  const TilePlan plan = plan_layer<T>(a[0], true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel, 2);
   if (!plan.ok) {
     return false;
   }
-  at::Tensor tables;
+  at::Tensor scratch[2], tables[2];
+  ForwardLaunch<T> launch;
+  launch.dirs = 2;
+  launch.ctas = plan.ctas;
+  for (int d = 0; d < 2; ++d) {
+    launch.dir[d] = forward_args(a[d], d == 1, plan, *st[d], gates[d], out[d], ws[d], scratch[d], tables[d]);
+  }
+  if (!launch_cooperative(kernel, plan, launch)) {
+    return false;
+  }
+  count_persistent_launch(true, plan.tl.mma);
+  count_persistent_pair_launch(true);
+  return true;
+}
+
+// One direction's backward kernel arguments.
+template <typename T>
+BackwardArgs<T> backward_args(CellKind cell, const LayerArgs& a, bool reverse, const TilePlan& plan,
+                              const BackwardStep<T>& base, const T* grad_output, const T* grad_cell_states,
+                              const T* w_hh, at::Tensor& tables) {
   BackwardArgs<T> args;
   args.steps = make_steps(a, reverse, tables);
   args.tl = plan.tl;
@@ -213,17 +249,68 @@ bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const 
   args.dc = base.dc;
   args.dg = base.dg;
   args.dgh = base.dgh;
-  if (!launch_cooperative(kernel, plan, args)) {
+  return args;
+}
+
+template <typename T>
+bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& base,
+                         const T* grad_output, const T* grad_cell_states, const T* w_hh) {
+  if (a.T == 0 || a.N == 0) {
+    return false;
+  }
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel);
+  if (!plan.ok) {
+    return false;
+  }
+  at::Tensor tables;
+  BackwardLaunch<T> launch;
+  launch.ctas = plan.ctas;
+  launch.dir[0] = backward_args(cell, a, reverse, plan, base, grad_output, grad_cell_states, w_hh, tables);
+  if (!launch_cooperative(kernel, plan, launch)) {
     return false;
   }
   count_persistent_launch(false, plan.tl.mma);
   return true;
 }
 
+template <typename T>
+bool persistent_backward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const BackwardStep<T>*, 2> base,
+                              std::array<const T*, 2> grad_output, std::array<const T*, 2> grad_cell_states,
+                              std::array<const T*, 2> w_hh) {
+  if (a[0].T == 0 || a[0].N == 0) {
+    return false;
+  }
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a[0], false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel, 2);
+  if (!plan.ok) {
+    return false;
+  }
+  at::Tensor tables[2];
+  BackwardLaunch<T> launch;
+  launch.dirs = 2;
+  launch.ctas = plan.ctas;
+  for (int d = 0; d < 2; ++d) {
+    launch.dir[d] = backward_args(cell, a[d], d == 1, plan, *base[d], grad_output[d], grad_cell_states[d], w_hh[d],
+                                  tables[d]);
+  }
+  if (!launch_cooperative(kernel, plan, launch)) {
+    return false;
+  }
+  count_persistent_launch(false, plan.tl.mma);
+  count_persistent_pair_launch(false);
+  return true;
+}
+
 #define FR_INSTANTIATE(T)                                                                                     \
   template bool persistent_forward<T>(CellKind, const LayerArgs&, bool, const ForwardStep<T>&, T*, T*, T*); \
+  template bool persistent_forward_pair<T>(CellKind, const LayerArgs(&)[2], std::array<const ForwardStep<T>*, 2>, \
+                                           std::array<T*, 2>, std::array<T*, 2>, std::array<T*, 2>);          \
   template bool persistent_backward<T>(CellKind, const LayerArgs&, bool, const BackwardStep<T>&, const T*,  \
-                                       const T*, const T*);
+                                       const T*, const T*);                                                 \
+  template bool persistent_backward_pair<T>(CellKind, const LayerArgs(&)[2], std::array<const BackwardStep<T>*, 2>, \
+                                            std::array<const T*, 2>, std::array<const T*, 2>,                  \
+                                            std::array<const T*, 2>);
 FR_INSTANTIATE(float)
 FR_INSTANTIATE(double)
 FR_INSTANTIATE(c10::Half)

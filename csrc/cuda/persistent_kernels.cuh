@@ -416,10 +416,32 @@ struct ForwardArgs {
   int64_t ws_ld = 0;
 };
 
+// What a launch of a kernel runs: one direction of a layer (dirs 1), or both directions of a
+// bidirectional layer at once (dirs 2): CTAs [0, ctas) run dir[0] and CTAs [ctas, 2 ctas)
+// dir[1]. The two directions take the same number of steps, so every CTA meets the others at
+// the same grid barriers; their tilings must be the same (one shared-memory size a launch).
+template <class Args>
+struct Launch {
+  Args dir[2];
+  int dirs = 1;
+  int ctas = 0;  // CTAs a direction
+
+  // The direction of this CTA and its index within that direction's CTAs.
+  __device__ int direction() const { return dirs == 2 && static_cast<int>(blockIdx.x) >= ctas ? 1 : 0; }
+  __device__ int cta() const { return static_cast<int>(blockIdx.x) - direction() * ctas; }
+  // dir[direction()], read with constant indices (a dynamic index into kernel parameters
+  // would copy them to local memory).
+  __device__ Args args() const { return direction() == 1 ? dir[1] : dir[0]; }
+};
+
+template <typename T>
+using ForwardLaunch = Launch<ForwardArgs<T>>;
+
 template <typename T, CellKind kCell, bool kMma>
-__global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kernel(ForwardArgs<T> p) {
+__global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kernel(ForwardLaunch<T> launch) {
   using A = Acc<T>;
   constexpr int G = kGates<kCell>;
+  const ForwardArgs<T> p = launch.args();
   const Tiling tl = p.tl;
   const int U = tl.U, R = tl.R;
   const int64_t H = p.H;
@@ -428,7 +450,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
+  const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row g*U + u of Ws is row g*H + j0 + u of W_hh (zeros past H).
   fill_weights(
@@ -524,10 +546,14 @@ struct BackwardArgs {
   T* dgh = nullptr;         // GRU (N, H)
 };
 
+template <typename T>
+using BackwardLaunch = Launch<BackwardArgs<T>>;
+
 template <typename T, CellKind kCell, bool kMma>
-__global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_kernel(BackwardArgs<T> p) {
+__global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_kernel(BackwardLaunch<T> launch) {
   using A = Acc<T>;
   constexpr int G = kGates<kCell>;
+  const BackwardArgs<T> p = launch.args();
   const Tiling tl = p.tl;
   const int U = tl.U, K = tl.K;  // K = G*H
   const int64_t H = p.H;
@@ -536,7 +562,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
-  const int64_t j0 = static_cast<int64_t>(blockIdx.x) * U;
+  const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row u of Ws is column j0 + u of W_hh (zeros past H).
   fill_weights(
@@ -628,7 +654,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
 // The kernel of a cell, for the launcher (persistent.cu) and the emulator alike; mma
 // selects the tensor-core products, which exist only where MmaElem<T>::ok.
 template <typename T, bool kMma>
-void (*forward_kernel_of(CellKind cell))(ForwardArgs<T>) {
+void (*forward_kernel_of(CellKind cell))(ForwardLaunch<T>) {
   switch (cell) {
     case CellKind::kLstm: return persistent_forward_kernel<T, CellKind::kLstm, kMma>;
     case CellKind::kGru: return persistent_forward_kernel<T, CellKind::kGru, kMma>;
@@ -638,7 +664,7 @@ void (*forward_kernel_of(CellKind cell))(ForwardArgs<T>) {
 }
 
 template <typename T, bool kMma>
-void (*backward_kernel_of(CellKind cell))(BackwardArgs<T>) {
+void (*backward_kernel_of(CellKind cell))(BackwardLaunch<T>) {
   switch (cell) {
     case CellKind::kLstm: return persistent_backward_kernel<T, CellKind::kLstm, kMma>;
     case CellKind::kGru: return persistent_backward_kernel<T, CellKind::kGru, kMma>;
@@ -648,7 +674,7 @@ void (*backward_kernel_of(CellKind cell))(BackwardArgs<T>) {
 }
 
 template <typename T>
-void (*forward_kernel(CellKind cell, bool mma = false))(ForwardArgs<T>) {
+void (*forward_kernel(CellKind cell, bool mma = false))(ForwardLaunch<T>) {
   if constexpr (MmaElem<T>::ok) {
     if (mma) {
       return forward_kernel_of<T, true>(cell);
@@ -658,7 +684,7 @@ void (*forward_kernel(CellKind cell, bool mma = false))(ForwardArgs<T>) {
 }
 
 template <typename T>
-void (*backward_kernel(CellKind cell, bool mma = false))(BackwardArgs<T>) {
+void (*backward_kernel(CellKind cell, bool mma = false))(BackwardLaunch<T>) {
   if constexpr (MmaElem<T>::ok) {
     if (mma) {
       return backward_kernel_of<T, true>(cell);

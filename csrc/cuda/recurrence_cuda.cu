@@ -249,8 +249,28 @@ struct CudaBackend {
     return persistent_backward<T>(cell, a, reverse, base, grad_output, grad_cell_states, w_hh);
   }
 
-  // The two directions of a bidirectional layer, one after the other on the current stream.
-  // (Issue #8 asks for them at once in one persistent grid; not done yet.)
+  // Where the persistent tier is selected, a bidirectional layer's forward and backward try
+  // both directions in one cooperative launch (persistent_forward_pair, persistent_backward_pair);
+  // otherwise, and on the alternating tier, the directions run one after the other on the
+  // current stream.
+  static bool runs_pairs() {
+    return persistent_selected();
+  }
+
+  template <typename T>
+  static bool forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
+                           std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {
+    return persistent_selected() && persistent_forward_pair<T>(cell, a, st, gates, out, ws);
+  }
+
+  template <typename T>
+  static bool backward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const BackwardStep<T>*, 2> base,
+                            std::array<const T*, 2> grad_output, std::array<const T*, 2> grad_cell_states,
+                            std::array<const T*, 2> w_hh) {
+    return persistent_selected() && a[0].T > 0 &&
+        persistent_backward_pair<T>(cell, a, base, grad_output, grad_cell_states, w_hh);
+  }
+
   template <class F>
   static void both(const LayerArgs&, bool, const F& f) {
     f(0);

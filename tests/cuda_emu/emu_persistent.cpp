@@ -46,60 +46,79 @@ P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int6
   return p;
 }
 
+// Pointers a direction hands the forward kernel, in this order (ptrs[d * kForwardPtrs + i]).
+enum ForwardPtr { kFwWhh, kFwBias, kFwBiasHh, kFwGates, kFwOut, kFwH, kFwHx, kFwC, kFwWs, kForwardPtrs };
+// ... and the backward kernel.
+enum BackwardPtr { kBwWhh, kBwGo, kBwGcs, kBwWs, kBwOut, kBwHx, kBwCx, kBwDh, kBwDc, kBwDg, kBwDgh, kBackwardPtrs };
+
+// One launch of `dirs` directions (1, or 2: both directions of a layer at once, the second
+// direction's CTAs after the first's), each planned as one direction on `sms` SMs.
 template <typename T>
-int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int reverse,
-            int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* bias, const void* bias_hh,
-            void* gates, int64_t gates_ld, void* out, void* h, const void* hx, void* c, void* ws, int64_t ws_ld,
-            int* plan_out) {
+int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
+            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t gates_ld, int64_t ws_ld,
+            void* const* ptrs, int* plan_out) {
   const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, plan_out);
   if (!p.ok) {
     return 0;
   }
-  P::ForwardArgs<T> a;
-  a.steps = steps(T_, B, sizes, offsets, reverse);
-  a.tl = p.tl;
-  a.H = H;
-  a.w_hh = static_cast<const T*>(w_hh);
-  a.bias = static_cast<const T*>(bias);
-  a.bias_hh = static_cast<const T*>(bias_hh);
-  a.gates = static_cast<T*>(gates);
-  a.gates_ld = gates_ld;
-  a.out = static_cast<T*>(out);
-  a.h = static_cast<T*>(h);
-  a.hx = static_cast<const T*>(hx);
-  a.c = static_cast<fused_rnn::Acc<T>*>(c);
-  a.ws = static_cast<T*>(ws);
-  a.ws_ld = ws_ld;
-  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p.ctas, P::kThreads, p.smem, a);
+  P::ForwardLaunch<T> launch;
+  launch.dirs = dirs;
+  launch.ctas = p.ctas;
+  for (int d = 0; d < dirs; ++d) {
+    void* const* q = ptrs + d * kForwardPtrs;
+    P::ForwardArgs<T>& a = launch.dir[d];
+    a.steps = steps(T_, B, sizes, offsets, reverse[d]);
+    a.tl = p.tl;
+    a.H = H;
+    a.w_hh = static_cast<const T*>(q[kFwWhh]);
+    a.bias = static_cast<const T*>(q[kFwBias]);
+    a.bias_hh = static_cast<const T*>(q[kFwBiasHh]);
+    a.gates = static_cast<T*>(q[kFwGates]);
+    a.gates_ld = gates_ld;
+    a.out = static_cast<T*>(q[kFwOut]);
+    a.h = static_cast<T*>(q[kFwH]);
+    a.hx = static_cast<const T*>(q[kFwHx]);
+    a.c = static_cast<fused_rnn::Acc<T>*>(q[kFwC]);
+    a.ws = static_cast<T*>(q[kFwWs]);
+    a.ws_ld = ws_ld;
+  }
+  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), dirs * p.ctas, P::kThreads, p.smem,
+              launch);
   return 1;
 }
 
 template <typename T>
-int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int reverse,
-             int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* go, const void* gcs,
-             const void* ws, int64_t ws_ld, const void* out, const void* hx, const void* cx, void* dh, void* dc,
-             void* dg, void* dgh, int* plan_out) {
+int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
+             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t ws_ld, void* const* ptrs,
+             int* plan_out) {
   const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, plan_out);
   if (!p.ok) {
     return 0;
   }
-  P::BackwardArgs<T> a;
-  a.steps = steps(T_, B, sizes, offsets, reverse);
-  a.tl = p.tl;
-  a.H = H;
-  a.w_hh = static_cast<const T*>(w_hh);
-  a.go = static_cast<const T*>(go);
-  a.gcs = static_cast<const T*>(gcs);
-  a.ws = static_cast<const T*>(ws);
-  a.ws_ld = ws_ld;
-  a.out = static_cast<const T*>(out);
-  a.hx = static_cast<const T*>(hx);
-  a.cx = static_cast<const T*>(cx);
-  a.dh = static_cast<T*>(dh);
-  a.dc = static_cast<fused_rnn::Acc<T>*>(dc);
-  a.dg = static_cast<T*>(dg);
-  a.dgh = static_cast<T*>(dgh);
-  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p.ctas, P::kThreads, p.smem, a);
+  P::BackwardLaunch<T> launch;
+  launch.dirs = dirs;
+  launch.ctas = p.ctas;
+  for (int d = 0; d < dirs; ++d) {
+    void* const* q = ptrs + d * kBackwardPtrs;
+    P::BackwardArgs<T>& a = launch.dir[d];
+    a.steps = steps(T_, B, sizes, offsets, reverse[d]);
+    a.tl = p.tl;
+    a.H = H;
+    a.w_hh = static_cast<const T*>(q[kBwWhh]);
+    a.go = static_cast<const T*>(q[kBwGo]);
+    a.gcs = static_cast<const T*>(q[kBwGcs]);
+    a.ws = static_cast<const T*>(q[kBwWs]);
+    a.ws_ld = ws_ld;
+    a.out = static_cast<const T*>(q[kBwOut]);
+    a.hx = static_cast<const T*>(q[kBwHx]);
+    a.cx = static_cast<const T*>(q[kBwCx]);
+    a.dh = static_cast<T*>(q[kBwDh]);
+    a.dc = static_cast<fused_rnn::Acc<T>*>(q[kBwDc]);
+    a.dg = static_cast<T*>(q[kBwDg]);
+    a.dgh = static_cast<T*>(q[kBwDgh]);
+  }
+  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), dirs * p.ctas, P::kThreads, p.smem,
+              launch);
   return 1;
 }
 
@@ -118,26 +137,26 @@ int by_dtype(int dtype, F&& f) {
 
 extern "C" {
 
-// The forward's recurrent loop; gates holds x W_ih^T (no bias) in its first G*H columns.
-// c is in Acc<T> (float32 for the 16-bit types).
+// The forward's recurrent loop of `dirs` directions in one launch; each direction's gates
+// buffer holds x W_ih^T (no bias) in its first G*H columns; c is in Acc<T> (float32 for the
+// 16-bit types). ptrs: kForwardPtrs pointers a direction (ForwardPtr's order).
 int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                int reverse, int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* bias,
-                const void* bias_hh, void* gates, int64_t gates_ld, void* out, void* h, const void* hx, void* c,
-                void* ws, int64_t ws_ld, int* plan_out) {
+                int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t gates_ld,
+                int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, mma, w_hh, bias,
-                                  bias_hh, gates, gates_ld, out, h, hx, c, ws, ws_ld, plan_out);
+    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, gates_ld,
+                                  ws_ld, ptrs, plan_out);
   });
 }
 
-// The backward's reverse loop: fills dg (and dgh), leaves grad_hx in dh and grad_cx in dc (Acc<T>).
+// The backward's reverse loop of `dirs` directions in one launch: fills dg (and dgh), leaves
+// grad_hx in dh and grad_cx in dc (Acc<T>). ptrs: kBackwardPtrs pointers a direction.
 int emu_backward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                 int reverse, int64_t sms, int64_t staging_bytes, int mma, const void* w_hh, const void* go,
-                 const void* gcs, const void* ws, int64_t ws_ld, const void* out, const void* hx, const void* cx,
-                 void* dh, void* dc, void* dg, void* dgh, int* plan_out) {
+                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t ws_ld,
+                 void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, reverse, sms, staging_bytes, mma, w_hh, go, gcs,
-                                   ws, ws_ld, out, hx, cx, dh, dc, dg, dgh, plan_out);
+    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, ws_ld,
+                                   ptrs, plan_out);
   });
 }
 
