@@ -79,7 +79,9 @@ at::Tensor view_rows(const T* p, int64_t rows, int64_t cols, int64_t ld, const a
 // the GEMM rate in MKL (2.7 GFLOP/s for 512 x 2 over 2560 rows, measured 2026-11-28); its
 // transpose, with many columns, runs at 10x that. skinny_gemm forms C^T = op(B)^T op(A)^T
 // into a buffer of N x M and adds or copies its transpose into C. False where BLAS is not
-// there.
+// there. Taken only for reductions over rows (A transposed: the weight gradients), the
+// form measured; a per-step product with few columns (a projected LSTM's h_raw W_hr^T or
+// dh W_hh for proj_size < 32) keeps BLAS's own path and allocates nothing per step.
 constexpr int64_t kSkinnyCols = 32, kSkinnyDepth = 256;
 
 template <typename T>
@@ -106,7 +108,7 @@ void gemm(
   if (M == 0 || N == 0) {
     return;
   }
-  if (device.is_cpu() && N < kSkinnyCols && M >= 2 * N && K >= kSkinnyDepth &&
+  if (device.is_cpu() && trans_a && N < kSkinnyCols && M >= 2 * N && K >= kSkinnyDepth &&
       skinny_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }
