@@ -5,7 +5,8 @@
 
 Dense, packed and reverse-direction layers in float32, bfloat16 and float16, each checked
 against the alternating tier (and the persistent kernels required to have run), both with the
-tensor-core products (TF32 for float32), which must then have launched, and without;
+tensor-core products (TF32 for float32), which must then have launched, and without; then
+bidirectional layers, whose two directions must have run in one launch forward and backward;
 exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
 """
 
@@ -74,12 +75,50 @@ def layer(cell, dtype, packed, reverse):
     return ok
 
 
+def bidirectional(cell, dtype, packed):
+    """A bidirectional layer: on the persistent tier both directions run in one launch forward
+    and backward (the pair counters must move), checked against the alternating tier."""
+    torch.manual_seed(0)
+    name, extra = {"lstm": ("LSTM", {}), "gru": ("GRU", {}), "rnn_tanh": ("RNN", {}),
+                   "rnn_relu": ("RNN", {"nonlinearity": "relu"})}[cell]
+    mod = getattr(fused_rnn, name)(6, 40, bidirectional=True, device="cuda", dtype=dtype, **extra)
+    if packed:
+        x = pack_sequence([torch.randn(n, 6, device="cuda", dtype=dtype) for n in (5, 3, 2)])
+        leaves = list(mod.parameters())
+    else:
+        x = torch.randn(5, 3, 6, device="cuda", dtype=dtype, requires_grad=True)
+        leaves = [x, *mod.parameters()]
+    results = {}
+    for tier in ("alternating", "persistent"):
+        old = fused_rnn._C._set_cuda_tier(tier)
+        try:
+            before = dict(fused_rnn._C._persistent_launches())
+            out, _ = mod(x)
+            out = out.data if packed else out
+            grads = torch.autograd.grad(out.float().pow(2).sum(), leaves)
+            torch.cuda.synchronize()
+            after = dict(fused_rnn._C._persistent_launches())
+        finally:
+            fused_rnn._C._set_cuda_tier(old)
+        pairs = (after["pair_forward"] - before["pair_forward"], after["pair_backward"] - before["pair_backward"])
+        results[tier] = ([out, *grads], pairs)
+    (alt, _), (got, pairs) = results["alternating"], results["persistent"]
+    tol = 1e-2 if dtype == torch.float32 else 3e-2  # float32 may run as TF32 (allow_tf32 is on by default)
+    good = pairs == (1, 1) and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
+    print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} bidirectional, pair launches (fwd, bwd)={pairs} "
+          f"{'ok' if good else 'MISMATCH'}", flush=True)
+    return good
+
+
 def main() -> int:
     ok = True
     for cell in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
         for dtype in (torch.float32, torch.bfloat16, torch.float16):
             for packed, reverse in ((False, False), (True, False), (True, True)):
                 ok &= layer(cell, dtype, packed, reverse)
+        for dtype in (torch.float32, torch.bfloat16):
+            for packed in (False, True):
+                ok &= bidirectional(cell, dtype, packed)
     print("all ok" if ok else "FAILURES")
     return 0 if ok else 1
 
