@@ -5,7 +5,7 @@ the model and the input, warms the libraries up on a tiny input, records its res
 runs one training step, and reports how far the resident set's high-water mark rose above that.
 Every byte the step allocated and touched counts, freed or not, as in an allocator's peak.
 
-    python bench/memory.py [--threads 2] [--markdown PATH]
+    python bench/memory.py [--threads 2] [--bidirectional] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -26,10 +26,11 @@ CHILD = r"""
 import json, resource, sys
 import torch
 import fused_rnn
-cls, B, I, H, T, side, threads = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], int(sys.argv[7])
+cls, B, I, H, T, side, threads, bidir = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], int(sys.argv[7]), \
+    sys.argv[8] == "1"
 torch.set_num_threads(threads)
 lib = torch.nn if side == "torch" else fused_rnn
-model = getattr(lib, cls)(I, H)
+model = getattr(lib, cls)(I, H, bidirectional=bidir)
 x = torch.randn(T, B, I, requires_grad=True)
 warm = torch.randn(2, 1, I, requires_grad=True)
 out, _ = model(warm)
@@ -48,16 +49,17 @@ print(json.dumps({"peak_mib": max(0, peak - before) / 1024}))
 """
 
 
-def measure(cls, shape, side, threads):
+def measure(cls, shape, side, threads, bidirectional=False):
     B, I, H, T = shape
-    out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads)],
-                         capture_output=True, text=True, check=True)
+    out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads),
+                          "1" if bidirectional else "0"], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--bidirectional", action="store_true", help="bidirectional layers")
     p.add_argument("--markdown", metavar="PATH")
     args = p.parse_args()
     import fused_rnn
@@ -66,7 +68,7 @@ def main():
         "# Peak memory of one CPU training step",
         "",
         f"{platform.processor() or platform.machine()} | torch {torch.__version__} | fused_rnn {fused_rnn.__version__}"
-        f" | {args.threads} threads | float32 | "
+        f" | {args.threads} threads | float32 | {'bidirectional | ' if args.bidirectional else ''}"
         + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "",
         "Rise of the resident set's high-water mark over one forward + backward, each side in a fresh process.",
@@ -77,8 +79,8 @@ def main():
     print("\n".join(lines), flush=True)
     for cell, cls in CELLS.items():
         for shape in SHAPES:
-            ref = measure(cls, shape, "torch", args.threads)
-            ours = measure(cls, shape, "fused", args.threads)
+            ref = measure(cls, shape, "torch", args.threads, args.bidirectional)
+            ours = measure(cls, shape, "fused", args.threads, args.bidirectional)
             B, I, H, T = shape
             line = f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
             lines.append(line)

@@ -98,6 +98,7 @@ pybind11::dict build_info() {
   d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
+  d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -162,10 +163,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["16bit_weights"] = fused_rnn::cpu::narrow_forward_calls();
         d["bf16_dot"] = fused_rnn::cpu::bf16_dot_forward_calls();
         d["bf16_backward"] = fused_rnn::cpu::bf16_backward_calls();
+        d["bidir_at_once_forward"] = fused_rnn::cpu::directions_at_once_calls(true);
+        d["bidir_at_once_backward"] = fused_rnn::cpu::directions_at_once_calls(false);
         return d;
       },
-      "Fused CPU forward calls so far, by how they read the weights, and backward calls whose large "
-      "products ran in bfloat16 (for tests)");
+      "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
+      "products ran in bfloat16, and bidirectional forward/backward calls that ran their directions at once "
+      "(for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

@@ -307,3 +307,59 @@ def test_directions_at_once_give_the_same_float32_results(cell):
         torch.set_num_threads(threads)
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)
+
+
+def _at_once():
+    c = _C._cpu_forward_calls()
+    return c["bidir_at_once_forward"], c["bidir_at_once_backward"]
+
+
+def test_when_the_directions_run_at_once():
+    """On two threads: the forward at once; the backward at once up to 16 rows a step (above,
+    both directions' gradient buffers alive together cost more memory than the gain is worth);
+    nothing at once with the switch off or on another thread count. The results are the
+    same either way (the tests above)."""
+    threads = torch.get_num_threads()
+    before = _C._set_cpu_concurrent_directions(True)
+    try:
+        def step(B, n_threads=2):
+            torch.set_num_threads(n_threads)
+            lstm = fused_rnn.LSTM(8, 16, bidirectional=True)
+            x = torch.randn(5, B, 8, requires_grad=True)
+            start = _at_once()
+            out, _ = lstm(x)
+            out.sum().backward()
+            end = _at_once()
+            return end[0] - start[0], end[1] - start[1]
+
+        assert step(16) == (1, 1)
+        assert step(17) == (1, 0)
+        assert step(16, n_threads=1) == (0, 0)
+        _C._set_cpu_concurrent_directions(False)
+        assert step(4) == (0, 0)
+    finally:
+        _C._set_cpu_concurrent_directions(before)
+        torch.set_num_threads(threads)
+
+
+def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
+    """A forward of at most 4 rows whose W_hh lies between 3/4 of a core's L2 cache and twice
+    it runs the directions one after the other (each W_hh stays in the two cores' L2s); a
+    smaller W_hh runs at once."""
+    l2 = fused_rnn.build_info()["cpu_l2_bytes"]  # what the CPU kernels read from the C library
+    if l2 <= 0:
+        pytest.skip("the L2 size is unknown here")
+    H = int((l2 / 16) ** 0.5)  # an LSTM W_hh of 4H x H float32: 16 H^2 bytes, about the L2 size
+    threads = torch.get_num_threads()
+    before = _C._set_cpu_concurrent_directions(True)
+    torch.set_num_threads(2)
+    try:
+        for hidden, at_once in ((H, 0), (H // 4, 1)):
+            lstm = fused_rnn.LSTM(4, hidden, bidirectional=True)
+            start = _at_once()
+            with torch.no_grad():
+                lstm(torch.randn(3, 2, 4))
+            assert _at_once()[0] - start[0] == at_once, hidden
+    finally:
+        _C._set_cpu_concurrent_directions(before)
+        torch.set_num_threads(threads)

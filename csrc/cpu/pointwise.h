@@ -142,5 +142,9 @@ int64_t bf16_backward_calls();
 // either way. set_concurrent_directions returns the previous setting.
 bool concurrent_directions();
 bool set_concurrent_directions(bool on);
+// Bidirectional forward / backward calls so far that ran their directions at once.
+int64_t directions_at_once_calls(bool forward);
+// Bytes of a core's L2 cache as the C library reports it, or 0 where unknown.
+int64_t l2_cache_bytes();
 
 }  // namespace fused_rnn::cpu

@@ -49,10 +49,10 @@ std::atomic<int>& dot_mode() {
 }
 
 // Fused forward calls so far, by how they read the weights.
-enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot, kBf16Backward };
+enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot, kBf16Backward, kAtOnceForward, kAtOnceBackward };
 
 std::atomic<int64_t>& calls(Path p) {
-  static std::atomic<int64_t> counts[5];
+  static std::atomic<int64_t> counts[7];
   return counts[static_cast<int>(p)];
 }
 
@@ -561,20 +561,23 @@ struct CpuBackend {
   // split over both threads, each direction's W_hh stays in the two L2s from step to step,
   // while at once each core would stream a whole one from L3 every step (B = 1 inference, 1 MB
   // L2: at once 0.85-0.94x at W_hh = 1-1.2 MB, 1.02-1.07x at 0.56 MB;
-  // bench/results/2026-11-28_cpu_amd-epyc-2c_probes-bidirectional/).
+  // bench/results/2026-11-28_cpu_amd-epyc-2c_probes-bidirectional/). The backward runs its
+  // directions at once only up to kBackwardAtOnceBatch rows a step: at once both directions'
+  // dG and gradient buffers are alive together, which put the peak memory of a bidirectional
+  // training step at 1.14-1.47x torch.nn's at B = 64 (0.92-1.11x one after the other), where
+  // at once gained 1.01-1.06x for LSTM and GRU; at B <= 8 it gains up to 1.35x
+  // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/).
+  static constexpr int64_t kBackwardAtOnceBatch = 16;
+
   template <class F>
   static void both(const LayerArgs& a, bool forward, const F& f) {
-    static const int64_t l2 = [] {  // bytes of a core's L2 cache, or 0 where unknown
-#if defined(_SC_LEVEL2_CACHE_SIZE)
-      const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
-      return n > 0 ? static_cast<int64_t>(n) : int64_t{0};
-#else
-      return int64_t{0};
-#endif
-    }();
+    const int64_t l2 = l2_cache_bytes();
     const int64_t w_hh = a.w_hh.numel() * static_cast<int64_t>(a.w_hh.element_size());
     const bool l2_split = forward && a.B <= 4 && l2 > 0 && 4 * w_hh >= 3 * l2 && w_hh <= 2 * l2;
-    if (concurrent_flag().load() && !l2_split && at::get_num_threads() == 2 && !at::in_parallel_region()) {
+    const bool large_backward = !forward && a.B > kBackwardAtOnceBatch;
+    if (concurrent_flag().load() && !l2_split && !large_backward && at::get_num_threads() == 2 &&
+        !at::in_parallel_region()) {
+      calls(forward ? Path::kAtOnceForward : Path::kAtOnceBackward).fetch_add(1, std::memory_order_relaxed);
       const at::ThreadLocalState state;  // the caller's grad and inference modes, for the ATen calls inside
       at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
         const at::ThreadLocalStateGuard guard(state);
@@ -641,6 +644,22 @@ bool read_16bit_weights() {
 
 bool set_read_16bit_weights(bool on) {
   return narrow_flag().exchange(on);
+}
+
+int64_t directions_at_once_calls(bool forward) {
+  return calls(forward ? Path::kAtOnceForward : Path::kAtOnceBackward).load();
+}
+
+int64_t l2_cache_bytes() {
+  static const int64_t l2 = [] {
+#if defined(_SC_LEVEL2_CACHE_SIZE)
+    const long n = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return n > 0 ? static_cast<int64_t>(n) : int64_t{0};
+#else
+    return int64_t{0};
+#endif
+  }();
+  return l2;
 }
 
 bool concurrent_directions() {
