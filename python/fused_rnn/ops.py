@@ -292,6 +292,16 @@ class LSTMFunction(torch.autograd.Function):
         return tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need)) + tail
 
 
+def _function_class(name, doc, forward, setup_context, backward):
+    """An autograd.Function subclass from its three static methods."""
+    return type(name, (torch.autograd.Function,), {
+        "__doc__": doc,
+        "forward": staticmethod(forward),
+        "setup_context": staticmethod(setup_context),
+        "backward": staticmethod(backward),
+    })
+
+
 def _make_simple_function(cell: str, name: str):
     """The autograd.Function of a GRU or Elman RNN layer in one direction.
 
@@ -339,16 +349,8 @@ def _make_simple_function(cell: str, name: str):
         given = (input, hx, w_ih, w_hh, b_ih, b_hh)
         return tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need)) + (None, None, None)
 
-    return type(
-        name,
-        (torch.autograd.Function,),
-        {
-            "__doc__": _make_simple_function.__doc__.replace("The", f"{cell}:", 1),
-            "forward": staticmethod(forward),
-            "setup_context": staticmethod(setup_context),
-            "backward": staticmethod(backward),
-        },
-    )
+    return _function_class(name, _make_simple_function.__doc__.replace("The", f"{cell}:", 1), forward,
+                           setup_context, backward)
 
 
 GRUFunction = _make_simple_function("gru", "GRUFunction")
@@ -436,16 +438,8 @@ def _make_bidir_function(cell: str, name: str):
             grads = tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need_given))
         return grads[:1 + n_states] + (None, None) + grads[1 + n_states:]
 
-    return type(
-        name,
-        (torch.autograd.Function,),
-        {
-            "__doc__": _make_bidir_function.__doc__.replace("The", f"{cell}:", 1),
-            "forward": staticmethod(forward),
-            "setup_context": staticmethod(setup_context),
-            "backward": staticmethod(backward),
-        },
-    )
+    return _function_class(name, _make_bidir_function.__doc__.replace("The", f"{cell}:", 1), forward,
+                           setup_context, backward)
 
 
 LSTMBidirFunction = _make_bidir_function("lstm", "LSTMBidirFunction")
