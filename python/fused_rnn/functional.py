@@ -263,7 +263,6 @@ def rnn_stack(
     all_h, all_c = [], []
     layer_input = input
     for layer in range(num_layers):
-        outputs, cells = [], []
         if (bidirectional and not return_all_states and _autocast_dtype(layer_input) is None
                 and _compute_dtype(layer_input) is None):
             k = 2 * layer
@@ -273,35 +272,33 @@ def rnn_stack(
             h_list += [h[0], h[1]]
             if is_lstm:
                 c_list += [c[0], c[1]]
-            if training and dropout > 0 and layer < num_layers - 1:
-                layer_output = F.dropout(layer_output, p=dropout, training=True)
-            layer_input = layer_output
-            continue
-        for direction in range(num_directions):
-            k = layer * num_directions + direction
-            w = list(weights[k * per_layer:(k + 1) * per_layer])
-            w_ih, w_hh = w[0], w[1]
-            b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
-            w_hr = w[-1] if proj_size > 0 else None
-            h_init = h0[k] if h0 is not None else None
-            reverse = direction == 1
-            if is_lstm:
-                c_init = c0[k] if c0 is not None else None
-                out, h, c, *c_seq = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr, batch_sizes,
-                                               reverse, return_all_states)
-                c_list.append(c)
-                cells += c_seq
-            elif mode == "GRU":
-                out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
-            else:
-                act = "tanh" if mode == "RNN_TANH" else "relu"
-                out, h = rnn_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
-            outputs.append(out)
-            h_list.append(h)
-        layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
-        if return_all_states:
-            all_h.append(layer_output)
-            all_c.append(cells[0] if num_directions == 1 else torch.cat(cells, dim=-1))
+        else:
+            outputs, cells = [], []
+            for direction in range(num_directions):
+                k = layer * num_directions + direction
+                w = list(weights[k * per_layer:(k + 1) * per_layer])
+                w_ih, w_hh = w[0], w[1]
+                b_ih, b_hh = (w[2], w[3]) if has_biases else (None, None)
+                w_hr = w[-1] if proj_size > 0 else None
+                h_init = h0[k] if h0 is not None else None
+                reverse = direction == 1
+                if is_lstm:
+                    c_init = c0[k] if c0 is not None else None
+                    out, h, c, *c_seq = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr,
+                                                   batch_sizes, reverse, return_all_states)
+                    c_list.append(c)
+                    cells += c_seq
+                elif mode == "GRU":
+                    out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
+                else:
+                    act = "tanh" if mode == "RNN_TANH" else "relu"
+                    out, h = rnn_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
+                outputs.append(out)
+                h_list.append(h)
+            layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
+            if return_all_states:
+                all_h.append(layer_output)
+                all_c.append(cells[0] if num_directions == 1 else torch.cat(cells, dim=-1))
         if training and dropout > 0 and layer < num_layers - 1:
             layer_output = F.dropout(layer_output, p=dropout, training=True)
         layer_input = layer_output
