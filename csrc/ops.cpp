@@ -1,9 +1,10 @@
 // Every op schema of fused_rnn, defined once, and the Python module init.
 //
 // One op pair per cell: <cell>_forward and <cell>_backward, for one layer in one
-// direction, and <cell>_bidir_forward / _bidir_backward for both directions of one. Layouts are described in layer_args.h. The forward returns the
-// workspace (activations saved for the backward) as an ordinary tensor so that
-// fake kernels can describe it; it is empty when train is false. The LSTM
+// direction, and <cell>_bidir_forward / _bidir_backward for both directions of one.
+// Layouts are described in layer_args.h. The forward returns the workspace (activations
+// saved for the backward) as an ordinary tensor so that fake kernels can describe it; it is
+// empty when train is false. The LSTM
 // workspace holds c_t of every step; lstm_backward's grad_cell_states (rows, H),
 // when given, is the gradient arriving at those c_t from outside the layer. A backward
 // with input_grad false returns an empty grad_input, and with weight_grad false empty

@@ -705,40 +705,39 @@ struct LayerOps {
     }
   }
 
-  static std::tuple<Tensor, Tensor, Tensor, Tensor> lstm_bidir_forward(
+  // Both directions of a layer of any cell (cx is the LSTM's; None for the others).
+  template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward(
       const Tensor& input, const OptTensor& hx, const OptTensor& cx, const WeightList& weights,
       const OptTensor& batch_sizes, bool train) {
     LayerArgs a[2];
-    bidir_args(a, CellKind::kLstm, true, input, hx, cx, weights, batch_sizes);
+    bidir_args(a, Cell::kKind, true, input, hx, cx, weights, batch_sizes);
     return Backend::dispatch(a[0], [&](auto tag) {
       using T = decltype(tag);
-      return detail::bidir_forward_impl<Backend, LstmTraits, T>(a, train);
-    });
-  }
-
-  static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> lstm_bidir_backward(
-      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
-      const OptTensor& hx, const OptTensor& cx, const WeightList& weights, const OptTensor& batch_sizes,
-      const Tensor& output, const Tensor& workspace, bool input_grad, bool weight_grad) {
-    LayerArgs a[2];
-    bidir_args(a, CellKind::kLstm, false, input, hx, cx, weights, batch_sizes);
-    return Backend::dispatch(a[0], [&](auto tag) {
-      using T = decltype(tag);
-      return detail::bidir_backward_impl<Backend, LstmTraits, T>(a, grad_output, grad_h_n, grad_c_n, output,
-                                                                 workspace, {input_grad, weight_grad});
+      return detail::bidir_forward_impl<Backend, Cell, T>(a, train);
     });
   }
 
   template <class Cell>
+  static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward(
+      const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
+      const OptTensor& hx, const OptTensor& cx, const WeightList& weights, const OptTensor& batch_sizes,
+      const Tensor& output, const Tensor& workspace, bool input_grad, bool weight_grad) {
+    LayerArgs a[2];
+    bidir_args(a, Cell::kKind, false, input, hx, cx, weights, batch_sizes);
+    return Backend::dispatch(a[0], [&](auto tag) {
+      using T = decltype(tag);
+      return detail::bidir_backward_impl<Backend, Cell, T>(a, grad_output, grad_h_n, grad_c_n, output, workspace,
+                                                           {input_grad, weight_grad});
+    });
+  }
+
+  // The GRU's and the Elman RNNs' signatures: no cell state.
+  template <class Cell>
   static std::tuple<Tensor, Tensor, Tensor> simple_bidir_forward(
       const Tensor& input, const OptTensor& hx, const WeightList& weights, const OptTensor& batch_sizes,
       bool train) {
-    LayerArgs a[2];
-    bidir_args(a, Cell::kKind, true, input, hx, std::nullopt, weights, batch_sizes);
-    auto [output, h_n, c_n, ws] = Backend::dispatch(a[0], [&](auto tag) {
-      using T = decltype(tag);
-      return detail::bidir_forward_impl<Backend, Cell, T>(a, train);
-    });
+    auto [output, h_n, c_n, ws] = bidir_forward<Cell>(input, hx, std::nullopt, weights, batch_sizes, train);
     return {output, h_n, ws};
   }
 
@@ -747,13 +746,9 @@ struct LayerOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
       const WeightList& weights, const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace,
       bool input_grad, bool weight_grad) {
-    LayerArgs a[2];
-    bidir_args(a, Cell::kKind, false, input, hx, std::nullopt, weights, batch_sizes);
-    auto [grad_input, grad_hx, grad_cx, grad_weights] = Backend::dispatch(a[0], [&](auto tag) {
-      using T = decltype(tag);
-      return detail::bidir_backward_impl<Backend, Cell, T>(a, grad_output, grad_h_n, Tensor(), output, workspace,
-                                                           {input_grad, weight_grad});
-    });
+    auto [grad_input, grad_hx, grad_cx, grad_weights] = bidir_backward<Cell>(
+        grad_output, grad_h_n, Tensor(), input, hx, std::nullopt, weights, batch_sizes, output, workspace,
+        input_grad, weight_grad);
     return {grad_input, grad_hx, grad_weights};
   }
 };
@@ -772,8 +767,8 @@ void register_layer_ops(torch::Library& m) {
   m.impl("rnn_tanh_backward", &Ops::template simple_backward<Tanh>);
   m.impl("rnn_relu_forward", &Ops::template simple_forward<Relu>);
   m.impl("rnn_relu_backward", &Ops::template simple_backward<Relu>);
-  m.impl("lstm_bidir_forward", &Ops::lstm_bidir_forward);
-  m.impl("lstm_bidir_backward", &Ops::lstm_bidir_backward);
+  m.impl("lstm_bidir_forward", &Ops::template bidir_forward<LstmTraits>);
+  m.impl("lstm_bidir_backward", &Ops::template bidir_backward<LstmTraits>);
   m.impl("gru_bidir_forward", &Ops::template simple_bidir_forward<GruTraits>);
   m.impl("gru_bidir_backward", &Ops::template simple_bidir_backward<GruTraits>);
   m.impl("rnn_tanh_bidir_forward", &Ops::template simple_bidir_forward<Tanh>);
