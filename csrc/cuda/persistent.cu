@@ -146,8 +146,6 @@ bool launch_cooperative(const void* kernel, const TilePlan& plan, Launch& launch
   return true;
 }
 
-}  // namespace
-
 // One direction's kernel arguments, after its input projection (cuBLAS) into `gates`, or
 // into `scratch` where gates is null (inference LSTM and GRU: a gate buffer of our own).
 template <typename T>
@@ -180,54 +178,6 @@ ForwardArgs<T> forward_args(const LayerArgs& a, bool reverse, const TilePlan& pl
   return args;
 }
 
-template <typename T>
-bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
-                        T* out, T* ws) {
-  if (a.T == 0 || a.N == 0) {
-    return false;
-  }
-  const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel);
-  if (!plan.ok) {
-    return false;
-  }
-  at::Tensor scratch, tables;
-  ForwardLaunch<T> launch;
-  launch.ctas = plan.ctas;
-  launch.dir[0] = forward_args(a, reverse, plan, st, gates, out, ws, scratch, tables);
-  if (!launch_cooperative(kernel, plan, launch)) {
-    return false;
-  }
-  count_persistent_launch(true, plan.tl.mma);
-  return true;
-}
-
-template <typename T>
-bool persistent_forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
-                             std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {
-  if (a[0].T == 0 || a[0].N == 0) {
-    return false;
-  }
-  const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a[0], true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel, 2);
-  if (!plan.ok) {
-    return false;
-  }
-  at::Tensor scratch[2], tables[2];
-  ForwardLaunch<T> launch;
-  launch.dirs = 2;
-  launch.ctas = plan.ctas;
-  for (int d = 0; d < 2; ++d) {
-    launch.dir[d] = forward_args(a[d], d == 1, plan, *st[d], gates[d], out[d], ws[d], scratch[d], tables[d]);
-  }
-  if (!launch_cooperative(kernel, plan, launch)) {
-    return false;
-  }
-  count_persistent_launch(true, plan.tl.mma);
-  count_persistent_pair_launch(true);
-  return true;
-}
-
 // One direction's backward kernel arguments.
 template <typename T>
 BackwardArgs<T> backward_args(CellKind cell, const LayerArgs& a, bool reverse, const TilePlan& plan,
@@ -252,54 +202,98 @@ BackwardArgs<T> backward_args(CellKind cell, const LayerArgs& a, bool reverse, c
   return args;
 }
 
+// The forward of `dirs` directions in one launch (1; or 2, a bidirectional layer: a[0]
+// forward, a[1] reverse), each direction's fields at index d; false, having launched
+// nothing, where they do not fit.
 template <typename T>
-bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& base,
-                         const T* grad_output, const T* grad_cell_states, const T* w_hh) {
-  if (a.T == 0 || a.N == 0) {
+bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* reverse,
+                    const ForwardStep<T>* const* st, T* const* gates, T* const* out, T* const* ws) {
+  if (a[0].T == 0 || a[0].N == 0) {
     return false;
   }
   const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a, false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel);
+  const TilePlan plan = plan_layer<T>(a[0], true, [&](bool m) { return forward_kernel<T>(cell, m); }, kernel, dirs);
   if (!plan.ok) {
     return false;
   }
-  at::Tensor tables;
-  BackwardLaunch<T> launch;
+  at::Tensor scratch[2], tables[2];
+  ForwardLaunch<T> launch;
+  launch.dirs = dirs;
   launch.ctas = plan.ctas;
-  launch.dir[0] = backward_args(cell, a, reverse, plan, base, grad_output, grad_cell_states, w_hh, tables);
+  for (int d = 0; d < dirs; ++d) {
+    launch.dir[d] = forward_args(a[d], reverse[d], plan, *st[d], gates[d], out[d], ws[d], scratch[d], tables[d]);
+  }
+  if (!launch_cooperative(kernel, plan, launch)) {
+    return false;
+  }
+  count_persistent_launch(true, plan.tl.mma);
+  if (dirs == 2) {
+    count_persistent_pair_launch(true);
+  }
+  return true;
+}
+
+// The backward's reverse loops of `dirs` directions in one launch, as launch_forward.
+template <typename T>
+bool launch_backward(CellKind cell, int dirs, const LayerArgs* a, const bool* reverse,
+                     const BackwardStep<T>* const* base, const T* const* grad_output,
+                     const T* const* grad_cell_states, const T* const* w_hh) {
+  if (a[0].T == 0 || a[0].N == 0) {
+    return false;
+  }
+  const void* kernel = nullptr;
+  const TilePlan plan = plan_layer<T>(a[0], false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel, dirs);
+  if (!plan.ok) {
+    return false;
+  }
+  at::Tensor tables[2];
+  BackwardLaunch<T> launch;
+  launch.dirs = dirs;
+  launch.ctas = plan.ctas;
+  for (int d = 0; d < dirs; ++d) {
+    launch.dir[d] = backward_args(cell, a[d], reverse[d], plan, *base[d], grad_output[d], grad_cell_states[d],
+                                  w_hh[d], tables[d]);
+  }
   if (!launch_cooperative(kernel, plan, launch)) {
     return false;
   }
   count_persistent_launch(false, plan.tl.mma);
+  if (dirs == 2) {
+    count_persistent_pair_launch(false);
+  }
   return true;
+}
+
+constexpr bool kPairReverse[2] = {false, true};
+
+}  // namespace
+
+template <typename T>
+bool persistent_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
+                        T* out, T* ws) {
+  const ForwardStep<T>* s = &st;
+  return launch_forward<T>(cell, 1, &a, &reverse, &s, &gates, &out, &ws);
+}
+
+template <typename T>
+bool persistent_forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
+                             std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {
+  return launch_forward<T>(cell, 2, a, kPairReverse, st.data(), gates.data(), out.data(), ws.data());
+}
+
+template <typename T>
+bool persistent_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& base,
+                         const T* grad_output, const T* grad_cell_states, const T* w_hh) {
+  const BackwardStep<T>* b = &base;
+  return launch_backward<T>(cell, 1, &a, &reverse, &b, &grad_output, &grad_cell_states, &w_hh);
 }
 
 template <typename T>
 bool persistent_backward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const BackwardStep<T>*, 2> base,
                               std::array<const T*, 2> grad_output, std::array<const T*, 2> grad_cell_states,
                               std::array<const T*, 2> w_hh) {
-  if (a[0].T == 0 || a[0].N == 0) {
-    return false;
-  }
-  const void* kernel = nullptr;
-  const TilePlan plan = plan_layer<T>(a[0], false, [&](bool m) { return backward_kernel<T>(cell, m); }, kernel, 2);
-  if (!plan.ok) {
-    return false;
-  }
-  at::Tensor tables[2];
-  BackwardLaunch<T> launch;
-  launch.dirs = 2;
-  launch.ctas = plan.ctas;
-  for (int d = 0; d < 2; ++d) {
-    launch.dir[d] = backward_args(cell, a[d], d == 1, plan, *base[d], grad_output[d], grad_cell_states[d], w_hh[d],
-                                  tables[d]);
-  }
-  if (!launch_cooperative(kernel, plan, launch)) {
-    return false;
-  }
-  count_persistent_launch(false, plan.tl.mma);
-  count_persistent_pair_launch(false);
-  return true;
+  return launch_backward<T>(cell, 2, a, kPairReverse, base.data(), grad_output.data(), grad_cell_states.data(),
+                            w_hh.data());
 }
 
 #define FR_INSTANTIATE(T)                                                                                     \
