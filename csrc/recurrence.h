@@ -18,19 +18,25 @@
 //   template <class D, class S> static void add(D* dst, const S* src, int64_t n)   // dst += src
 //   template <class T> static void copy(T* dst, const T* src, int64_t n)
 //   template <class T> static bool forward_sequence(CellKind, const LayerArgs&, bool reverse,
-//       const ForwardStep<T>& st, T* gates, T* out, T* ws)
+//       bool train, const ForwardStep<T>& st, T* gates, T* out, T* ws)
 //     runs an unprojected layer whole, input projection included, and returns true,
 //     or returns false to leave it to the code here (st holds the per-call fields;
 //     gates, out and ws are the first rows of the whole sequence, gates null where
-//     the backend is to keep its own buffer; st.h holds h_0 in and h_n out)
+//     the backend is to keep its own buffer, ws null in inference and for cells that
+//     keep nothing beyond their output, whose training calls train tells apart;
+//     st.h holds h_0 in and h_n out)
 //   template <class T> static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
 //       const T* B, int64_t ldb, T* C, int64_t ldc)
 //     C = A B, all row-major, returning true, or false for the gemm here
 //   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
-//       const BackwardStep<T>& st, const F& set_step, const T* grad_output, const T* grad_cell_states,
-//       const T* w_hh)
+//       const BackwardStep<T>& st, const F& set_step, const T* grad_output, int64_t grad_output_ld,
+//       const T* grad_cell_states, const T* w_hh)
 //     the same for the backward's reverse loop: fills dG (and dGh) for every step and
-//     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows
+//     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows;
+//     grad_output's rows are grad_output_ld apart (P unless kStridedRows)
+//   static constexpr bool kStridedRows
+//     whether the backward reads a bidirectional layer's halves of grad_output (and of the
+//     LSTM's output) in place, rows 2P apart; otherwise each half is copied contiguous
 //   static bool runs_pairs()
 //   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
 //       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
@@ -43,9 +49,9 @@
 //       std::array<const T*, 2> grad_cell_states, std::array<const T*, 2> w_hh)
 //     the same for backward_sequence; base holds each direction's per-call fields and, in
 //     ws/out/dg/dgh, the first rows of its whole sequence
-//   template <class F> static void both(const LayerArgs& a, bool forward, const F& f)
-//     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (forward or
-//     backward), at once or one after the other
+//   template <class F> static void both(const LayerArgs& a, Pass pass, const F& f)
+//     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (in an
+//     inference or training forward, or the backward), at once or one after the other
 //   template <class T> static at::ScalarType weight_product_dtype(const LayerArgs&)
 //     the dtype of the backward's large products over all rows (input and weight
 //     gradients): T's own, or bfloat16 where the layer's weights are bfloat16 at heart
@@ -67,6 +73,11 @@
 #include "layer_args.h"
 
 namespace fused_rnn {
+
+// Which pass of a layer a call is: Backend::both may run a training step's two directions
+// differently from an inference call's.
+enum class Pass { kInferenceForward, kTrainingForward, kBackward };
+
 namespace detail {
 
 using at::Tensor;
@@ -150,7 +161,8 @@ struct ForwardCall {
   // A backend may run the whole sequence itself, input projection included (the CPU's
   // fused steps); st then carries the per-call fields.
   bool run_whole() {
-    return !proj && Backend::template forward_sequence<T>(Cell::kKind, a, reverse, st, gates_ptr(), out_ptr(), ws_ptr());
+    return !proj &&
+        Backend::template forward_sequence<T>(Cell::kKind, a, reverse, train, st, gates_ptr(), out_ptr(), ws_ptr());
   }
 
   std::tuple<Tensor, Tensor, Tensor, Tensor> finish(bool whole) {
@@ -222,6 +234,28 @@ struct GradMask {
 // loop to the backend, which may decline; finish(whole) runs the loop where the backend did
 // not, then the input and weight gradients over all rows, and returns (grad_input, grad_hx,
 // grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr).
+// The distance between t's rows, viewed as (rows, t.size(-1)): t.stride(-2) where its
+// columns are unit-stride and every row starts that far past the one before; 0 otherwise
+// (expanded, overlapping or otherwise irregular rows).
+inline int64_t row_stride(const Tensor& t) {
+  if (t.dim() < 2 || t.numel() == 0 || (t.size(-1) > 1 && t.stride(-1) != 1)) {
+    return 0;
+  }
+  int64_t ld = 0, span = 0;  // the innermost leading dimension's stride; the extent of those inside d
+  for (int64_t d = t.dim() - 2; d >= 0; --d) {
+    if (t.size(d) == 1) {
+      continue;
+    }
+    if (t.stride(d) == 0 || (ld > 0 && t.stride(d) != span)) {
+      return 0;
+    }
+    ld = ld > 0 ? ld : t.stride(d);
+    span = t.stride(d) * t.size(d);
+  }
+  ld = ld > 0 ? ld : t.size(-1);  // a single row
+  return ld >= t.size(-1) ? ld : 0;
+}
+
 template <class Backend, class Cell, typename T>
 struct BackwardCall {
   const LayerArgs& a;
@@ -230,6 +264,9 @@ struct BackwardCall {
   int64_t ws_ld = 0;
   bool keep_dr = false;
   Tensor grad_cell_states, grad_output, output, ws, dh_t, dc_t, dG, dGh, dR, dh_raw;
+  // Row strides of grad_output and output: P, or 2P for a half of a bidirectional layer's
+  // read in place (kStridedRows).
+  int64_t go_ld = 0, out_ld = 0;
   BackwardStep<T> st;
   // What set_step offsets, once.
   const T* ws_p = nullptr;
@@ -264,8 +301,16 @@ struct BackwardCall {
       grad_cell_states = grad_cell_states_in.contiguous();
     }
 
-    grad_output = grad_output_in.contiguous();
-    output = output_in.contiguous();
+    // A backend with kStridedRows reads a direction's half of a bidirectional layer's
+    // grad_output in place, and so the LSTM's output (its kernels read the output only
+    // through the weight gradients' GEMMs; GRU and RNN kernels read its rows P apart):
+    // a contiguous copy of each half costs N x P a direction, at the backward's peak.
+    go_ld = Backend::kStridedRows ? row_stride(grad_output_in) : 0;
+    grad_output = go_ld > 0 ? grad_output_in : grad_output_in.contiguous();
+    go_ld = go_ld > 0 ? go_ld : P;
+    out_ld = Backend::kStridedRows && Cell::kHasCell ? row_stride(output_in) : 0;
+    output = out_ld > 0 ? output_in : output_in.contiguous();
+    out_ld = out_ld > 0 ? out_ld : P;
     ws = ws_in.contiguous();
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
@@ -315,7 +360,7 @@ struct BackwardCall {
       sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out_p + a.offsets[tp] * P;
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    sb.out = out_p + off * P;
+    sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (out_ld == P but for the LSTM)
     sb.dg = dg_p + off * GH;
     sb.dgh = dgh_p + off * dgh_ld;
   }
@@ -331,7 +376,7 @@ struct BackwardCall {
 
   bool run_whole() {
     return !a.w_hr.defined() &&
-        Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, step_fields(), grad_output_ptr(),
+        Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, step_fields(), grad_output_ptr(), go_ld,
                                                grad_cell_states_ptr(), a.w_hh.const_data_ptr<T>());
   }
 
@@ -354,7 +399,13 @@ struct BackwardCall {
       if (rows == 0) {
         continue;
       }
-      Backend::add(dh, go + off * P, rows * P);
+      if (go_ld == P) {
+        Backend::add(dh, go + off * P, rows * P);
+      } else {
+        for (int64_t r = 0; r < rows; ++r) {
+          Backend::add(dh + r * P, go + (off + r) * go_ld, P);
+        }
+      }
       if (gcs) {
         Backend::add(dc, gcs + off * H, rows * H);
       }
@@ -393,7 +444,9 @@ struct BackwardCall {
         const int64_t tp = previous_step(a, t, reverse);
         const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
         if (from_prev > 0) {
-          Backend::copy(hp + off * P, out + a.offsets[tp] * P, from_prev * P);
+          for (int64_t r = 0; r < (out_ld == P ? 1 : from_prev); ++r) {  // one copy where rows are contiguous
+            Backend::copy(hp + (off + r) * P, out + (a.offsets[tp] + r) * out_ld, out_ld == P ? from_prev * P : P);
+          }
         }
         if (rows > from_prev) {
           Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
@@ -444,7 +497,7 @@ struct BackwardCall {
         // The first step's product writes dst, so a single step (a cell) neither zeroes dst
         // first nor reads it back.
         gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, false, dst, P);
-        gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * P : out, P, true, dst, P);
+        gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * out_ld : out, out_ld, true, dst, P);
         return;
       }
       const Tensor hp = h_prev();
@@ -517,7 +570,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward_impl(const LayerArgs (&
     r[0] = c0.finish(pair || c0.run_whole());
     r[1] = c1.finish(pair || c1.run_whole());
   } else {
-    Backend::both(a[0], true, [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
+    Backend::both(a[0], train ? Pass::kTrainingForward : Pass::kInferenceForward, [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
   }
   Tensor output = at::cat({std::get<0>(r[0]), std::get<0>(r[1])}, -1);
   Tensor h_n = at::stack({std::get<1>(r[0]), std::get<1>(r[1])});
@@ -568,7 +621,7 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     g[0] = c0.finish(pair || c0.run_whole());
     g[1] = c1.finish(pair || c1.run_whole());
   } else {
-    Backend::both(a[0], false, [&](int d) {
+    Backend::both(a[0], Pass::kBackward, [&](int d) {
       BackwardCall<Backend, Cell, T> c = call(d);
       g[d] = c.finish(c.run_whole());
     });

@@ -315,10 +315,10 @@ def _at_once():
 
 
 def test_when_the_directions_run_at_once():
-    """On two threads: the forward at once; the backward at once up to 16 rows a step (above,
-    both directions' gradient buffers alive together cost more memory than the gain is worth);
-    nothing at once with the switch off or on another thread count. The results are the
-    same either way (the tests above)."""
+    """On two threads: an inference forward at once; a training step (forward and backward) at
+    once up to 16 rows a step (above, both directions' buffers alive together cost more memory
+    than the gain is worth); nothing at once with the switch off or on another thread count.
+    The results are the same either way (the tests above)."""
     threads = torch.get_num_threads()
     before = _C._set_cpu_concurrent_directions(True)
     try:
@@ -333,7 +333,12 @@ def test_when_the_directions_run_at_once():
             return end[0] - start[0], end[1] - start[1]
 
         assert step(16) == (1, 1)
-        assert step(17) == (1, 0)
+        assert step(17) == (0, 0)
+        lstm = fused_rnn.LSTM(8, 16, bidirectional=True)
+        start = _at_once()
+        with torch.no_grad():
+            lstm(torch.randn(5, 17, 8))
+        assert _at_once()[0] - start[0] == 1
         assert step(16, n_threads=1) == (0, 0)
         _C._set_cpu_concurrent_directions(False)
         assert step(4) == (0, 0)
@@ -363,3 +368,60 @@ def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
     finally:
         _C._set_cpu_concurrent_directions(before)
         torch.set_num_threads(threads)
+
+
+def _padded(t, extra=3):
+    """t's values in a view whose rows are t.size(-1) + extra apart (not contiguous)."""
+    wide = torch.full(t.shape[:-1] + (t.shape[-1] + extra,), float("nan"), dtype=t.dtype)
+    view = wide[..., :t.shape[-1]]
+    view.copy_(t)
+    return view
+
+
+@pytest.mark.parametrize("packed", [False, True])
+@pytest.mark.parametrize("B", [1, 3])
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_reads_strided_rows_as_contiguous_ones(cell, B, packed, concurrent):
+    """The CPU backward reads each direction's half of grad_output (and the LSTM's output) in
+    place, its rows 2P apart, where a copy of each half would cost N x P: the gradients are the
+    very bits of contiguous halves'. So too for rows further apart (a padded grad_output and
+    output), expanded ones (stride 0: copied), and the single-direction op."""
+    x, weights, st, batch_sizes = sample(cell, packed=packed, B=B, dtype=torch.float32)
+    args = states_args(cell, st)
+    out, *_, ws = getattr(OPS, f"{cell}_bidir_forward")(x, *args, weights, batch_sizes, True)
+    bwd = getattr(OPS, f"{cell}_bidir_backward")
+    g = torch.randn_like(out)
+    state_grads = [torch.randn_like(s) for s in args]
+
+    def grads(go, o):
+        gi, *gs, gw = bwd(go, *state_grads, x, *args, weights, batch_sizes, o, ws)
+        return [gi, *gs, *gw]
+
+    want = grads(g, out)
+    for go, o in [(_padded(g), out), (g, _padded(out)), (_padded(g, 1), _padded(out, 5))]:
+        assert not go.is_contiguous() or not o.is_contiguous()
+        for a, b in zip(grads(go, o), want):
+            assert torch.equal(a, b)
+    ones = torch.ones(()).expand(out.shape)
+    for a, b in zip(grads(ones, out), grads(ones.contiguous(), out)):
+        assert torch.equal(a, b)
+    # One direction: its output and grad_output padded.
+    o1, *rest = single_direction(cell, x, weights, st, batch_sizes, 0)
+    per = BIDIR_WEIGHTS[cell]
+    w = weights[:per]
+    s1 = [s[0] for s in args if s is not None]
+    ws1 = rest[-1]
+    g1 = torch.randn_like(o1)
+    gh = [torch.randn_like(s) for s in ([st["hx"][0]] + ([st["cx"][0]] if cell == "lstm" else []))] if st else \
+        [torch.randn(B, o1.shape[-1])] + ([torch.randn(B, w[1].shape[1])] if cell == "lstm" else [])
+
+    def grads1(go, o):
+        if cell == "lstm":
+            hx, cx = (st["hx"][0], st["cx"][0]) if st else (None, None)
+            return OPS.lstm_backward(go, *gh, x, hx, cx, *w, batch_sizes, o, ws1, False, None)
+        hx = st["hx"][0] if st else None
+        return getattr(OPS, f"{cell}_backward")(go, *gh, x, hx, *w, batch_sizes, o, ws1, False)
+
+    want1 = grads1(g1, o1)
+    for a, b in zip(grads1(_padded(g1), _padded(o1)), want1):
+        assert torch.equal(a, b)

@@ -327,3 +327,32 @@ def fused_rnn_mod():
 
 def _flatten(x):
     return [t for item in x for t in _flatten(item)] if isinstance(x, (tuple, list)) else [x]
+
+
+def test_training_calls_do_not_keep_their_panels():
+    """A training forward packs its panels (or finds those an inference call kept) but keeps
+    none: the optimizer step after it would change the weights, and the panels with the copy
+    kept for the comparison would double the weights' memory through the backward."""
+    ref, ours = _module_pair("LSTM", H=40)
+    x = torch.randn(12, 8, 6, requires_grad=True)  # 8 rows: panels in every dots mode but "always"
+    previous = _C._set_cpu_dots("never")
+
+    def lookups(train):
+        before = _C._cpu_cache_calls()
+        with torch.set_grad_enabled(train):
+            out = ours(x)[0]
+            if train:
+                out.sum().backward()
+        after = _C._cpu_cache_calls()
+        return out, (after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"])
+
+    try:
+        assert lookups(True)[1] == (0, 2)
+        assert lookups(True)[1] == (0, 2)  # nothing was kept by the first
+        assert lookups(False)[1] == (0, 2)  # an inference call keeps them
+        out, moved = lookups(True)
+        assert moved == (2, 0)  # and a training call finds what inference kept
+        assert lookups(True)[1] == (2, 0)
+    finally:
+        _C._set_cpu_dots(previous)
+    assert_close(out, ref(x)[0], torch.float32)

@@ -173,8 +173,8 @@ constexpr int64_t kDotRowsPerWidth = 8;
 constexpr int64_t kOneStepDotBatch = 16;
 
 template <typename T>
-bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st0, T* gates, T* out,
-                   T* ws) {
+bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, const ForwardStep<T>& st0, T* gates,
+                   T* out, T* ws) {
   const int64_t H = a.H, K = a.P, B = a.B, I = a.I, T_ = a.T, GH = a.G * a.H;
   if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || T_ == 0) {
     return false;
@@ -205,7 +205,16 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
   // reading at B <= 4 from T = 10, every cell, bf16 and fp16). A single step (a cell) of up to
   // kOneStepDotBatch rows reads in place whatever the weights. With dots, hh_p / ih_p are the
   // weights and the tile offsets zero.
+  //
+  // A training call packs (or finds) panels as an inference call does, but does not keep
+  // them: the optimizer step that follows changes the weights, so they would not be found
+  // again, while they and the copy kept for the comparison (twice the weights) stayed alive
+  // through the backward, the step's peak. Measured 2026-11-29 (training steps, fp32, 2
+  // threads): panels kept and found against none kept, 0.92-1.05x; at B <= 4, reading in
+  // place against panels packed every call, 0.93-1.12x either way, so the choice between
+  // them is left as it was.
   const int mode = dot_mode().load(std::memory_order_relaxed);
+  const bool keep = !train;
   const bool cacheable = panels_cacheable(a.w_hh) && panels_cacheable(a.w_ih);
   const bool one_step = T_ == 1 && B <= kOneStepDotBatch;
   const bool dots = mode == 1 ||
@@ -325,10 +334,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
     forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
   });
 
-  if (!hh_cached) {
+  if (!hh_cached && keep) {
     keep_panels(a.w_hh, hh_layout, hh);
   }
-  if (!ih_cached) {
+  if (!ih_cached && keep) {
     keep_panels(a.w_ih, ih_layout, ih);
   }
   // h_n: each row's state after the last step it was active in (step q wrote buf[(q + 1) % 2]).
@@ -352,7 +361,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, const Forwar
 // (and a group of rows when there are few blocks).
 template <typename T, class SetStep>
 bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st0,
-                    const SetStep& set_step, const T* go, const T* gcs, const T* w_hh) {
+                    const SetStep& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh) {
   const int64_t H = a.H, P = a.P, B = a.B, GH = a.G * a.H;
   // A single step (a cell) has nothing to keep W_hh's panels in cache for: packing them
   // would copy all of W_hh into a new buffer to use it once.
@@ -423,7 +432,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
         set_step(t, st);
         for (int64_t r = r0; r < r1; ++r) {
           T* dh = st.dh + r * P;
-          const T* g = go + (off + r) * P;
+          const T* g = go + (off + r) * go_ld;
           for (int64_t j = j0; j < j1; ++j) {
             dh[j] += g[j];
           }
@@ -506,16 +515,20 @@ struct CpuBackend {
   }
 
   template <typename T>
-  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
-                               T* out, T* ws) {
-    return fused_forward<T>(cell, a, reverse, st, gates, out, ws);
+  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, bool train,
+                               const ForwardStep<T>& st, T* gates, T* out, T* ws) {
+    return fused_forward<T>(cell, a, reverse, train, st, gates, out, ws);
   }
 
   template <typename T, class F>
   static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
-                                const F& set_step, const T* go, const T* gcs, const T* w_hh) {
-    return fused_backward<T>(cell, a, reverse, st, set_step, go, gcs, w_hh);
+                                const F& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh) {
+    return fused_backward<T>(cell, a, reverse, st, set_step, go, go_ld, gcs, w_hh);
   }
+
+  // The backward reads a bidirectional layer's halves of grad_output (and the LSTM's output)
+  // in place, rows 2P apart.
+  static constexpr bool kStridedRows = true;
 
   template <typename T>
   static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
@@ -561,21 +574,25 @@ struct CpuBackend {
   // split over both threads, each direction's W_hh stays in the two L2s from step to step,
   // while at once each core would stream a whole one from L3 every step (B = 1 inference, 1 MB
   // L2: at once 0.85-0.94x at W_hh = 1-1.2 MB, 1.02-1.07x at 0.56 MB;
-  // bench/results/2026-11-28_cpu_amd-epyc-2c_probes-bidirectional/). The backward runs its
-  // directions at once only up to kBackwardAtOnceBatch rows a step: at once both directions'
-  // dG and gradient buffers are alive together, which put the peak memory of a bidirectional
-  // training step at 1.14-1.47x torch.nn's at B = 64 (0.92-1.11x one after the other), where
-  // at once gained 1.01-1.06x for LSTM and GRU; at B <= 8 it gains up to 1.35x
-  // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/).
-  static constexpr int64_t kBackwardAtOnceBatch = 16;
+  // bench/results/2026-11-28_cpu_amd-epyc-2c_probes-bidirectional/). A training step (forward
+  // and backward) runs its directions at once only up to kTrainingAtOnceBatch rows a step: at
+  // once both directions' buffers are alive together (the backward's dG and gradients, the
+  // forward's packed panels, each about the weights' size), which put the peak memory of a
+  // bidirectional training step above torch.nn's (backward at once at B = 64: 1.14-1.47x;
+  // forward at once, after training calls stopped keeping panels: 1.06x for the LSTM at
+  // H = 1024, 0.92x one after the other), where at once gained 0.97-1.00x for the LSTM and
+  // 1.01-1.15x for GRU and RNN at B = 64; at B <= 8 it gains up to 1.35x
+  // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/, ..._memory-training-panels/).
+  static constexpr int64_t kTrainingAtOnceBatch = 16;
 
   template <class F>
-  static void both(const LayerArgs& a, bool forward, const F& f) {
+  static void both(const LayerArgs& a, Pass pass, const F& f) {
+    const bool forward = pass != Pass::kBackward;
     const int64_t l2 = l2_cache_bytes();
     const int64_t w_hh = a.w_hh.numel() * static_cast<int64_t>(a.w_hh.element_size());
     const bool l2_split = forward && a.B <= 4 && l2 > 0 && 4 * w_hh >= 3 * l2 && w_hh <= 2 * l2;
-    const bool large_backward = !forward && a.B > kBackwardAtOnceBatch;
-    if (concurrent_flag().load() && !l2_split && !large_backward && at::get_num_threads() == 2 &&
+    const bool large_training = pass != Pass::kInferenceForward && a.B > kTrainingAtOnceBatch;
+    if (concurrent_flag().load() && !l2_split && !large_training && at::get_num_threads() == 2 &&
         !at::in_parallel_region()) {
       calls(forward ? Path::kAtOnceForward : Path::kAtOnceBackward).fetch_add(1, std::memory_order_relaxed);
       const at::ThreadLocalState state;  // the caller's grad and inference modes, for the ATen calls inside

@@ -233,14 +233,16 @@ struct CudaBackend {
   }
 
   template <typename T>
-  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const ForwardStep<T>& st, T* gates,
-                               T* out, T* ws) {
+  static bool forward_sequence(CellKind cell, const LayerArgs& a, bool reverse, bool /*train*/,
+                               const ForwardStep<T>& st, T* gates, T* out, T* ws) {
     return persistent_selected() && persistent_forward<T>(cell, a, reverse, st, gates, out, ws);
   }
 
   template <typename T, class F>
   static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
-                                const F& set_step, const T* grad_output, const T* grad_cell_states, const T* w_hh) {
+                                const F& set_step, const T* grad_output, int64_t grad_output_ld,
+                                const T* grad_cell_states, const T* w_hh) {
+    TORCH_INTERNAL_ASSERT(grad_output_ld == a.P, "the CUDA kernels read grad_output's rows P apart");
     if (!persistent_selected() || a.T == 0) {
       return false;
     }
@@ -257,6 +259,10 @@ struct CudaBackend {
     return persistent_selected();
   }
 
+  // The kernels read grad_output's and output's rows P apart: a bidirectional layer's halves
+  // are copied contiguous first.
+  static constexpr bool kStridedRows = false;
+
   template <typename T>
   static bool forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
                            std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {
@@ -272,7 +278,7 @@ struct CudaBackend {
   }
 
   template <class F>
-  static void both(const LayerArgs&, bool, const F& f) {
+  static void both(const LayerArgs&, Pass, const F& f) {
     f(0);
     f(1);
   }
