@@ -302,13 +302,14 @@ struct BackwardCall {
     }
 
     // A backend with kStridedRows reads a direction's half of a bidirectional layer's
-    // grad_output in place, and so the LSTM's output (its kernels read the output only
-    // through the weight gradients' GEMMs; GRU and RNN kernels read its rows P apart):
-    // a contiguous copy of each half costs N x P a direction, at the backward's peak.
+    // grad_output in place, and the output too where the kernels read it only as h_{t-1}
+    // (through prev_ld: the GRU) or not at all (the LSTM), besides the weight gradients'
+    // GEMMs (the Elman RNN's kernel reads h_t's rows P apart): a contiguous copy of each
+    // half costs N x P a direction, at the backward's peak.
     go_ld = Backend::kStridedRows ? row_stride(grad_output_in) : 0;
     grad_output = go_ld > 0 ? grad_output_in : grad_output_in.contiguous();
     go_ld = go_ld > 0 ? go_ld : P;
-    out_ld = Backend::kStridedRows && Cell::kHasCell ? row_stride(output_in) : 0;
+    out_ld = Backend::kStridedRows && (Cell::kHasCell || Cell::kSeparateRecurrent) ? row_stride(output_in) : 0;
     output = out_ld > 0 ? output_in : output_in.contiguous();
     out_ld = out_ld > 0 ? out_ld : P;
     ws = ws_in.contiguous();
@@ -345,7 +346,7 @@ struct BackwardCall {
     } else {
       st.init = a.hx.const_data_ptr<T>();
       st.init_ld = P;
-      st.prev_ld = P;
+      st.prev_ld = out_ld;
     }
   }
 
@@ -357,10 +358,10 @@ struct BackwardCall {
     const int64_t tp = previous_step(a, t, reverse);
     sb.prev_rows = tp < 0 ? 0 : std::min(a.sizes[t], a.sizes[tp]);
     if (tp >= 0) {
-      sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out_p + a.offsets[tp] * P;
+      sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out_p + a.offsets[tp] * out_ld;
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (out_ld == P but for the LSTM)
+    sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (the Elman RNN's)
     sb.dg = dg_p + off * GH;
     sb.dgh = dgh_p + off * dgh_ld;
   }

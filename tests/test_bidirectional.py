@@ -382,10 +382,10 @@ def _padded(t, extra=3):
 @pytest.mark.parametrize("B", [1, 3])
 @pytest.mark.parametrize("cell", CELLS)
 def test_backward_reads_strided_rows_as_contiguous_ones(cell, B, packed, concurrent):
-    """The CPU backward reads each direction's half of grad_output (and the LSTM's output) in
-    place, its rows 2P apart, where a copy of each half would cost N x P: the gradients are the
-    very bits of contiguous halves'. So too for rows further apart (a padded grad_output and
-    output), expanded ones (stride 0: copied), and the single-direction op."""
+    """The CPU backward reads each direction's half of grad_output (and the LSTM's and GRU's
+    output) in place, its rows 2P apart, where a copy of each half would cost N x P: the
+    gradients are the very bits of contiguous halves'. So too for rows further apart (a padded
+    grad_output and output), expanded ones (stride 0: copied), and the single-direction op."""
     x, weights, st, batch_sizes = sample(cell, packed=packed, B=B, dtype=torch.float32)
     args = states_args(cell, st)
     out, *_, ws = getattr(OPS, f"{cell}_bidir_forward")(x, *args, weights, batch_sizes, True)
