@@ -5,7 +5,11 @@ the model and the input, warms the libraries up on a tiny input, records its res
 runs one training step, and reports how far the resident set's high-water mark rose above that.
 Every byte the step allocated and touched counts, freed or not, as in an allocator's peak.
 
-    python bench/memory.py [--threads 2] [--bidirectional] [--markdown PATH]
+Each side runs --repeat times (fresh processes, alternating), and the table gives the median
+with the range: the same case moves by tens of percent between processes (glibc's malloc keeps
+or returns freed blocks differently from run to run).
+
+    python bench/memory.py [--threads 2] [--bidirectional] [--repeat 3] [--markdown PATH]
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import argparse
 import datetime
 import json
 import platform
+import statistics
 import subprocess
 import sys
 
@@ -60,6 +65,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional layers")
+    p.add_argument("--repeat", type=int, default=3, help="processes a side and case (median reported)")
     p.add_argument("--markdown", metavar="PATH")
     args = p.parse_args()
     import fused_rnn
@@ -71,18 +77,24 @@ def main():
         f" | {args.threads} threads | float32 | {'bidirectional | ' if args.bidirectional else ''}"
         + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "",
-        "Rise of the resident set's high-water mark over one forward + backward, each side in a fresh process.",
+        "Rise of the resident set's high-water mark over one forward + backward, each side in a fresh process;"
+        f" median (min-max) of {args.repeat} processes a side, alternating.",
         "",
-        "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn |",
+        "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn (medians) |",
         "|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     for cell, cls in CELLS.items():
         for shape in SHAPES:
-            ref = measure(cls, shape, "torch", args.threads, args.bidirectional)
-            ours = measure(cls, shape, "fused", args.threads, args.bidirectional)
+            runs = {"torch": [], "fused": []}
+            for _ in range(args.repeat):
+                for side, got in runs.items():
+                    got.append(measure(cls, shape, side, args.threads, args.bidirectional))
+            ref, ours = (statistics.median(runs[side]) for side in ("torch", "fused"))
+            spread = {side: f"{min(v):.1f}-{max(v):.1f}" for side, v in runs.items()}
             B, I, H, T = shape
-            line = f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} | {ours:.1f} | {ours / ref:.2f} |"
+            line = (f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} ({spread['torch']}) | {ours:.1f} ({spread['fused']})"
+                    f" | {ours / max(ref, 1e-9):.2f} |")
             lines.append(line)
             print(line, flush=True)
     if args.markdown:
