@@ -31,8 +31,8 @@ CHILD = r"""
 import json, resource, sys
 import torch
 import fused_rnn
-cls, B, I, H, T, side, threads, bidir = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], int(sys.argv[7]), \
-    sys.argv[8] == "1"
+cls, B, I, H, T, side, threads, bidir, steady = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], \
+    int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9])
 torch.set_num_threads(threads)
 lib = torch.nn if side == "torch" else fused_rnn
 model = getattr(lib, cls)(I, H, bidirectional=bidir)
@@ -46,18 +46,30 @@ def rss_kib():
     with open("/proc/self/statm") as f:
         return int(f.read().split()[1]) * resource.getpagesize() // 1024
 
+def hwm_kib():
+    with open("/proc/self/status") as f:
+        return next(int(line.split()[1]) for line in f if line.startswith("VmHWM:"))
+
 before = rss_kib()
+for _ in range(steady):  # steps of the same shape first; then the high-water mark starts afresh
+    out, _ = model(x)
+    out.sum().backward()
+    model.zero_grad(set_to_none=True)
+    x.grad = None
+if steady:
+    with open("/proc/self/clear_refs", "w") as f:
+        f.write("5")
 out, _ = model(x)
 out.sum().backward()
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+peak = hwm_kib() if steady else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
 print(json.dumps({"peak_mib": max(0, peak - before) / 1024}))
 """
 
 
-def measure(cls, shape, side, threads, bidirectional=False):
+def measure(cls, shape, side, threads, bidirectional=False, steady=0):
     B, I, H, T = shape
     out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads),
-                          "1" if bidirectional else "0"], capture_output=True, text=True, check=True)
+                          "1" if bidirectional else "0", str(steady)], capture_output=True, text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -66,6 +78,9 @@ def main():
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional layers")
     p.add_argument("--repeat", type=int, default=3, help="processes a side and case (median reported)")
+    p.add_argument("--steady", type=int, default=0, metavar="N",
+                   help="first N training steps of the same shape, then the peak of the next one above the RSS "
+                        "before them (memory kept between steps counts); default: one step after a tiny warm-up")
     p.add_argument("--markdown", metavar="PATH")
     args = p.parse_args()
     import fused_rnn
@@ -77,7 +92,9 @@ def main():
         f" | {args.threads} threads | float32 | {'bidirectional | ' if args.bidirectional else ''}"
         + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "",
-        "Rise of the resident set's high-water mark over one forward + backward, each side in a fresh process;"
+        ("Rise of the resident set's high-water mark over one forward + backward" if not args.steady else
+         f"Peak resident set of the training step after {args.steady} of the same shape (the high-water mark reset"
+         " in between), above the resident set before them") + ", each side in a fresh process;"
         f" median (min-max) of {args.repeat} processes a side, alternating.",
         "",
         "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn (medians) |",
@@ -89,7 +106,7 @@ def main():
             runs = {"torch": [], "fused": []}
             for _ in range(args.repeat):
                 for side, got in runs.items():
-                    got.append(measure(cls, shape, side, args.threads, args.bidirectional))
+                    got.append(measure(cls, shape, side, args.threads, args.bidirectional, args.steady))
             ref, ours = (statistics.median(runs[side]) for side in ("torch", "fused"))
             spread = {side: f"{min(v):.1f}-{max(v):.1f}" for side, v in runs.items()}
             B, I, H, T = shape

@@ -26,8 +26,9 @@
 //     keep nothing beyond their output, whose training calls train tells apart;
 //     st.h holds h_0 in and h_n out)
 //   template <class T> static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-//       const T* B, int64_t ldb, T* C, int64_t ldc)
-//     C = A B, all row-major, returning true, or false for the gemm here
+//       const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc)
+//     C = A B (C += A B with accumulate), all row-major, returning true, or false for the
+//     gemm here
 //   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
 //       const BackwardStep<T>& st, const F& set_step, const T* grad_output, int64_t grad_output_ld,
 //       const T* grad_cell_states, const T* w_hh)
@@ -52,6 +53,8 @@
 //   template <class F> static void both(const LayerArgs& a, Pass pass, const F& f)
 //     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (in an
 //     inference or training forward, or the backward), at once or one after the other
+//   static bool at_once(const LayerArgs& a, Pass pass)
+//     whether both() runs them at once (otherwise f(0) returns before f(1) starts)
 //   template <class T> static at::ScalarType weight_product_dtype(const LayerArgs&)
 //     the dtype of the backward's large products over all rows (input and weight
 //     gradients): T's own, or bfloat16 where the layer's weights are bfloat16 at heart
@@ -267,6 +270,9 @@ struct BackwardCall {
   // Row strides of grad_output and output: P, or 2P for a half of a bidirectional layer's
   // read in place (kStridedRows).
   int64_t go_ld = 0, out_ld = 0;
+  // Where defined, finish() adds the input's gradient into this (the other direction's,
+  // already formed) instead of returning a buffer of its own.
+  Tensor grad_input_into;
   BackwardStep<T> st;
   // What set_step offsets, once.
   const T* ws_p = nullptr;
@@ -430,7 +436,8 @@ struct BackwardCall {
 
     // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
     auto none = [&] { return at::empty({0}, opts); };
-    Tensor grad_input = mask.input ? at::empty(a.input.sizes(), opts) : none();
+    const bool add_input = mask.input && grad_input_into.defined();
+    Tensor grad_input = !mask.input ? none() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
     Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
     Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
 
@@ -462,7 +469,9 @@ struct BackwardCall {
       // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
       // casts of lp tensors).
       const Tensor dG_lp = dG.to(lp);
-      if (mask.input) {
+      if (mask.input && add_input) {
+        grad_input.view({N, I}).add_(at::mm(dG_lp, a.w_ih.to(lp)));
+      } else if (mask.input) {
         grad_input.view({N, I}).copy_(at::mm(dG_lp, a.w_ih.to(lp)));
       }
       if (mask.weights) {
@@ -476,11 +485,12 @@ struct BackwardCall {
         }
       }
     } else {
-      // grad_input = dG W_ih, by the backend's own kernel where it has one.
-      if (mask.input &&
-          !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, grad_input.data_ptr<T>(), I)) {
-        gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, false, grad_input.data_ptr<T>(),
-                I);
+      // grad_input = dG W_ih (+= for the second direction), by the backend's own kernel where it
+      // has one.
+      if (mask.input && !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, add_input,
+                                                      grad_input.data_ptr<T>(), I)) {
+        gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, add_input,
+                grad_input.data_ptr<T>(), I);
       }
       if (mask.weights) {
         gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
@@ -610,6 +620,7 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
                                           Tensor(), mask);
   };
   std::vector<Tensor> g[2];
+  bool shared_input = false;
   if (Backend::runs_pairs() && !f.w_hr.defined()) {
     // Both directions' reverse loops in one launch where the backend can, else each on its own.
     BackwardCall<Backend, Cell, T> c0 = call(0), c1 = call(1);
@@ -622,12 +633,18 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     g[0] = c0.finish(pair || c0.run_whole());
     g[1] = c1.finish(pair || c1.run_whole());
   } else {
+    // One after the other, the reverse direction adds its input gradient into the forward
+    // one's: no second N x I buffer, no pass to sum them.
+    shared_input = mask.input && !Backend::at_once(a[0], Pass::kBackward);
     Backend::both(a[0], Pass::kBackward, [&](int d) {
       BackwardCall<Backend, Cell, T> c = call(d);
+      if (shared_input && d == 1) {
+        c.grad_input_into = g[0][0];
+      }
       g[d] = c.finish(c.run_whole());
     });
   }
-  Tensor grad_input = mask.input ? g[0][0].add_(g[1][0]) : g[0][0];
+  Tensor grad_input = mask.input && !shared_input ? g[0][0].add_(g[1][0]) : g[0][0];
   Tensor grad_hx = at::stack({g[0][1], g[1][1]});
   Tensor grad_cx = Cell::kHasCell ? at::stack({g[0][2], g[1][2]}) : g[0][2];
   std::vector<Tensor> grad_weights;

@@ -451,7 +451,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   return true;
 }
 
-// C (M x Nc, ldc) = A B with the tiles' kernel, A and B row-major: B's column panels
+// C (M x Nc, ldc) = A B (or += with accumulate) with the tiles' kernel, A and B row-major: B's column panels
 // are packed once, and each thread takes a contiguous run of (column tile, row chunk)
 // items, column-tile major, so a panel stays in its cache. (The weight gradients,
 // A^T B reducing over every row of the sequence, stay on BLAS: read in place the
@@ -460,8 +460,8 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
 constexpr int64_t kMatmulMinRows = 32;
 
 template <typename T>
-bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                  int64_t ldc) {
+bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, bool accumulate,
+                  T* C, int64_t ldc) {
   // Packing copies all of B into a new buffer: for a few rows of A, BLAS reading B in place
   // is faster.
   if (!fused_flag().load(std::memory_order_relaxed) || M < kMatmulMinRows || Nc == 0 || K == 0) {
@@ -485,7 +485,7 @@ bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, con
   at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
     for (int64_t i = i0; i < i1; ++i) {
       const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      project(A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, false);
+      project(A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, accumulate);
     }
   });
   return true;
@@ -531,9 +531,9 @@ struct CpuBackend {
   static constexpr bool kStridedRows = true;
 
   template <typename T>
-  static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, T* C,
-                     int64_t ldc) {
-    return fused_matmul<T>(M, N, K, A, lda, B, ldb, C, ldc);
+  static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                     bool accumulate, T* C, int64_t ldc) {
+    return fused_matmul<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
   }
 
   // bfloat16 for a layer whose forward multiplies in bf16 pairs (weight_source: kept casts of
@@ -585,16 +585,21 @@ struct CpuBackend {
   // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/, ..._memory-training-panels/).
   static constexpr int64_t kTrainingAtOnceBatch = 16;
 
-  template <class F>
-  static void both(const LayerArgs& a, Pass pass, const F& f) {
+  static bool at_once(const LayerArgs& a, Pass pass) {
     const bool forward = pass != Pass::kBackward;
     const int64_t l2 = l2_cache_bytes();
     const int64_t w_hh = a.w_hh.numel() * static_cast<int64_t>(a.w_hh.element_size());
     const bool l2_split = forward && a.B <= 4 && l2 > 0 && 4 * w_hh >= 3 * l2 && w_hh <= 2 * l2;
     const bool large_training = pass != Pass::kInferenceForward && a.B > kTrainingAtOnceBatch;
-    if (concurrent_flag().load() && !l2_split && !large_training && at::get_num_threads() == 2 &&
-        !at::in_parallel_region()) {
-      calls(forward ? Path::kAtOnceForward : Path::kAtOnceBackward).fetch_add(1, std::memory_order_relaxed);
+    return concurrent_flag().load() && !l2_split && !large_training && at::get_num_threads() == 2 &&
+        !at::in_parallel_region();
+  }
+
+  template <class F>
+  static void both(const LayerArgs& a, Pass pass, const F& f) {
+    if (at_once(a, pass)) {
+      calls(pass != Pass::kBackward ? Path::kAtOnceForward : Path::kAtOnceBackward)
+          .fetch_add(1, std::memory_order_relaxed);
       const at::ThreadLocalState state;  // the caller's grad and inference modes, for the ATen calls inside
       at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
         const at::ThreadLocalStateGuard guard(state);

@@ -215,7 +215,7 @@ struct CudaBackend {
   }
 
   template <typename T>
-  static bool matmul(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, T*, int64_t) {
+  static bool matmul(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, T*, int64_t) {
     return false;  // cuBLAS through the gemm of recurrence.h
   }
 
@@ -275,6 +275,10 @@ struct CudaBackend {
                             std::array<const T*, 2> w_hh) {
     return persistent_selected() && a[0].T > 0 &&
         persistent_backward_pair<T>(cell, a, base, grad_output, grad_cell_states, w_hh);
+  }
+
+  static bool at_once(const LayerArgs&, Pass) {
+    return false;
   }
 
   template <class F>
