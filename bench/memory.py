@@ -110,8 +110,8 @@ def main():
             ref, ours = (statistics.median(runs[side]) for side in ("torch", "fused"))
             spread = {side: f"{min(v):.1f}-{max(v):.1f}" for side, v in runs.items()}
             B, I, H, T = shape
-            line = (f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} ({spread['torch']}) | {ours:.1f} ({spread['fused']})"
-                    f" | {ours / max(ref, 1e-9):.2f} |")
+            line = (f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} ({spread['torch']}) | "
+                    f"{ours:.1f} ({spread['fused']}) | {ours / max(ref, 1e-9):.2f} |")
             lines.append(line)
             print(line, flush=True)
     if args.markdown:

@@ -37,7 +37,7 @@
 //     grad_output's rows are grad_output_ld apart (P unless kStridedRows)
 //   static constexpr bool kStridedRows
 //     whether the backward reads a bidirectional layer's halves of grad_output (and of the
-//     LSTM's output) in place, rows 2P apart; otherwise each half is copied contiguous
+//     LSTM's and GRU's output) in place, rows 2P apart; otherwise each half is copied contiguous
 //   static bool runs_pairs()
 //   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
 //       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
@@ -232,14 +232,9 @@ struct GradMask {
   bool weights = true;
 };
 
-// One direction's backward, in parts as ForwardCall: the constructor checks the arguments,
-// allocates the gradients and fills the per-call step fields; run_whole() hands the reverse
-// loop to the backend, which may decline; finish(whole) runs the loop where the backend did
-// not, then the input and weight gradients over all rows, and returns (grad_input, grad_hx,
-// grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr).
-// The distance between t's rows, viewed as (rows, t.size(-1)): t.stride(-2) where its
-// columns are unit-stride and every row starts that far past the one before; 0 otherwise
-// (expanded, overlapping or otherwise irregular rows).
+// The distance between consecutive rows of t viewed as (rows, t.size(-1)), where its columns
+// are unit-stride and every row starts the same distance past the one before (a half of a
+// bidirectional layer's output: 2P); 0 otherwise (expanded, overlapping or irregular rows).
 inline int64_t row_stride(const Tensor& t) {
   if (t.dim() < 2 || t.numel() == 0 || (t.size(-1) > 1 && t.stride(-1) != 1)) {
     return 0;
@@ -259,6 +254,11 @@ inline int64_t row_stride(const Tensor& t) {
   return ld >= t.size(-1) ? ld : 0;
 }
 
+// One direction's backward, in parts as ForwardCall: the constructor checks the arguments,
+// allocates the gradients and fills the per-call step fields; run_whole() hands the reverse
+// loop to the backend, which may decline; finish(whole) runs the loop where the backend did
+// not, then the input and weight gradients over all rows, and returns (grad_input, grad_hx,
+// grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr).
 template <class Backend, class Cell, typename T>
 struct BackwardCall {
   const LayerArgs& a;
@@ -581,7 +581,8 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward_impl(const LayerArgs (&
     r[0] = c0.finish(pair || c0.run_whole());
     r[1] = c1.finish(pair || c1.run_whole());
   } else {
-    Backend::both(a[0], train ? Pass::kTrainingForward : Pass::kInferenceForward, [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
+    Backend::both(a[0], train ? Pass::kTrainingForward : Pass::kInferenceForward,
+                  [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
   }
   Tensor output = at::cat({std::get<0>(r[0]), std::get<0>(r[1])}, -1);
   Tensor h_n = at::stack({std::get<1>(r[0]), std::get<1>(r[1])});
