@@ -51,10 +51,9 @@
 //     the same for backward_sequence; base holds each direction's per-call fields and, in
 //     ws/out/dg/dgh, the first rows of its whole sequence
 //   template <class F> static void both(const LayerArgs& a, Pass pass, const F& f)
-//     f(0) and f(1), the two directions of a bidirectional layer shaped as `a` (in an
-//     inference or training forward, or the backward), at once or one after the other
-//   static bool at_once(const LayerArgs& a, Pass pass)
-//     whether both() runs them at once (otherwise f(0) returns before f(1) starts)
+//     f(0, at_once) and f(1, at_once), the two directions of a bidirectional layer shaped as
+//     `a` (in an inference or training forward, or the backward), at once or one after the
+//     other (then f(0, false) returns before f(1, false) starts)
 //   template <class T> static at::ScalarType weight_product_dtype(const LayerArgs&)
 //     the dtype of the backward's large products over all rows (input and weight
 //     gradients): T's own, or bfloat16 where the layer's weights are bfloat16 at heart
@@ -312,12 +311,13 @@ struct BackwardCall {
     // (through prev_ld: the GRU) or not at all (the LSTM), besides the weight gradients'
     // GEMMs (the Elman RNN's kernel reads h_t's rows P apart): a contiguous copy of each
     // half costs N x P a direction, at the backward's peak.
-    go_ld = Backend::kStridedRows ? row_stride(grad_output_in) : 0;
-    grad_output = go_ld > 0 ? grad_output_in : grad_output_in.contiguous();
-    go_ld = go_ld > 0 ? go_ld : P;
-    out_ld = Backend::kStridedRows && (Cell::kHasCell || Cell::kSeparateRecurrent) ? row_stride(output_in) : 0;
-    output = out_ld > 0 ? output_in : output_in.contiguous();
-    out_ld = out_ld > 0 ? out_ld : P;
+    auto rows_of = [&](const Tensor& in, bool in_place, Tensor& kept) {  // kept = in or its copy; its ld
+      const int64_t ld = in_place ? row_stride(in) : 0;
+      kept = ld > 0 ? in : in.contiguous();
+      return ld > 0 ? ld : P;
+    };
+    go_ld = rows_of(grad_output_in, Backend::kStridedRows, grad_output);
+    out_ld = rows_of(output_in, Backend::kStridedRows && (Cell::kHasCell || Cell::kSeparateRecurrent), output);
     ws = ws_in.contiguous();
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
@@ -373,6 +373,18 @@ struct BackwardCall {
   }
 
   const T* grad_output_ptr() const { return grad_output.const_data_ptr<T>(); }
+  // op(r, src_r, n) over `rows` rows of P elements ld apart from src, to contiguous rows: one
+  // call for all of them (r = 0, n = rows * P) where ld == P.
+  template <class Op>
+  void by_rows(int64_t rows, const T* src, int64_t ld, const Op& op) const {
+    if (ld == a.P) {
+      op(0, src, rows * a.P);
+      return;
+    }
+    for (int64_t r = 0; r < rows; ++r) {
+      op(r, src + r * ld, a.P);
+    }
+  }
   const T* grad_cell_states_ptr() const {
     return grad_cell_states.defined() ? grad_cell_states.const_data_ptr<T>() : nullptr;
   }
@@ -406,13 +418,8 @@ struct BackwardCall {
       if (rows == 0) {
         continue;
       }
-      if (go_ld == P) {
-        Backend::add(dh, go + off * P, rows * P);
-      } else {
-        for (int64_t r = 0; r < rows; ++r) {
-          Backend::add(dh + r * P, go + (off + r) * go_ld, P);
-        }
-      }
+      by_rows(rows, go + off * go_ld, go_ld,
+              [&](int64_t r, const T* src, int64_t n) { Backend::add(dh + r * P, src, n); });
       if (gcs) {
         Backend::add(dc, gcs + off * H, rows * H);
       }
@@ -452,9 +459,8 @@ struct BackwardCall {
         const int64_t tp = previous_step(a, t, reverse);
         const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
         if (from_prev > 0) {
-          for (int64_t r = 0; r < (out_ld == P ? 1 : from_prev); ++r) {  // one copy where rows are contiguous
-            Backend::copy(hp + (off + r) * P, out + (a.offsets[tp] + r) * out_ld, out_ld == P ? from_prev * P : P);
-          }
+          by_rows(from_prev, out + a.offsets[tp] * out_ld, out_ld,
+                  [&](int64_t r, const T* src, int64_t n) { Backend::copy(hp + (off + r) * P, src, n); });
         }
         if (rows > from_prev) {
           Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
@@ -469,10 +475,9 @@ struct BackwardCall {
       // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
       // casts of lp tensors).
       const Tensor dG_lp = dG.to(lp);
-      if (mask.input && add_input) {
-        grad_input.view({N, I}).add_(at::mm(dG_lp, a.w_ih.to(lp)));
-      } else if (mask.input) {
-        grad_input.view({N, I}).copy_(at::mm(dG_lp, a.w_ih.to(lp)));
+      if (mask.input) {
+        const Tensor product = at::mm(dG_lp, a.w_ih.to(lp));
+        add_input ? grad_input.view({N, I}).add_(product) : grad_input.view({N, I}).copy_(product);
       }
       if (mask.weights) {
         grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({N, I}).to(lp)));
@@ -582,7 +587,7 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> bidir_forward_impl(const LayerArgs (&
     r[1] = c1.finish(pair || c1.run_whole());
   } else {
     Backend::both(a[0], train ? Pass::kTrainingForward : Pass::kInferenceForward,
-                  [&](int d) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
+                  [&](int d, bool) { r[d] = forward_impl<Backend, Cell, T>(a[d], d == 1, train, ws_of(d)); });
   }
   Tensor output = at::cat({std::get<0>(r[0]), std::get<0>(r[1])}, -1);
   Tensor h_n = at::stack({std::get<1>(r[0]), std::get<1>(r[1])});
@@ -636,11 +641,11 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
   } else {
     // One after the other, the reverse direction adds its input gradient into the forward
     // one's: no second N x I buffer, no pass to sum them.
-    shared_input = mask.input && !Backend::at_once(a[0], Pass::kBackward);
-    Backend::both(a[0], Pass::kBackward, [&](int d) {
+    Backend::both(a[0], Pass::kBackward, [&](int d, bool at_once) {
       BackwardCall<Backend, Cell, T> c = call(d);
-      if (shared_input && d == 1) {
+      if (mask.input && !at_once && d == 1) {
         c.grad_input_into = g[0][0];
+        shared_input = true;
       }
       g[d] = c.finish(c.run_whole());
     });

@@ -451,8 +451,8 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   return true;
 }
 
-// C (M x Nc, ldc) = A B (or += with accumulate) with the tiles' kernel, A and B row-major: B's column panels
-// are packed once, and each thread takes a contiguous run of (column tile, row chunk)
+// C (M x Nc, ldc) = A B (or += with accumulate) with the tiles' kernel, A and B row-major:
+// B's column panels are packed once, and each thread takes a contiguous run of (column tile, row chunk)
 // items, column-tile major, so a panel stays in its cache. (The weight gradients,
 // A^T B reducing over every row of the sequence, stay on BLAS: read in place the
 // tiles ran ~20% slower, and blocked over 256 rows with each block of A transposed
@@ -526,8 +526,8 @@ struct CpuBackend {
     return fused_backward<T>(cell, a, reverse, st, set_step, go, go_ld, gcs, w_hh);
   }
 
-  // The backward reads a bidirectional layer's halves of grad_output (and the LSTM's output)
-  // in place, rows 2P apart.
+  // The backward reads a bidirectional layer's halves of grad_output (and the LSTM's and
+  // GRU's output) in place, rows 2P apart.
   static constexpr bool kStridedRows = true;
 
   template <typename T>
@@ -585,6 +585,7 @@ struct CpuBackend {
   // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/, ..._memory-training-panels/).
   static constexpr int64_t kTrainingAtOnceBatch = 16;
 
+  // Whether both() runs the directions at once; decided once a call, and handed to f.
   static bool at_once(const LayerArgs& a, Pass pass) {
     const bool forward = pass != Pass::kBackward;
     const int64_t l2 = l2_cache_bytes();
@@ -597,20 +598,21 @@ struct CpuBackend {
 
   template <class F>
   static void both(const LayerArgs& a, Pass pass, const F& f) {
-    if (at_once(a, pass)) {
+    const bool together = at_once(a, pass);
+    if (together) {
       calls(pass != Pass::kBackward ? Path::kAtOnceForward : Path::kAtOnceBackward)
           .fetch_add(1, std::memory_order_relaxed);
       const at::ThreadLocalState state;  // the caller's grad and inference modes, for the ATen calls inside
       at::parallel_for(0, 2, 1, [&](int64_t d0, int64_t d1) {
         const at::ThreadLocalStateGuard guard(state);
         for (int64_t d = d0; d < d1; ++d) {
-          f(static_cast<int>(d));
+          f(static_cast<int>(d), true);
         }
       });
       return;
     }
-    f(0);
-    f(1);
+    f(0, false);
+    f(1, false);
   }
 
   template <typename D, typename S>

@@ -277,14 +277,10 @@ struct CudaBackend {
         persistent_backward_pair<T>(cell, a, base, grad_output, grad_cell_states, w_hh);
   }
 
-  static bool at_once(const LayerArgs&, Pass) {
-    return false;
-  }
-
   template <class F>
   static void both(const LayerArgs&, Pass, const F& f) {
-    f(0);
-    f(1);
+    f(0, false);
+    f(1, false);
   }
 
   template <typename D, typename S>
