@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import platform
+
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_sequence
@@ -191,6 +194,47 @@ def test_every_cpu_capability_matches_reference(capability, cell, dtype):
         check_layer(cell, T=3, B=2, I=4, H=37, P=5 if cell == "lstm" else 0, dtype=dtype)
     finally:
         _C._set_cpu_capability(previous)
+
+
+def _cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return None
+
+
+@pytest.mark.skipif(_cpu_flags() is None or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="reads the x86 CPU's flags from /proc/cpuinfo")
+def test_cpu_capability_is_the_best_this_cpu_has():
+    """The kernels chosen at import are the widest the CPU runs, and no wider: a table built for
+    AVX-512 on a CPU without it crashed the first call (SIGILL) on an AVX2-only machine."""
+    from fused_rnn import _C
+
+    if os.environ.get("FUSED_RNN_CPU_CAPABILITY"):
+        pytest.skip("FUSED_RNN_CPU_CAPABILITY overrides the choice")
+    flags = _cpu_flags()
+    if {"avx512f", "avx512bw", "avx512vl", "avx512dq", "fma"} <= flags:
+        best = "avx512"
+    elif {"avx2", "fma"} <= flags:
+        best = "avx2"
+    else:
+        best = "default"
+    assert _C.build_info()["cpu_capability"] == best
+    assert _available_capabilities()[-1] == best
+    previous = _C._set_cpu_capability(best)
+    try:
+        check_layer("lstm", T=2, B=2, I=3, H=5, dtype=torch.float32)
+    finally:
+        _C._set_cpu_capability(previous)
+    for wider in ("avx2", "avx512")[("default", "avx2", "avx512").index(best):]:
+        if wider == best:
+            continue
+        with pytest.raises(RuntimeError, match=f"CPU capability '{wider}' is not available on this CPU or build"):
+            _C._set_cpu_capability(wider)
 
 
 def test_unknown_cpu_capability_is_refused():

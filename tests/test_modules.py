@@ -580,9 +580,18 @@ def test_autocast_cpu_bfloat16_runs_in_bfloat16(mode):
         fused.zero_grad()
     if mode == "LSTM":  # torch.nn's LSTM also runs in bf16 under CPU autocast (through oneDNN)
         with torch.autocast("cpu", dtype=torch.bfloat16):
-            out_ref, _ = ref(x)
             out, _ = fused(x)
-        assert out_ref.dtype == out.dtype
+            try:
+                out_ref, _ = ref(x)
+            except RuntimeError as e:
+                # oneDNN has no bf16 LSTM on a CPU without AVX-512 (seen on AMD Zen 3); torch.nn
+                # fails there where fused_rnn runs. Compare with torch.nn's float32 result instead.
+                assert "could not create a primitive descriptor" in str(e), e
+                out_ref = None
+        if out_ref is None:
+            out_ref = ref(x)[0]
+        else:
+            assert out_ref.dtype == out.dtype
         torch.testing.assert_close(out.float(), out_ref.float(), rtol=0, atol=0.05)
 
 
