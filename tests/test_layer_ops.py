@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import os
 import platform
+import re
+import shutil
+import subprocess
 
 import pytest
 import torch
@@ -235,6 +238,36 @@ def test_cpu_capability_is_the_best_this_cpu_has():
             continue
         with pytest.raises(RuntimeError, match=f"CPU capability '{wider}' is not available on this CPU or build"):
             _C._set_cpu_capability(wider)
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None or platform.machine() not in ("x86_64", "AMD64"),
+                    reason="disassembles the x86 extension with binutils' objdump")
+def test_simd_code_stays_in_its_capability_namespace():
+    """Code built for AVX2 or AVX-512 lives only in that capability's namespace, where nothing runs
+    it unless the CPU has the instructions. A function outside (an inline helper whose copy from the
+    AVX-512 file the linker kept for everyone) would die with SIGILL on an older CPU, and only
+    there; the disassembly shows it on any machine."""
+    from fused_rnn import _C
+
+    dis = subprocess.run(["objdump", "-d", "--no-show-raw-insn", _C.__file__], capture_output=True, text=True,
+                         check=True).stdout
+    avx512 = re.compile(r"%zmm|%k[1-7]\b|%[xy]mm(1[6-9]|2[0-9]|3[01])\b")
+    wide = re.compile(r"%ymm|%zmm")
+    leaks = set()
+    name = None
+    for line in dis.splitlines():
+        m = re.match(r"^[0-9a-f]+ <(.+)>:$", line)
+        if m:
+            name = m.group(1)
+            continue
+        if name is None or "\t" not in line:
+            continue
+        in_512 = "cap_avx512" in name or "AVX512" in name
+        in_simd = in_512 or "cap_avx2" in name or "AVX2" in name
+        if (avx512.search(line) and not in_512) or (wide.search(line) and not in_simd):
+            leaks.add(name)
+    assert len(dis) > 100000  # the disassembly was read
+    assert not leaks, sorted(leaks)[:20]
 
 
 def test_unknown_cpu_capability_is_refused():

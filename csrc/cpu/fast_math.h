@@ -16,7 +16,9 @@
 
 #include <cstdint>
 
-namespace fused_rnn::cpu::fast {
+// In the including capability's namespace (pointwise_impl.h), as everything compiled for an
+// instruction set: a copy built for AVX-512 must never stand in for another at link time.
+namespace fused_rnn::cpu::FUSED_RNN_CAPABILITY_NS::fast {
 
 #if defined(CPU_CAPABILITY_AVX512)
 
@@ -113,4 +115,4 @@ inline __m256 tanh(__m256 x) {
 
 #endif
 
-}  // namespace fused_rnn::cpu::fast
+}  // namespace fused_rnn::cpu::FUSED_RNN_CAPABILITY_NS::fast

@@ -33,7 +33,7 @@ struct Math<at::vec::Vectorized<T>> {
   static V exp(const V& x) {
 #if defined(FUSED_RNN_FAST_MATH)
     if constexpr (std::is_same_v<T, float>) {
-      return V(cpu::fast::exp(x));
+      return V(cpu::FUSED_RNN_CAPABILITY_NS::fast::exp(x));
     }
 #endif
     return x.exp();
@@ -41,7 +41,7 @@ struct Math<at::vec::Vectorized<T>> {
   static V sigmoid(const V& x) {
 #if defined(FUSED_RNN_FAST_MATH)
     if constexpr (std::is_same_v<T, float>) {
-      return V(cpu::fast::sigmoid(x));
+      return V(cpu::FUSED_RNN_CAPABILITY_NS::fast::sigmoid(x));
     }
 #endif
     return V(T(1)) / (V(T(1)) + (-x).exp());
@@ -49,7 +49,7 @@ struct Math<at::vec::Vectorized<T>> {
   static V tanh(const V& x) {
 #if defined(FUSED_RNN_FAST_MATH)
     if constexpr (std::is_same_v<T, float>) {
-      return V(cpu::fast::tanh(x));
+      return V(cpu::FUSED_RNN_CAPABILITY_NS::fast::tanh(x));
     }
 #endif
     return x.tanh();
