@@ -63,9 +63,13 @@ std::atomic<int>& current() {
   return c;
 }
 
+// A capability's table, made only where the CPU has that capability (the default table
+// otherwise, which parse() never selects under that name): the function that fills it is
+// compiled for the instruction set, and the compiler is free to use it there (the AVX-512 one
+// did, and crashed on an AVX2-only CPU at the first call of any kernel).
 template <typename T>
 PointwiseKernels<T> make(Capability c) {
-  switch (c) {
+  switch (supported(c) ? c : Capability::kDefault) {
 #if FUSED_RNN_X86_DISPATCH
     case Capability::kAvx2: return cap_avx2::pointwise_kernels<T>();
     case Capability::kAvx512: return cap_avx512::pointwise_kernels<T>();
@@ -74,19 +78,10 @@ PointwiseKernels<T> make(Capability c) {
   }
 }
 
-// A capability's table is made only where the CPU has it: the function that fills it is compiled
-// for that instruction set, and the compiler is free to use it there (the AVX-512 one did, and
-// crashed on an AVX2-only CPU at the first call of any kernel). parse() never selects the others.
-template <typename T>
-PointwiseKernels<T> make_if_supported(Capability c) {
-  return supported(c) ? make<T>(c) : make<T>(Capability::kDefault);
-}
-
 template <typename T>
 struct AllKernels {
-  PointwiseKernels<T> by_capability[3] = {make_if_supported<T>(Capability::kDefault),
-                                          make_if_supported<T>(Capability::kAvx2),
-                                          make_if_supported<T>(Capability::kAvx512)};
+  PointwiseKernels<T> by_capability[3] = {
+      make<T>(Capability::kDefault), make<T>(Capability::kAvx2), make<T>(Capability::kAvx512)};
 };
 
 }  // namespace
