@@ -626,7 +626,14 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
                                           Tensor(), mask);
   };
   std::vector<Tensor> g[2];
-  bool shared_input = false;
+  // Direction d's gradients. Where the reverse direction finishes after the forward one, it adds
+  // its input gradient into the forward one's: no second N x I buffer, no pass to sum them.
+  auto finish = [&](BackwardCall<Backend, Cell, T>& c, int d, bool after_the_other, bool whole) {
+    if (mask.input && d == 1 && after_the_other) {
+      c.grad_input_into = g[0][0];
+    }
+    g[d] = c.finish(whole);
+  };
   if (Backend::runs_pairs() && !f.w_hr.defined()) {
     // Both directions' reverse loops in one launch where the backend can, else each on its own.
     BackwardCall<Backend, Cell, T> c0 = call(0), c1 = call(1);
@@ -636,21 +643,15 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     const bool pair = Backend::template backward_pair<T>(
         Cell::kKind, a, {&base0, &base1}, {c0.grad_output_ptr(), c1.grad_output_ptr()}, {nullptr, nullptr},
         {a[0].w_hh.const_data_ptr<T>(), a[1].w_hh.const_data_ptr<T>()});
-    g[0] = c0.finish(pair || c0.run_whole());
-    g[1] = c1.finish(pair || c1.run_whole());
+    finish(c0, 0, true, pair || c0.run_whole());
+    finish(c1, 1, true, pair || c1.run_whole());
   } else {
-    // One after the other, the reverse direction adds its input gradient into the forward
-    // one's: no second N x I buffer, no pass to sum them.
     Backend::both(a[0], Pass::kBackward, [&](int d, bool at_once) {
       BackwardCall<Backend, Cell, T> c = call(d);
-      if (mask.input && !at_once && d == 1) {
-        c.grad_input_into = g[0][0];
-        shared_input = true;
-      }
-      g[d] = c.finish(c.run_whole());
+      finish(c, d, !at_once, c.run_whole());
     });
   }
-  Tensor grad_input = mask.input && !shared_input ? g[0][0].add_(g[1][0]) : g[0][0];
+  Tensor grad_input = mask.input && !g[1][0].is_same(g[0][0]) ? g[0][0].add_(g[1][0]) : g[0][0];
   Tensor grad_hx = at::stack({g[0][1], g[1][1]});
   Tensor grad_cx = Cell::kHasCell ? at::stack({g[0][2], g[1][2]}) : g[0][2];
   std::vector<Tensor> grad_weights;
