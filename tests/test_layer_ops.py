@@ -200,14 +200,10 @@ def test_every_cpu_capability_matches_reference(capability, cell, dtype):
 
 
 def _cpu_flags():
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return set(line.split(":", 1)[1].split())
-    except OSError:
-        pass
-    return None
+    from fused_rnn.bench import cpuinfo_field
+
+    flags = cpuinfo_field("flags")
+    return None if flags is None else set(flags.split())
 
 
 @pytest.mark.skipif(_cpu_flags() is None or platform.machine() not in ("x86_64", "AMD64"),

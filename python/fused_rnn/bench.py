@@ -292,15 +292,20 @@ def run_case_rows(case: Case, device: str, min_time: float = 0.5, min_reps: int 
 
 # ---------------------------------------------------------------- the machine
 
-def _cpu_model() -> str:
+def cpuinfo_field(name: str) -> Optional[str]:
+    """The value of the first `name` line of /proc/cpuinfo, or None where there is none (or no file)."""
     try:
         with open("/proc/cpuinfo") as f:
             for line in f:
-                if line.startswith("model name"):
+                if line.split(":", 1)[0].strip() == name:
                     return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or platform.machine()
+    return None
+
+
+def _cpu_model() -> str:
+    return cpuinfo_field("model name") or platform.processor() or platform.machine()
 
 
 def _nvidia_driver() -> str:
