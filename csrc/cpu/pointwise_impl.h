@@ -305,26 +305,11 @@ inline Vectorized<T> load_w(const Tw* p, int64_t count) {
   }
 }
 
-// How far ahead (bytes) a one-row block asks for its panel. A block of one row (B = 1, or the
-// last row of a batch) does one FMA per vector of panel it loads, so it runs at the rate the
-// panel arrives from L2 or L3 (at B = 1 a step's panels are all of W_hh, 1-16 MB); the hardware
-// prefetcher alone left a core reading about 45 GB/s from L3 where a prefetch 2 KB ahead
-// reached 68 (AMD Zen 3, probes-panel-prefetch). Blocks of more rows reuse each vector MR
-// times and were 0.93-1.03x with it, so they go without. Measured on AVX2 only: the AVX-512
-// kernels keep the hardware prefetcher's pace until measured on a CPU that runs them.
-#if defined(CPU_CAPABILITY_AVX2)
-constexpr int64_t kOneRowPrefetchBytes = 2048;
-#else
-constexpr int64_t kOneRowPrefetchBytes = 0;
-#endif
-
 // c[m][v*W..] = sum_k a[m*lda + k] * panel[k][v*W..] for MR rows of a (panel stored as Tw).
 template <typename T, int MR, int NV, typename Tw = T>
 inline void tile_product(const T* a, int64_t lda, const Tw* panel, int64_t K, T* c) {
   using V = Vectorized<T>;
   constexpr int W = V::size();
-  constexpr int64_t kPrefetch = MR == 1 ? kOneRowPrefetchBytes : 0;
-  constexpr int64_t kRowBytes = NV * W * sizeof(Tw);
   V acc[MR][NV];
 #pragma GCC unroll 32
   for (int m = 0; m < MR; ++m) {
@@ -336,13 +321,6 @@ inline void tile_product(const T* a, int64_t lda, const Tw* panel, int64_t K, T*
   for (int64_t k = 0; k < K; ++k) {
     const Tw* w = panel + k * NV * W;
     const T* ak = a + k;
-    if constexpr (kPrefetch > 0) {  // every cache line of the panel's row kPrefetch bytes on
-      const char* ahead = reinterpret_cast<const char*>(w) + kPrefetch;
-#pragma GCC unroll 8
-      for (int64_t l = 0; l < kRowBytes; l += 64) {
-        __builtin_prefetch(ahead + l, 0, 3);
-      }
-    }
     V b[NV];
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
