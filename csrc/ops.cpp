@@ -99,6 +99,7 @@ pybind11::dict build_info() {
   d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
+  d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
@@ -135,6 +136,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_set_cpu_bf16_dot", &fused_rnn::cpu::set_bf16_dot_products,
       "Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where the CPU has "
       "them; returns the previous setting");
+  m.def(
+      "_set_cpu_backward_chunk", &fused_rnn::cpu::set_backward_chunk_bytes,
+      "The bytes of dG a CPU backward holds at once (0: the whole sequence's); returns the previous setting");
   m.def(
       "_set_cpu_concurrent_directions", &fused_rnn::cpu::set_concurrent_directions,
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "

@@ -7,9 +7,11 @@
 // gate buffer, or kept apart for the GRU) and one fused pointwise pass that writes
 // the activations, the state, and the output row.
 // Backward: a reverse loop doing only the sequential part (pointwise backward and
-// dh_{t-1} = dG_t W_hh), then the input and weight gradients as single GEMMs over
-// all rows. Every buffer is allocated before the loops; the loops allocate nothing
-// and never wait for the device.
+// dh_{t-1} = dG_t W_hh) over a segment of steps, then the input and weight gradients
+// of that segment's rows as GEMMs (accumulated over segments), segment after segment:
+// dG is held a chunk at a time, as large as the backend asks (the whole sequence on
+// CUDA). Every buffer is allocated before the loops; the reverse loops allocate
+// nothing and never wait for the device.
 //
 // A Backend supplies what differs between devices:
 //   template <class F> static auto dispatch(const LayerArgs&, F&& f)  // f(T{}) for each supported dtype
@@ -25,15 +27,20 @@
 //     the backend is to keep its own buffer, ws null in inference and for cells that
 //     keep nothing beyond their output, whose training calls train tells apart;
 //     st.h holds h_0 in and h_n out)
-//   template <class T> static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda,
-//       const T* B, int64_t ldb, bool accumulate, T* C, int64_t ldc)
-//     C = A B (C += A B with accumulate), all row-major, returning true, or false for the
-//     gemm here
-//   template <class T, class F> static bool backward_sequence(CellKind, const LayerArgs&, bool reverse,
-//       const BackwardStep<T>& st, const F& set_step, const T* grad_output, int64_t grad_output_ld,
-//       const T* grad_cell_states, const T* w_hh)
-//     the same for the backward's reverse loop: fills dG (and dGh) for every step and
-//     leaves grad_hx in st.dh and grad_cx in st.dc; set_step(t, st) sets a step's rows;
+//   template <class T> struct Matmul { Matmul(int64_t N, int64_t K, const T* B, int64_t ldb);
+//       bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc); }
+//     C = A B (C += A B with accumulate), all row-major, for any number of calls with the same
+//     B (N x K), returning true, or false for the gemm here
+//   template <class T> static int64_t backward_chunk_rows(const LayerArgs&)
+//     the rows of dG the backward holds at once (it rounds to whole steps, at least one): a.N
+//     for the whole sequence
+//   template <class T, class F, class Flush> static bool backward_sequence(CellKind, const LayerArgs&,
+//       bool reverse, const BackwardStep<T>& st, const F& set_step, const T* grad_output,
+//       int64_t grad_output_ld, const T* grad_cell_states, const T* w_hh,
+//       const std::vector<BackwardSegment>& segments, const Flush& flush)
+//     the same for the backward's reverse loop: for each segment s in turn, fills dG (and dGh)
+//     for its steps, then calls flush(s), which reads that chunk of dG; leaves grad_hx in st.dh
+//     and grad_cx in st.dc; set_step(t, st) sets a step's rows (in the segment being run);
 //     grad_output's rows are grad_output_ld apart (P unless kStridedRows)
 //   static constexpr bool kStridedRows
 //     whether the backward reads a bidirectional layer's halves of grad_output (and of the
@@ -49,7 +56,8 @@
 //       std::array<const BackwardStep<T>*, 2> base, std::array<const T*, 2> grad_output,
 //       std::array<const T*, 2> grad_cell_states, std::array<const T*, 2> w_hh)
 //     the same for backward_sequence; base holds each direction's per-call fields and, in
-//     ws/out/dg/dgh, the first rows of its whole sequence
+//     ws/out/dg/dgh, the first rows of its whole sequence (a backend that runs pairs holds
+//     dG whole: backward_chunk_rows a.N); the caller flushes
 //   template <class F> static void both(const LayerArgs& a, Pass pass, const F& f)
 //     f(0, at_once) and f(1, at_once), the two directions of a bidirectional layer shaped as
 //     `a` (in an inference or training forward, or the backward), at once or one after the
@@ -79,6 +87,17 @@ namespace fused_rnn {
 // Which pass of a layer a call is: Backend::both may run a training step's two directions
 // differently from an inference call's.
 enum class Pass { kInferenceForward, kTrainingForward, kBackward };
+
+// Backward steps [i0, i1) of one direction, counted from the last step processed (i = 0),
+// and the rows of the sequence they cover, [lo, hi): a chunk of dG the backward holds at once.
+struct BackwardSegment {
+  int64_t i0, i1, lo, hi;
+};
+
+// The step t of backward step i (0: the last step processed).
+inline int64_t backward_step(const LayerArgs& a, int64_t i, bool reverse) {
+  return reverse ? i : a.T - 1 - i;
+}
 
 namespace detail {
 
@@ -256,8 +275,11 @@ inline int64_t row_stride(const Tensor& t) {
 // One direction's backward, in parts as ForwardCall: the constructor checks the arguments,
 // allocates the gradients and fills the per-call step fields; run_whole() hands the reverse
 // loop to the backend, which may decline; finish(whole) runs the loop where the backend did
-// not, then the input and weight gradients over all rows, and returns (grad_input, grad_hx,
-// grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr).
+// not, and returns (grad_input, grad_hx, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh,
+// grad_w_hr). dG is never whole unless the backend asks: the reverse loop runs in segments of
+// at most Backend::backward_chunk_rows rows (whole steps), and after each one flush() adds its
+// share of the input and weight gradients and the bias sums, so a chunk of dG is reused while
+// it is warm in cache rather than written to fresh pages and read back from memory.
 template <class Backend, class Cell, typename T>
 struct BackwardCall {
   const LayerArgs& a;
@@ -269,8 +291,8 @@ struct BackwardCall {
   // Row strides of grad_output and output: P, or 2P for a half of a bidirectional layer's
   // read in place (kStridedRows).
   int64_t go_ld = 0, out_ld = 0;
-  // Where defined, finish() adds the input's gradient into this (the other direction's,
-  // already formed) instead of returning a buffer of its own.
+  // Where defined before the first flush, the input's gradient is added into this (the other
+  // direction's, already formed) instead of a buffer of its own.
   Tensor grad_input_into;
   BackwardStep<T> st;
   // What set_step offsets, once.
@@ -278,10 +300,21 @@ struct BackwardCall {
   const T* out_p = nullptr;
   T* dg_p = nullptr;
   T* dgh_p = nullptr;
+  // The segments of the reverse loop; dG's first row holds row seg_lo of the sequence; the
+  // segments flushed so far.
+  std::vector<BackwardSegment> segments;
+  int64_t seg_lo = 0;
+  size_t flushed = 0;
+  // The dtype of the large products (weight_product_dtype), and what flush() accumulates into.
+  at::ScalarType lp;
+  Tensor grad_input, grad_w_ih, grad_w_hh, sum_dG, sum_dGh;
+  bool add_input = false;
+  // The backend's product for grad_input's rows: W_ih prepared once for every segment.
+  typename Backend::template Matmul<T> input_matmul;
 
   BackwardCall(const LayerArgs& args, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
                const Tensor& output_in, const Tensor& ws_in, bool rev, const Tensor& grad_cell_states_in, GradMask m)
-      : a(args), reverse(rev), mask(m) {
+      : a(args), reverse(rev), mask(m), input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
     const auto opts = a.input.options();
@@ -322,10 +355,33 @@ struct BackwardCall {
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
                           : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
-    dG = at::empty({N, GH}, opts);
+
+    // The segments: consecutive backward steps while their rows fit in the chunk (at least
+    // one step each). The bf16 products (lp) are formed over all rows at once, as torch.nn's.
+    lp = Backend::template weight_product_dtype<T>(a);
+    const int64_t chunk = lp != a.input.scalar_type() ? N : Backend::template backward_chunk_rows<T>(a);
+    int64_t chunk_rows = 0;
+    for (int64_t i0 = 0; i0 < a.T;) {
+      BackwardSegment seg{i0, i0, N, 0};
+      for (int64_t rows = 0; seg.i1 < a.T; ++seg.i1) {
+        const int64_t t = backward_step(a, seg.i1, reverse);
+        if (seg.i1 > i0 && rows + a.sizes[t] > chunk) {
+          break;
+        }
+        rows += a.sizes[t];
+        seg.lo = std::min(seg.lo, a.offsets[t]);
+        seg.hi = std::max(seg.hi, a.offsets[t] + a.sizes[t]);
+      }
+      seg.lo = std::min(seg.lo, seg.hi);
+      chunk_rows = std::max(chunk_rows, seg.hi - seg.lo);
+      segments.push_back(seg);
+      i0 = seg.i1;
+    }
+    seg_lo = segments.front().lo;
+    dG = at::empty({chunk_rows, GH}, opts);
     // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
     // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
-    dGh = Cell::kSeparateRecurrent ? at::empty({N, H}, opts) : dG;
+    dGh = Cell::kSeparateRecurrent ? at::empty({chunk_rows, H}, opts) : dG;
     // A projected LSTM keeps every step's dh (the gradient of r_t = W_hr h_raw_t) for grad_w_hr.
     keep_dr = proj && mask.weights;
     if (proj) {
@@ -333,6 +389,10 @@ struct BackwardCall {
     }
     if (keep_dr) {
       dR = at::empty({N, P}, opts);
+    }
+    if (mask.weights) {
+      grad_w_ih = at::empty({GH, a.I}, opts);
+      grad_w_hh = at::empty({GH, P}, opts);
     }
 
     ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
@@ -356,9 +416,9 @@ struct BackwardCall {
     }
   }
 
-  // The per-step fields of a step struct for step t.
+  // The per-step fields of a step struct for step t (of the segment being run: its dG rows).
   void set_step(int64_t t, BackwardStep<T>& sb) const {
-    const int64_t H = a.H, P = a.P, GH = a.G * H;
+    const int64_t H = a.H, GH = a.G * H;
     const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
     const int64_t off = a.offsets[t];
     const int64_t tp = previous_step(a, t, reverse);
@@ -368,8 +428,8 @@ struct BackwardCall {
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
     sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (the Elman RNN's)
-    sb.dg = dg_p + off * GH;
-    sb.dgh = dgh_p + off * dgh_ld;
+    sb.dg = dg_p + (off - seg_lo) * GH;
+    sb.dgh = dgh_p + (off - seg_lo) * dgh_ld;
   }
 
   const T* grad_output_ptr() const { return grad_output.const_data_ptr<T>(); }
@@ -393,27 +453,29 @@ struct BackwardCall {
     return [this](int64_t t, BackwardStep<T>& sb) { set_step(t, sb); };
   }
 
+  // The backend's reverse loop over every segment, flushing each (see backward_sequence).
   bool run_whole() {
     return !a.w_hr.defined() &&
-        Backend::template backward_sequence<T>(Cell::kKind, a, reverse, st, step_fields(), grad_output_ptr(), go_ld,
-                                               grad_cell_states_ptr(), a.w_hh.const_data_ptr<T>());
+        Backend::template backward_sequence<T>(
+               Cell::kKind, a, reverse, st, step_fields(), grad_output_ptr(), go_ld, grad_cell_states_ptr(),
+               a.w_hh.const_data_ptr<T>(), segments, [this](size_t s) {
+                 TORCH_INTERNAL_ASSERT(s == flushed, "backward segments flushed out of order");
+                 flush();
+               });
   }
 
-  std::vector<Tensor> finish(bool whole) {
-    const int64_t G = a.G, H = a.H, P = a.P, N = a.N, I = a.I, GH = G * H, B = a.B;
+  // The reverse loop of backward steps [i0, i1) here, a step at a time.
+  void run_steps_here(int64_t i0, int64_t i1) {
+    const int64_t H = a.H, P = a.P, GH = a.G * H;
     const bool proj = a.w_hr.defined();
-    const auto opts = a.input.options();
     const at::Device dev = a.input.device();
     const T* go = grad_output.const_data_ptr<T>();
-    const T* out = out_p;
     const T* w_hh = a.w_hh.const_data_ptr<T>();
     T* dh = dh_t.data_ptr<T>();
-    T* dg = dg_p;
-    T* dgh = dgh_p;
     Acc<T>* dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
     const T* gcs = grad_cell_states_ptr();
-    for (int64_t s = whole ? -1 : a.T - 1; s >= 0; --s) {
-      const int64_t t = reverse ? a.T - 1 - s : s;
+    for (int64_t i = i0; i < i1; ++i) {
+      const int64_t t = backward_step(a, i, reverse);
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       if (rows == 0) {
         continue;
@@ -440,117 +502,162 @@ struct BackwardCall {
         gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, false, dh, P);
       }
     }
+  }
 
-    // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
-    auto none = [&] { return at::empty({0}, opts); };
-    const bool add_input = mask.input && grad_input_into.defined();
-    Tensor grad_input = !mask.input ? none() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
-    Tensor grad_w_ih = mask.weights ? at::empty({GH, I}, opts) : none();
-    Tensor grad_w_hh = mask.weights ? at::empty({GH, P}, opts) : none();
-
-    // h_prev, the state entering each step, row-aligned with dG: the output of the previous
-    // step processed, or hx where a row starts.
-    auto h_prev = [&] {
-      Tensor h = at::empty({N, P}, opts);
-      T* hp = h.data_ptr<T>();
-      const T* hx = a.hx.const_data_ptr<T>();
-      for (int64_t t = 0; t < a.T; ++t) {
-        const int64_t rows = a.sizes[t], off = a.offsets[t];
-        const int64_t tp = previous_step(a, t, reverse);
-        const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
-        if (from_prev > 0) {
-          by_rows(from_prev, out + a.offsets[tp] * out_ld, out_ld,
-                  [&](int64_t r, const T* src, int64_t n) { Backend::copy(hp + (off + r) * P, src, n); });
-        }
-        if (rows > from_prev) {
-          Backend::copy(hp + (off + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
-        }
+  // h_prev for rows [lo, hi) of the sequence, the state entering each row's step: the output of
+  // the previous step processed, or hx where a row starts.
+  Tensor h_prev(int64_t lo, int64_t hi) const {
+    const int64_t P = a.P;
+    Tensor h = at::empty({hi - lo, P}, a.input.options());
+    T* hp = h.data_ptr<T>();
+    const T* hx = a.hx.const_data_ptr<T>();
+    for (int64_t t = 0; t < a.T; ++t) {
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      if (rows == 0 || off < lo || off >= hi) {
+        continue;
       }
-      return h;
-    };
+      const int64_t tp = previous_step(a, t, reverse);
+      const int64_t from_prev = tp < 0 ? 0 : std::min(rows, a.sizes[tp]);
+      if (from_prev > 0) {
+        by_rows(from_prev, out_p + a.offsets[tp] * out_ld, out_ld,
+                [&](int64_t r, const T* src, int64_t n) { Backend::copy(hp + (off - lo + r) * P, src, n); });
+      }
+      if (rows > from_prev) {
+        Backend::copy(hp + (off - lo + from_prev) * P, hx + from_prev * P, (rows - from_prev) * P);
+      }
+    }
+    return h;
+  }
 
-    const at::ScalarType lp = Backend::template weight_product_dtype<T>(a);
+  // dst (+)= d^T h_prev over rows [lo, hi) (d: their rows of dG or dGh, ld apart), M columns
+  // of d. A dense sequence reads h_prev in place: the output one step over, and hx at the
+  // first step processed.
+  void grad_hh(int64_t M, const T* d, int64_t ld, int64_t lo, int64_t hi, bool accumulate, T* dst) const {
+    const int64_t P = a.P, B = a.B, N = a.N;
+    const at::Device dev = a.input.device();
+    if (a.packed) {
+      const Tensor hp = h_prev(lo, hi);
+      gemm<T>(dev, true, false, M, P, hi - lo, d, ld, hp.const_data_ptr<T>(), P, accumulate, dst, P);
+      return;
+    }
+    // The rows whose step starts from hx: the sequence's first B (last B in reverse).
+    const int64_t x0 = reverse ? N - B : 0;
+    const bool first = lo <= x0 && x0 < hi;
+    if (first) {  // that step's product first: a single step (a cell) neither zeroes dst nor reads it back
+      gemm<T>(dev, true, false, M, P, B, d + (x0 - lo) * ld, ld, a.hx.const_data_ptr<T>(), P, accumulate, dst, P);
+    }
+    const int64_t r0 = first && !reverse ? lo + B : lo, r1 = first && reverse ? hi - B : hi;
+    if (r1 > r0 || !(accumulate || first)) {  // none: no rows at all (B = 0), and dst zeroed
+      const T* h = out_p + (reverse ? r0 + B : r0 - B) * out_ld;
+      gemm<T>(dev, true, false, M, P, std::max<int64_t>(0, r1 - r0), d + (r0 - lo) * ld, ld, h, out_ld,
+              accumulate || first, dst, P);
+    }
+  }
+
+  // The input and weight gradients and the bias sums of the next segment's rows, from its dG.
+  void flush() {
+    const BackwardSegment& seg = segments[flushed];
+    const int64_t H = a.H, P = a.P, I = a.I, GH = a.G * H;
+    const int64_t lo = seg.lo, rows = seg.hi - seg.lo;
+    const bool more = flushed > 0;  // whether this segment adds to what earlier ones formed
+    const auto opts = a.input.options();
+    const at::Device dev = a.input.device();
+    const Tensor dg = dG.narrow(0, 0, rows);
+    const Tensor dgh = dGh.narrow(0, 0, rows);
+    if (!more) {
+      add_input = mask.input && grad_input_into.defined();
+      grad_input = !mask.input ? Tensor() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
+    }
     if (lp != a.input.scalar_type()) {
+      TORCH_INTERNAL_ASSERT(segments.size() == 1, "the backward's bf16 products are formed over all rows at once");
       // The three large products in lp (bfloat16) with lp results, as torch.nn's bf16 backward
       // forms them: dG and h_prev rounded to lp, the input and weights exact in it (they are
       // casts of lp tensors).
-      const Tensor dG_lp = dG.to(lp);
+      const Tensor dG_lp = dg.to(lp);
       if (mask.input) {
         const Tensor product = at::mm(dG_lp, a.w_ih.to(lp));
-        add_input ? grad_input.view({N, I}).add_(product) : grad_input.view({N, I}).copy_(product);
+        add_input ? grad_input.view({a.N, I}).add_(product) : grad_input.view({a.N, I}).copy_(product);
       }
       if (mask.weights) {
-        grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({N, I}).to(lp)));
-        const Tensor hp = h_prev().to(lp);
+        grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({a.N, I}).to(lp)));
+        const Tensor hp = h_prev(0, a.N).to(lp);
         if (Cell::kSeparateRecurrent) {
           grad_w_hh.narrow(0, 0, 2 * H).copy_(at::mm(dG_lp.narrow(1, 0, 2 * H).t(), hp));
-          grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dGh.to(lp).t(), hp));
+          grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dgh.to(lp).t(), hp));
         } else {
           grad_w_hh.copy_(at::mm(dG_lp.t(), hp));
         }
       }
     } else {
+      const T* d = dg.const_data_ptr<T>();
       // grad_input = dG W_ih (+= for the second direction), by the backend's own kernel where it
       // has one.
-      if (mask.input && !Backend::template matmul<T>(N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, add_input,
-                                                      grad_input.data_ptr<T>(), I)) {
-        gemm<T>(dev, false, false, N, I, GH, dg, GH, a.w_ih.const_data_ptr<T>(), I, add_input,
-                grad_input.data_ptr<T>(), I);
+      if (mask.input) {
+        T* gi = grad_input.data_ptr<T>() + lo * I;
+        if (!input_matmul(rows, d, GH, add_input, gi, I)) {
+          gemm<T>(dev, false, false, rows, I, GH, d, GH, a.w_ih.const_data_ptr<T>(), I, add_input, gi, I);
+        }
       }
       if (mask.weights) {
-        gemm<T>(dev, true, false, GH, I, N, dg, GH, a.input.const_data_ptr<T>(), I, false, grad_w_ih.data_ptr<T>(), I);
-      }
-    }
-
-    // dW_hh = dGh^T h_prev. A dense sequence reads h_prev in place: the output shifted by one
-    // step, and hx at the first step.
-    auto grad_hh = [&](int64_t M, const T* d, int64_t ld, T* dst) {
-      if (!a.packed) {
-        const T* hx = a.hx.const_data_ptr<T>();
-        const int64_t later = N - B;  // rows of every step but the first processed
-        const T* d_later = reverse ? d : d + B * ld;
-        const T* d_first = reverse ? d + later * ld : d;
-        // The first step's product writes dst, so a single step (a cell) neither zeroes dst
-        // first nor reads it back.
-        gemm<T>(dev, true, false, M, P, B, d_first, ld, hx, P, false, dst, P);
-        gemm<T>(dev, true, false, M, P, later, d_later, ld, reverse ? out + B * out_ld : out, out_ld, true, dst, P);
-        return;
-      }
-      const Tensor hp = h_prev();
-      gemm<T>(dev, true, false, M, P, N, d, ld, hp.const_data_ptr<T>(), P, false, dst, P);
-    };
-    if (mask.weights && lp == a.input.scalar_type()) {
-      T* gw_hh = grad_w_hh.data_ptr<T>();
-      if (Cell::kSeparateRecurrent) {
-        grad_hh(2 * H, dg, GH, gw_hh);
-        grad_hh(H, dgh, H, gw_hh + 2 * H * P);
-      } else {
-        grad_hh(GH, dg, GH, gw_hh);
+        gemm<T>(dev, true, false, GH, I, rows, d, GH, a.input.const_data_ptr<T>() + lo * I, I, more,
+                grad_w_ih.data_ptr<T>(), I);
+        T* gw_hh = grad_w_hh.data_ptr<T>();
+        if (Cell::kSeparateRecurrent) {
+          grad_hh(2 * H, d, GH, lo, seg.hi, more, gw_hh);
+          grad_hh(H, dgh.const_data_ptr<T>(), H, lo, seg.hi, more, gw_hh + 2 * H * P);
+        } else {
+          grad_hh(GH, d, GH, lo, seg.hi, more, gw_hh);
+        }
       }
     }
     // Bias gradients are column sums of dG (the GRU's n block of b_hh: of dGh), reduced in fp32
     // for half and bfloat16; dG is summed once for both biases.
-    const auto acc = acc_type(a.input.scalar_type());
-    const auto dtype = a.input.scalar_type();
-    Tensor grad_b_ih = at::empty({0}, opts), grad_b_hh = at::empty({0}, opts);
     if (a.b_ih.defined() || a.b_hh.defined()) {
-      const Tensor sum_dG = dG.sum(0, false, acc);
-      if (a.b_ih.defined()) {
-        grad_b_ih = sum_dG.to(dtype, false, true);
+      const auto acc = acc_type(a.input.scalar_type());
+      const Tensor s = dg.sum(0, false, acc);
+      sum_dG = more ? sum_dG.add_(s) : s;
+      if (Cell::kSeparateRecurrent && a.b_hh.defined()) {
+        const Tensor sh = dgh.sum(0, false, acc);
+        sum_dGh = more ? sum_dGh.add_(sh) : sh;
       }
-      if (a.b_hh.defined()) {
-        grad_b_hh = Cell::kSeparateRecurrent ? at::cat({sum_dG.narrow(0, 0, 2 * H), dGh.sum(0, false, acc)}).to(dtype)
-                                             : sum_dG.to(dtype, false, true);
+    }
+    // The next segment's dG starts at its first row.
+    if (++flushed < segments.size()) {
+      seg_lo = segments[flushed].lo;
+    }
+  }
+
+  std::vector<Tensor> finish(bool whole) {
+    const int64_t H = a.H;
+    const auto opts = a.input.options();
+    // What the backend's loop (or a backward_pair) did not flush: every segment, or (a
+    // backward_pair) the one segment whose loop it ran.
+    while (flushed < segments.size()) {
+      if (!whole) {
+        run_steps_here(segments[flushed].i0, segments[flushed].i1);
       }
+      flush();
+    }
+    // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
+    auto none = [&] { return at::empty({0}, opts); };
+    const auto dtype = a.input.scalar_type();
+    Tensor grad_b_ih = none(), grad_b_hh = none();
+    if (a.b_ih.defined()) {
+      grad_b_ih = sum_dG.to(dtype, false, true);
+    }
+    if (a.b_hh.defined()) {
+      grad_b_hh = Cell::kSeparateRecurrent ? at::cat({sum_dG.narrow(0, 0, 2 * H), sum_dGh}).to(dtype)
+                                           : sum_dG.to(dtype, false, true);
     }
     Tensor grad_w_hr = none();
     if (keep_dr) {
-      grad_w_hr = at::empty({P, H}, opts);
-      gemm<T>(dev, true, false, P, H, N, dR.const_data_ptr<T>(), P, ws_p + 5 * H, ws_ld, false,
+      grad_w_hr = at::empty({a.P, H}, opts);
+      gemm<T>(a.input.device(), true, false, a.P, H, a.N, dR.const_data_ptr<T>(), a.P, ws_p + 5 * H, ws_ld, false,
               grad_w_hr.data_ptr<T>(), H);
     }
-    Tensor grad_cx = Cell::kHasCell ? dc_t.to(a.input.scalar_type()) : dc_t;
-    return {grad_input, dh_t, grad_cx, grad_w_ih, grad_w_hh, grad_b_ih, grad_b_hh, grad_w_hr};
+    Tensor grad_cx = Cell::kHasCell ? dc_t.to(dtype) : dc_t;
+    return {mask.input ? grad_input : none(), dh_t, grad_cx, mask.weights ? grad_w_ih : none(),
+            mask.weights ? grad_w_hh : none(), grad_b_ih, grad_b_hh, grad_w_hr};
   }
 };
 
@@ -626,13 +733,14 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
                                           Tensor(), mask);
   };
   std::vector<Tensor> g[2];
-  // Direction d's gradients. Where the reverse direction finishes after the forward one, it adds
-  // its input gradient into the forward one's: no second N x I buffer, no pass to sum them.
-  auto finish = [&](BackwardCall<Backend, Cell, T>& c, int d, bool after_the_other, bool whole) {
+  // Direction d's gradients, its reverse loop run by `run` (true where it ran whole). Where the
+  // reverse direction runs after the forward one, it adds its input gradient into the forward
+  // one's: no second N x I buffer, no pass to sum them.
+  auto finish = [&](BackwardCall<Backend, Cell, T>& c, int d, bool after_the_other, const auto& run) {
     if (mask.input && d == 1 && after_the_other) {
       c.grad_input_into = g[0][0];
     }
-    g[d] = c.finish(whole);
+    g[d] = c.finish(run());
   };
   if (Backend::runs_pairs() && !f.w_hr.defined()) {
     // Both directions' reverse loops in one launch where the backend can, else each on its own.
@@ -643,12 +751,12 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     const bool pair = Backend::template backward_pair<T>(
         Cell::kKind, a, {&base0, &base1}, {c0.grad_output_ptr(), c1.grad_output_ptr()}, {nullptr, nullptr},
         {a[0].w_hh.const_data_ptr<T>(), a[1].w_hh.const_data_ptr<T>()});
-    finish(c0, 0, true, pair || c0.run_whole());
-    finish(c1, 1, true, pair || c1.run_whole());
+    finish(c0, 0, true, [&] { return pair || c0.run_whole(); });
+    finish(c1, 1, true, [&] { return pair || c1.run_whole(); });
   } else {
     Backend::both(a[0], Pass::kBackward, [&](int d, bool at_once) {
       BackwardCall<Backend, Cell, T> c = call(d);
-      finish(c, d, !at_once, c.run_whole());
+      finish(c, d, !at_once, [&] { return c.run_whole(); });
     });
   }
   Tensor grad_input = mask.input && !g[1][0].is_same(g[0][0]) ? g[0][0].add_(g[1][0]) : g[0][0];

@@ -13,7 +13,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import CELLS, F, assert_close, layer_params, run_layer, states
+import fused_rnn
+from conftest import CELLS, GATES, F, assert_close, layer_params, run_layer, states
 from test_layer_ops import _available_capabilities, check_layer
 
 from fused_rnn import _C
@@ -356,3 +357,104 @@ def test_training_calls_do_not_keep_their_panels():
     finally:
         _C._set_cpu_dots(previous)
     assert_close(out, ref(x)[0], torch.float32)
+
+
+# ---------------------------------------------------------------- the backward in segments
+
+def _row_bytes(cell, H, dtype):
+    """A row of dG (and of the GRU's dGh), as the chunk setting counts it."""
+    return (GATES[cell] * H + (H if cell == "gru" else 0)) * torch.empty(0, dtype=dtype).element_size()
+
+
+@pytest.fixture
+def chunk():
+    """Sets the bytes of dG a CPU backward holds at once; restores the setting after."""
+    previous = _C._set_cpu_backward_chunk(0)
+    _C._set_cpu_backward_chunk(previous)
+    yield _C._set_cpu_backward_chunk
+    _C._set_cpu_backward_chunk(previous)
+
+
+def test_default_backward_chunk_is_8_mib():
+    assert _C.build_info()["cpu_backward_chunk_bytes"] == 8 << 20
+
+
+def test_negative_backward_chunk_is_an_error(chunk):
+    with pytest.raises(RuntimeError, match="must be at least 0 bytes, got -1"):
+        chunk(-1)
+    assert _C.build_info()["cpu_backward_chunk_bytes"] == 8 << 20
+
+
+# Rows of dG a segment may hold: 1 (a step a segment: at most one step fits), 2B + 1 (two steps, or
+# more where a packed batch has shrunk), and 0 (the whole sequence's dG at once).
+SEGMENT_ROWS = [1, "2B+1", 0]
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("rows", SEGMENT_ROWS)
+def test_backward_in_segments(steps, chunk, cell, reverse, rows):
+    """The reverse loop in segments of dG, each followed by its share of the input and weight
+    gradients and bias sums, gives the reference's gradients: dense and packed, both directions,
+    on every step path, at segment edges inside and between steps."""
+    B, H = 5, 21
+    n = 2 * B + 1 if rows == "2B+1" else rows
+    chunk(n * _row_bytes(cell, H, torch.float64))
+    check_layer(cell, T=7, B=B, I=4, H=H, reverse=reverse)
+    lengths = [9, 7, 7, 4, 1]
+    x = torch.nn.utils.rnn.pack_sequence([torch.randn(k, 4, dtype=torch.float64) for k in lengths])
+    check_layer(cell, T=0, B=len(lengths), I=4, H=H, reverse=reverse, batch_sizes=x.batch_sizes, input=x.data)
+
+
+@pytest.mark.parametrize("rows", SEGMENT_ROWS)
+def test_projected_lstm_backward_in_segments(chunk, rows):
+    """The projected LSTM's loop (a step at a time here, not on the team) in segments too."""
+    n = 2 * 3 + 1 if rows == "2B+1" else rows
+    chunk(n * _row_bytes("lstm", 6, torch.float64))
+    for reverse in (False, True):
+        check_layer("lstm", T=5, B=3, I=4, H=6, P=2, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_segments_in_float32_match_float64(chunk, cell):
+    """Over a longer float32 sequence with many tiles (the loss sums every output, so the weights'
+    gradients reach the hundreds), a step per segment and dG whole both give the float64
+    gradients to float32's precision, relative to each gradient's largest element: the order in
+    which segments add up their rows moves only the last bits."""
+    params = layer_params(cell, 24, 80, dtype=torch.float32)
+    st = states(cell, 19, 80, dtype=torch.float32)
+    x = torch.randn(30, 19, 24)
+
+    def grads(dtype):
+        leaves = [t.detach().to(dtype).requires_grad_() for t in (x, *params.values(), *st.values())]
+        outs = run_layer(F, cell, leaves[0], dict(zip(params, leaves[1:])), dict(zip(st, leaves[1 + len(params):])))
+        return torch.autograd.grad([o.sum() for o in outs if o.numel()], leaves)
+
+    chunk(0)
+    want = grads(torch.float64)
+    for n in (1, 0):
+        chunk(n)
+        for got, ref in zip(grads(torch.float32), want):
+            torch.testing.assert_close(got.double(), ref, rtol=0, atol=1e-5 * ref.abs().max().item(), msg=str(n))
+
+
+@pytest.mark.parametrize("rows", [1, 0])
+def test_bidirectional_backward_in_segments(chunk, rows):
+    """Both directions of a bidirectional module, at once and one after the other, in segments."""
+    for concurrent in (True, False):
+        previous = _C._set_cpu_concurrent_directions(concurrent)
+        try:
+            for cls in ("LSTM", "GRU", "RNN"):
+                chunk(rows)
+                ref = getattr(torch.nn, cls)(4, 9, num_layers=2, bidirectional=True).double()
+                mod = getattr(fused_rnn, cls)(4, 9, num_layers=2, bidirectional=True).double()
+                mod.load_state_dict(ref.state_dict())
+                x = torch.nn.utils.rnn.pack_sequence([torch.randn(k, 4, dtype=torch.float64) for k in (6, 5, 2)])
+                grads = []
+                for m in (ref, mod):
+                    out, _ = m(x)
+                    grads.append(torch.autograd.grad(out.data.pow(2).sum(), list(m.parameters())))
+                for a, b in zip(*grads):
+                    assert_close(b, a)
+        finally:
+            _C._set_cpu_concurrent_directions(previous)

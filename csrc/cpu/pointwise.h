@@ -12,6 +12,7 @@
 #include <c10/core/ScalarType.h>
 
 #include "../cells.h"
+#include "../layer_args.h"
 
 // x86-64 builds with GCC compile extra AVX2 and AVX-512 copies of the passes.
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
@@ -103,6 +104,16 @@ std::string set_cpu_capability(const std::string& name);
 // previous setting.
 bool fused_steps();
 bool set_fused_steps(bool on);
+
+// The bytes of dG (and the GRU's dGh) a backward holds at once: its reverse loop runs in
+// segments of whole steps whose rows fit (at least one step), each followed by its share of
+// the input and weight gradients, so a chunk is reused while warm in cache instead of the
+// whole sequence's dG written to fresh pages and read back (recurrence.h: BackwardSegment).
+// FUSED_RNN_CPU_BACKWARD_CHUNK sets it; 0 holds dG whole. set_backward_chunk_bytes returns
+// the previous setting; backward_chunk_rows is the rows of a layer's chunk.
+int64_t backward_chunk_bytes();
+int64_t set_backward_chunk_bytes(int64_t bytes);
+int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size);
 
 // How the fused forward reads W_hh and W_ih: "auto" (the default) reads them in place,
 // as dot products along their rows, for a batch of at most 4 rows when packing them

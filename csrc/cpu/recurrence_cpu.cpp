@@ -68,6 +68,17 @@ std::atomic<bool>& fused_flag() {
   return on;
 }
 
+// The bytes of dG a backward holds at once (pointwise.h: backward_chunk_bytes).
+constexpr int64_t kBackwardChunkBytes = int64_t{8} << 20;
+
+std::atomic<int64_t>& chunk_bytes() {
+  static std::atomic<int64_t> bytes{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_BACKWARD_CHUNK");
+    return env == nullptr ? kBackwardChunkBytes : std::max<int64_t>(0, std::atoll(env));
+  }()};
+  return bytes;
+}
+
 // Whether a bidirectional layer runs its directions at once (pointwise.h: concurrent_directions).
 std::atomic<bool>& concurrent_flag() {
   static std::atomic<bool> on{env_on("FUSED_RNN_CPU_CONCURRENT_DIRECTIONS")};
@@ -359,9 +370,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
 // step's output gradient to dh first) and dh_{t-1} for the same units as dG_t times
 // the columns of W_hh packed for it. An item is a block of column_units hidden units
 // (and a group of rows when there are few blocks).
-template <typename T, class SetStep>
+template <typename T, class SetStep, class Flush>
 bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st0,
-                    const SetStep& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh) {
+                    const SetStep& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh,
+                    const std::vector<BackwardSegment>& segments, const Flush& flush) {
   const int64_t H = a.H, P = a.P, B = a.B, GH = a.G * a.H;
   // A single step (a cell) has nothing to keep W_hh's panels in cache for: packing them
   // would copy all of W_hh into a new buffer to use it once.
@@ -392,24 +404,23 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   // units as pointwise rows and as product columns, so team step k runs item's product of
   // step k - 1 and then its pointwise pass of step k: the pass reads only the dh (and dc)
   // columns the same item has just written, and only the product needs every unit's dG,
-  // which the barrier between team steps provides. One barrier a step.
-  auto step_of = [&](int64_t i) {
-    const int64_t sp = a.T - 1 - i;  // processing order, walked backwards
-    return reverse ? a.T - 1 - sp : sp;
-  };
-  run_steps(2 + a.T, grid.items(), [&](int64_t s, int64_t item) {
-    const int64_t u = item / groups, grp = item % groups;
-    if (s == 0) {
-      if (grp == 0 && pairs) {
-        kern.pack_columns_pairs(src.hh.data, P, H, GH, u, panel_row(u, 0));
-      } else if (grp == 0) {
-        kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
-      }
-      return;
+  // which the barrier between team steps provides. One barrier a step. The steps run a
+  // segment at a time (BackwardSegment), each followed by its flush, W_hh packed once.
+  auto step_of = [&](int64_t i) { return backward_step(a, i, reverse); };
+  run_steps(1, tiles, [&](int64_t, int64_t u) {
+    if (pairs) {
+      kern.pack_columns_pairs(src.hh.data, P, H, GH, u, panel_row(u, 0));
+    } else {
+      kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
     }
+  });
+  // A segment's steps k in [k0, k1) on the team, then its flush (the team idle).
+  int64_t k0 = 0, k1 = 0;
+  auto team_step = [&](int64_t s, int64_t item) {
+    const int64_t u = item / groups, grp = item % groups;
     const int64_t j0 = u * units, j1 = std::min(H, j0 + units);
-    const int64_t k = s - 1;
-    if (k >= 1) {  // dh_{t-1} += dG_t W_hh for step k - 1, this item's columns and rows
+    const int64_t k = k0 + s;
+    if (k > k0) {  // dh_{t-1} += dG_t W_hh for step k - 1, this item's columns and rows
       const int64_t t = step_of(k - 1);
       const int64_t r0 = grp * group_rows, r1 = std::min(a.sizes[t], r0 + group_rows);
       if (r0 < r1) {
@@ -423,7 +434,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
         }
       }
     }
-    if (k < a.T) {  // the pointwise pass of step k: add grad_output (and grad_cell_states), write dG
+    if (k < k1) {  // the pointwise pass of step k: add grad_output (and grad_cell_states), write dG
       const int64_t t = step_of(k);
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
@@ -447,49 +458,72 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
         kern.backward_block[c](st, r0, r1, j0, j1);
       }
     }
-  });
+  };
+  for (size_t g = 0; g < segments.size(); ++g) {
+    k0 = segments[g].i0;
+    k1 = segments[g].i1;
+    run_steps(1 + k1 - k0, grid.items(), team_step);
+    if (g + 1 == segments.size()) {
+      panels = at::Tensor();  // W_hh's panels are done with: not alive with the flush's own buffers
+    }
+    flush(g);
+  }
   return true;
 }
 
-// C (M x Nc, ldc) = A B (or += with accumulate) with the tiles' kernel, A and B row-major:
-// B's column panels are packed once, and each thread takes a contiguous run of (column tile, row chunk)
-// items, column-tile major, so a panel stays in its cache. (The weight gradients,
-// A^T B reducing over every row of the sequence, stay on BLAS: read in place the
-// tiles ran ~20% slower, and blocked over 256 rows with each block of A transposed
-// first they only matched it; probes of 2026-11-28.)
+// C (M x Nc, ldc) = A B (or += with accumulate) with the tiles' kernel, A and B row-major,
+// for any number of calls with the same B (the backward's grad_input, a segment of rows at a
+// time): B's column panels are packed at the first call that uses them, and each thread
+// takes a contiguous run of (column tile, row chunk) items, column-tile major, so a panel
+// stays in its cache. (The weight gradients, A^T B reducing over every row of the sequence,
+// stay on BLAS: read in place the tiles ran ~20% slower, and blocked over 256 rows with each
+// block of A transposed first they only matched it; probes of 2026-11-28.)
 constexpr int64_t kMatmulMinRows = 32;
 
 template <typename T>
-bool fused_matmul(int64_t M, int64_t Nc, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb, bool accumulate,
-                  T* C, int64_t ldc) {
-  // Packing copies all of B into a new buffer: for a few rows of A, BLAS reading B in place
-  // is faster.
-  if (!fused_flag().load(std::memory_order_relaxed) || M < kMatmulMinRows || Nc == 0 || K == 0) {
-    return false;
+class PackedMatmul {
+ public:
+  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb) : Nc_(Nc), K_(K), B_(B), ldb_(ldb) {}
+
+  // False (nothing done) for a few rows of A: packing copies all of B into a new buffer,
+  // and BLAS reading B in place is faster there.
+  bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc) {
+    if (!fused_flag().load(std::memory_order_relaxed) || M < kMatmulMinRows || Nc_ == 0 || K_ == 0) {
+      return false;
+    }
+    const auto& kern = pointwise_kernels<T>();
+    const int col = static_cast<int>(CellKind::kRnnTanh);
+    const auto project = kern.tiles[kWeightsAsT].project_tile[col];
+    const int64_t units = kern.column_units;
+    const int64_t tiles = (Nc_ + units - 1) / units;
+    const int64_t tile_elems = K_ * units;
+    if (!panels_.defined()) {
+      panels_ = at::empty({tiles * tile_elems}, c10::CppTypeToScalarType<T>::value);
+      T* panel = panels_.data_ptr<T>();
+      at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
+        for (int64_t u = u0; u < u1; ++u) {
+          kern.pack_columns(B_, ldb_, Nc_, K_, u, panel + u * tile_elems);
+        }
+      });
+    }
+    const T* panel = panels_.const_data_ptr<T>();
+    const int64_t chunk = 16 * kern.tile_rows[col];
+    const int64_t chunks = (M + chunk - 1) / chunk;
+    at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
+      for (int64_t i = i0; i < i1; ++i) {
+        const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
+        project(A, lda, panel + u * tile_elems, K_, Nc_, u, r0, std::min(M, r0 + chunk), C, ldc, accumulate);
+      }
+    });
+    return true;
   }
-  const auto& kern = pointwise_kernels<T>();
-  const int col = static_cast<int>(CellKind::kRnnTanh);
-  const auto project = kern.tiles[kWeightsAsT].project_tile[col];
-  const int64_t units = kern.column_units;
-  const int64_t tiles = (Nc + units - 1) / units;
-  const int64_t tile_elems = K * units;
-  const int64_t chunk = 16 * kern.tile_rows[col];
-  const int64_t chunks = (M + chunk - 1) / chunk;
-  at::Tensor panels = at::empty({tiles * tile_elems}, c10::CppTypeToScalarType<T>::value);
-  T* panel = panels.data_ptr<T>();
-  at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
-    for (int64_t u = u0; u < u1; ++u) {
-      kern.pack_columns(B, ldb, Nc, K, u, panel + u * tile_elems);
-    }
-  });
-  at::parallel_for(0, tiles * chunks, 1, [&](int64_t i0, int64_t i1) {
-    for (int64_t i = i0; i < i1; ++i) {
-      const int64_t u = i / chunks, r0 = (i % chunks) * chunk;
-      project(A, lda, panel + u * tile_elems, K, Nc, u, r0, std::min(M, r0 + chunk), C, ldc, accumulate);
-    }
-  });
-  return true;
-}
+
+ private:
+  int64_t Nc_, K_;
+  const T* B_;
+  int64_t ldb_;
+  at::Tensor panels_;
+};
 
 struct CpuBackend {
   template <class F>
@@ -520,10 +554,11 @@ struct CpuBackend {
     return fused_forward<T>(cell, a, reverse, train, st, gates, out, ws);
   }
 
-  template <typename T, class F>
+  template <typename T, class F, class Flush>
   static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
-                                const F& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh) {
-    return fused_backward<T>(cell, a, reverse, st, set_step, go, go_ld, gcs, w_hh);
+                                const F& set_step, const T* go, int64_t go_ld, const T* gcs, const T* w_hh,
+                                const std::vector<BackwardSegment>& segments, const Flush& flush) {
+    return fused_backward<T>(cell, a, reverse, st, set_step, go, go_ld, gcs, w_hh, segments, flush);
   }
 
   // The backward reads a bidirectional layer's halves of grad_output (and the LSTM's and
@@ -531,9 +566,11 @@ struct CpuBackend {
   static constexpr bool kStridedRows = true;
 
   template <typename T>
-  static bool matmul(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
-                     bool accumulate, T* C, int64_t ldc) {
-    return fused_matmul<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  using Matmul = PackedMatmul<T>;
+
+  template <typename T>
+  static int64_t backward_chunk_rows(const LayerArgs& a) {
+    return cpu::backward_chunk_rows(a, sizeof(T));
   }
 
   // bfloat16 for a layer whose forward multiplies in bf16 pairs (weight_source: kept casts of
@@ -688,6 +725,22 @@ int64_t l2_cache_bytes() {
 
 bool concurrent_directions() {
   return concurrent_flag().load();
+}
+
+int64_t backward_chunk_bytes() {
+  return chunk_bytes().load();
+}
+
+int64_t set_backward_chunk_bytes(int64_t bytes) {
+  TORCH_CHECK(bytes >= 0, "fused_rnn: the backward's chunk of dG must be at least 0 bytes, got ", bytes);
+  return chunk_bytes().exchange(bytes);
+}
+
+int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size) {
+  const int64_t bytes = chunk_bytes().load(std::memory_order_relaxed);
+  // A row of dG, and of dGh for the GRU.
+  const int64_t row = (a.G * a.H + (a.cell == CellKind::kGru ? a.H : 0)) * element_size;
+  return bytes == 0 || row == 0 ? a.N : std::max<int64_t>(1, bytes / row);
 }
 
 bool set_concurrent_directions(bool on) {

@@ -215,8 +215,16 @@ struct CudaBackend {
   }
 
   template <typename T>
-  static bool matmul(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, T*, int64_t) {
-    return false;  // cuBLAS through the gemm of recurrence.h
+  struct Matmul {  // cuBLAS through the gemm of recurrence.h
+    Matmul(int64_t, int64_t, const T*, int64_t) {}
+    bool operator()(int64_t, const T*, int64_t, bool, T*, int64_t) const { return false; }
+  };
+
+  // dG whole: the persistent kernels run the whole sequence in one launch (and per step, the
+  // alternating tier's GEMMs over all rows at the end are the larger, faster ones).
+  template <typename T>
+  static int64_t backward_chunk_rows(const LayerArgs& a) {
+    return a.N;
   }
 
   template <typename T>
@@ -238,17 +246,22 @@ struct CudaBackend {
     return persistent_selected() && persistent_forward<T>(cell, a, reverse, st, gates, out, ws);
   }
 
-  template <typename T, class F>
+  template <typename T, class F, class Flush>
   static bool backward_sequence(CellKind cell, const LayerArgs& a, bool reverse, const BackwardStep<T>& st,
                                 const F& set_step, const T* grad_output, int64_t grad_output_ld,
-                                const T* grad_cell_states, const T* w_hh) {
+                                const T* grad_cell_states, const T* w_hh,
+                                const std::vector<BackwardSegment>& segments, const Flush& flush) {
     TORCH_INTERNAL_ASSERT(grad_output_ld == a.P, "the CUDA kernels read grad_output's rows P apart");
-    if (!persistent_selected() || a.T == 0) {
+    if (!persistent_selected() || a.T == 0 || segments.size() != 1) {
       return false;
     }
     BackwardStep<T> base = st;
     set_step(0, base);  // step 0 starts at row 0: base.ws/out/dg/dgh are the sequence's first rows
-    return persistent_backward<T>(cell, a, reverse, base, grad_output, grad_cell_states, w_hh);
+    if (!persistent_backward<T>(cell, a, reverse, base, grad_output, grad_cell_states, w_hh)) {
+      return false;
+    }
+    flush(0);
+    return true;
   }
 
   // Where the persistent tier is selected, a bidirectional layer's forward and backward try
