@@ -300,10 +300,9 @@ struct BackwardCall {
   const T* out_p = nullptr;
   T* dg_p = nullptr;
   T* dgh_p = nullptr;
-  // The segments of the reverse loop; dG's first row holds row seg_lo of the sequence; the
-  // segments flushed so far.
+  // The segments of the reverse loop, and how many are flushed: the one being run is the
+  // first not flushed, and dG's first row holds its first row (seg_lo()).
   std::vector<BackwardSegment> segments;
-  int64_t seg_lo = 0;
   size_t flushed = 0;
   // The dtype of the large products (weight_product_dtype), and what flush() accumulates into.
   at::ScalarType lp;
@@ -377,7 +376,6 @@ struct BackwardCall {
       segments.push_back(seg);
       i0 = seg.i1;
     }
-    seg_lo = segments.front().lo;
     dG = at::empty({chunk_rows, GH}, opts);
     // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
     // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
@@ -416,6 +414,9 @@ struct BackwardCall {
     }
   }
 
+  // The sequence row in dG's first row: the first row of the segment being run (or of the last).
+  int64_t seg_lo() const { return segments[std::min(flushed, segments.size() - 1)].lo; }
+
   // The per-step fields of a step struct for step t (of the segment being run: its dG rows).
   void set_step(int64_t t, BackwardStep<T>& sb) const {
     const int64_t H = a.H, GH = a.G * H;
@@ -428,8 +429,8 @@ struct BackwardCall {
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
     sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (the Elman RNN's)
-    sb.dg = dg_p + (off - seg_lo) * GH;
-    sb.dgh = dgh_p + (off - seg_lo) * dgh_ld;
+    sb.dg = dg_p + (off - seg_lo()) * GH;
+    sb.dgh = dgh_p + (off - seg_lo()) * dgh_ld;
   }
 
   const T* grad_output_ptr() const { return grad_output.const_data_ptr<T>(); }
@@ -504,16 +505,17 @@ struct BackwardCall {
     }
   }
 
-  // h_prev for rows [lo, hi) of the sequence, the state entering each row's step: the output of
-  // the previous step processed, or hx where a row starts.
-  Tensor h_prev(int64_t lo, int64_t hi) const {
-    const int64_t P = a.P;
-    Tensor h = at::empty({hi - lo, P}, a.input.options());
+  // h_prev for a segment's rows, the state entering each row's step: the output of the
+  // previous step processed, or hx where a row starts.
+  Tensor h_prev(const BackwardSegment& seg) const {
+    const int64_t P = a.P, lo = seg.lo;
+    Tensor h = at::empty({seg.hi - lo, P}, a.input.options());
     T* hp = h.data_ptr<T>();
     const T* hx = a.hx.const_data_ptr<T>();
-    for (int64_t t = 0; t < a.T; ++t) {
+    for (int64_t i = seg.i0; i < seg.i1; ++i) {
+      const int64_t t = backward_step(a, i, reverse);
       const int64_t rows = a.sizes[t], off = a.offsets[t];
-      if (rows == 0 || off < lo || off >= hi) {
+      if (rows == 0) {
         continue;
       }
       const int64_t tp = previous_step(a, t, reverse);
@@ -529,14 +531,15 @@ struct BackwardCall {
     return h;
   }
 
-  // dst (+)= d^T h_prev over rows [lo, hi) (d: their rows of dG or dGh, ld apart), M columns
-  // of d. A dense sequence reads h_prev in place: the output one step over, and hx at the
-  // first step processed.
-  void grad_hh(int64_t M, const T* d, int64_t ld, int64_t lo, int64_t hi, bool accumulate, T* dst) const {
-    const int64_t P = a.P, B = a.B, N = a.N;
+  // dst (+)= d^T h_prev over a segment's rows (d: their rows of dG or dGh, ld apart), M columns
+  // of d. A packed sequence's h_prev is hp (h_prev(seg), formed once for both of the GRU's
+  // calls); a dense one is read in place: the output one step over, and hx at the first step
+  // processed.
+  void grad_hh(int64_t M, const T* d, int64_t ld, const BackwardSegment& seg, const Tensor& hp, bool accumulate,
+               T* dst) const {
+    const int64_t P = a.P, B = a.B, N = a.N, lo = seg.lo, hi = seg.hi;
     const at::Device dev = a.input.device();
     if (a.packed) {
-      const Tensor hp = h_prev(lo, hi);
       gemm<T>(dev, true, false, M, P, hi - lo, d, ld, hp.const_data_ptr<T>(), P, accumulate, dst, P);
       return;
     }
@@ -580,7 +583,7 @@ struct BackwardCall {
       }
       if (mask.weights) {
         grad_w_ih.copy_(at::mm(dG_lp.t(), a.input.reshape({a.N, I}).to(lp)));
-        const Tensor hp = h_prev(0, a.N).to(lp);
+        const Tensor hp = h_prev(seg).to(lp);
         if (Cell::kSeparateRecurrent) {
           grad_w_hh.narrow(0, 0, 2 * H).copy_(at::mm(dG_lp.narrow(1, 0, 2 * H).t(), hp));
           grad_w_hh.narrow(0, 2 * H, H).copy_(at::mm(dgh.to(lp).t(), hp));
@@ -602,11 +605,12 @@ struct BackwardCall {
         gemm<T>(dev, true, false, GH, I, rows, d, GH, a.input.const_data_ptr<T>() + lo * I, I, more,
                 grad_w_ih.data_ptr<T>(), I);
         T* gw_hh = grad_w_hh.data_ptr<T>();
+        const Tensor hp = a.packed ? h_prev(seg) : Tensor();
         if (Cell::kSeparateRecurrent) {
-          grad_hh(2 * H, d, GH, lo, seg.hi, more, gw_hh);
-          grad_hh(H, dgh.const_data_ptr<T>(), H, lo, seg.hi, more, gw_hh + 2 * H * P);
+          grad_hh(2 * H, d, GH, seg, hp, more, gw_hh);
+          grad_hh(H, dgh.const_data_ptr<T>(), H, seg, hp, more, gw_hh + 2 * H * P);
         } else {
-          grad_hh(GH, d, GH, lo, seg.hi, more, gw_hh);
+          grad_hh(GH, d, GH, seg, hp, more, gw_hh);
         }
       }
     }
@@ -621,10 +625,7 @@ struct BackwardCall {
         sum_dGh = more ? sum_dGh.add_(sh) : sh;
       }
     }
-    // The next segment's dG starts at its first row.
-    if (++flushed < segments.size()) {
-      seg_lo = segments[flushed].lo;
-    }
+    ++flushed;
   }
 
   std::vector<Tensor> finish(bool whole) {

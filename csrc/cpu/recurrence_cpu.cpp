@@ -406,7 +406,6 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   // columns the same item has just written, and only the product needs every unit's dG,
   // which the barrier between team steps provides. One barrier a step. The steps run a
   // segment at a time (BackwardSegment), each followed by its flush, W_hh packed once.
-  auto step_of = [&](int64_t i) { return backward_step(a, i, reverse); };
   run_steps(1, tiles, [&](int64_t, int64_t u) {
     if (pairs) {
       kern.pack_columns_pairs(src.hh.data, P, H, GH, u, panel_row(u, 0));
@@ -421,7 +420,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
     const int64_t j0 = u * units, j1 = std::min(H, j0 + units);
     const int64_t k = k0 + s;
     if (k > k0) {  // dh_{t-1} += dG_t W_hh for step k - 1, this item's columns and rows
-      const int64_t t = step_of(k - 1);
+      const int64_t t = backward_step(a, k - 1, reverse);
       const int64_t r0 = grp * group_rows, r1 = std::min(a.sizes[t], r0 + group_rows);
       if (r0 < r1) {
         BackwardStep<T> st = st0;
@@ -435,7 +434,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       }
     }
     if (k < k1) {  // the pointwise pass of step k: add grad_output (and grad_cell_states), write dG
-      const int64_t t = step_of(k);
+      const int64_t t = backward_step(a, k, reverse);
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
       if (r0 < r1) {
