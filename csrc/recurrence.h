@@ -31,9 +31,9 @@
 //       bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc); }
 //     C = A B (C += A B with accumulate), all row-major, for any number of calls with the same
 //     B (N x K), returning true, or false for the gemm here
-//   template <class T> static int64_t backward_chunk_rows(const LayerArgs&)
+//   template <class T> static int64_t backward_chunk_rows(const LayerArgs&, int64_t sharers)
 //     the rows of dG the backward holds at once (it rounds to whole steps, at least one): a.N
-//     for the whole sequence
+//     for the whole sequence; sharers backward calls running together split one chunk
 //   template <class T, class F, class Flush> static bool backward_sequence(CellKind, const LayerArgs&,
 //       bool reverse, const BackwardStep<T>& st, const F& set_step, const T* grad_output,
 //       int64_t grad_output_ld, const T* grad_cell_states, const T* w_hh,
@@ -311,8 +311,11 @@ struct BackwardCall {
   // The backend's product for grad_input's rows: W_ih prepared once for every segment.
   typename Backend::template Matmul<T> input_matmul;
 
+  // sharers: how many backward calls run at once and share the backend's chunk of dG (the two
+  // directions of a bidirectional layer run together hold half a chunk each).
   BackwardCall(const LayerArgs& args, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
-               const Tensor& output_in, const Tensor& ws_in, bool rev, const Tensor& grad_cell_states_in, GradMask m)
+               const Tensor& output_in, const Tensor& ws_in, bool rev, const Tensor& grad_cell_states_in, GradMask m,
+               int64_t sharers = 1)
       : a(args), reverse(rev), mask(m), input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
@@ -358,7 +361,7 @@ struct BackwardCall {
     // The segments: consecutive backward steps while their rows fit in the chunk (at least
     // one step each). The bf16 products (lp) are formed over all rows at once, as torch.nn's.
     lp = Backend::template weight_product_dtype<T>(a);
-    const int64_t chunk = lp != a.input.scalar_type() ? N : Backend::template backward_chunk_rows<T>(a);
+    const int64_t chunk = lp != a.input.scalar_type() ? N : Backend::template backward_chunk_rows<T>(a, sharers);
     int64_t chunk_rows = 0;
     for (int64_t i0 = 0; i0 < a.T;) {
       BackwardSegment seg{i0, i0, N, 0};
@@ -727,11 +730,13 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
                 ": the workspace is empty; run the forward with train=True before the backward");
     check_backward_tensor(f, ws, "workspace", {2, N, ws_ld});
   }
-  auto call = [&](int d) {
+  // Directions run at once share one chunk of dG between them, so the two together hold no more
+  // than one direction after the other.
+  auto call = [&](int d, bool at_once) {
     return BackwardCall<Backend, Cell, T>(a[d], grad_output.narrow(-1, d * P, P), grad_h_n.select(0, d),
                                           Cell::kHasCell ? grad_c_n.select(0, d) : Tensor(),
                                           output.narrow(-1, d * P, P), ws_ld > 0 ? ws.select(0, d) : ws, d == 1,
-                                          Tensor(), mask);
+                                          Tensor(), mask, at_once ? 2 : 1);
   };
   std::vector<Tensor> g[2];
   // Direction d's gradients, its reverse loop run by `run` (true where it ran whole). Where the
@@ -745,7 +750,7 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
   };
   if (Backend::runs_pairs() && !f.w_hr.defined()) {
     // Both directions' reverse loops in one launch where the backend can, else each on its own.
-    BackwardCall<Backend, Cell, T> c0 = call(0), c1 = call(1);
+    BackwardCall<Backend, Cell, T> c0 = call(0, false), c1 = call(1, false);
     BackwardStep<T> base0 = c0.st, base1 = c1.st;  // with step 0's rows: the sequence's first rows
     c0.set_step(0, base0);
     c1.set_step(0, base1);
@@ -756,7 +761,7 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     finish(c1, 1, true, [&] { return pair || c1.run_whole(); });
   } else {
     Backend::both(a[0], Pass::kBackward, [&](int d, bool at_once) {
-      BackwardCall<Backend, Cell, T> c = call(d);
+      BackwardCall<Backend, Cell, T> c = call(d, at_once);
       finish(c, d, !at_once, [&] { return c.run_whole(); });
     });
   }

@@ -438,23 +438,29 @@ def test_segments_in_float32_match_float64(chunk, cell):
             torch.testing.assert_close(got.double(), ref, rtol=0, atol=1e-5 * ref.abs().max().item(), msg=str(n))
 
 
-@pytest.mark.parametrize("rows", [1, 0])
+@pytest.mark.parametrize("rows", [1, "2B+1", 0])
 def test_bidirectional_backward_in_segments(chunk, rows):
-    """Both directions of a bidirectional module, at once and one after the other, in segments."""
+    """Both directions of a bidirectional module, at once and one after the other, in segments.
+    Directions at once share the chunk: at 2B + 1 rows each runs a step a segment (B = 3), one
+    after the other two steps."""
     for concurrent in (True, False):
         previous = _C._set_cpu_concurrent_directions(concurrent)
         try:
-            for cls in ("LSTM", "GRU", "RNN"):
-                chunk(rows)
+            for cls, cell in (("LSTM", "lstm"), ("GRU", "gru"), ("RNN", "rnn_tanh")):
+                chunk((2 * 3 + 1) * _row_bytes(cell, 9, torch.float64) if rows == "2B+1" else rows)
                 ref = getattr(torch.nn, cls)(4, 9, num_layers=2, bidirectional=True).double()
                 mod = getattr(fused_rnn, cls)(4, 9, num_layers=2, bidirectional=True).double()
                 mod.load_state_dict(ref.state_dict())
                 x = torch.nn.utils.rnn.pack_sequence([torch.randn(k, 4, dtype=torch.float64) for k in (6, 5, 2)])
                 grads = []
+                before = _C._cpu_forward_calls()["bidir_at_once_backward"]
                 for m in (ref, mod):
                     out, _ = m(x)
                     grads.append(torch.autograd.grad(out.data.pow(2).sum(), list(m.parameters())))
                 for a, b in zip(*grads):
                     assert_close(b, a)
+                # At once where torch runs two threads (both(): one direction a thread).
+                at_once = concurrent and torch.get_num_threads() == 2
+                assert _C._cpu_forward_calls()["bidir_at_once_backward"] - before == (2 if at_once else 0)
         finally:
             _C._set_cpu_concurrent_directions(previous)

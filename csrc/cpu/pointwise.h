@@ -110,10 +110,11 @@ bool set_fused_steps(bool on);
 // the input and weight gradients, so a chunk is reused while warm in cache instead of the
 // whole sequence's dG written to fresh pages and read back (recurrence.h: BackwardSegment).
 // FUSED_RNN_CPU_BACKWARD_CHUNK sets it; 0 holds dG whole. set_backward_chunk_bytes returns
-// the previous setting; backward_chunk_rows is the rows of a layer's chunk.
+// the previous setting; backward_chunk_rows is the rows of a layer's chunk, a share of it
+// where `sharers` backward calls run at once (a bidirectional layer's directions).
 int64_t backward_chunk_bytes();
 int64_t set_backward_chunk_bytes(int64_t bytes);
-int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size);
+int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sharers = 1);
 
 // How the fused forward reads W_hh and W_ih: "auto" (the default) reads them in place,
 // as dot products along their rows, for a batch of at most 4 rows when packing them

@@ -568,8 +568,8 @@ struct CpuBackend {
   using Matmul = PackedMatmul<T>;
 
   template <typename T>
-  static int64_t backward_chunk_rows(const LayerArgs& a) {
-    return cpu::backward_chunk_rows(a, sizeof(T));
+  static int64_t backward_chunk_rows(const LayerArgs& a, int64_t sharers) {
+    return cpu::backward_chunk_rows(a, sizeof(T), sharers);
   }
 
   // bfloat16 for a layer whose forward multiplies in bf16 pairs (weight_source: kept casts of
@@ -735,11 +735,11 @@ int64_t set_backward_chunk_bytes(int64_t bytes) {
   return chunk_bytes().exchange(bytes);
 }
 
-int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size) {
+int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sharers) {
   const int64_t bytes = chunk_bytes().load(std::memory_order_relaxed);
   // A row of dG, and of dGh for the GRU.
   const int64_t row = (a.G * a.H + (a.cell == CellKind::kGru ? a.H : 0)) * element_size;
-  return bytes == 0 || row == 0 ? a.N : std::max<int64_t>(1, bytes / row);
+  return bytes == 0 || row == 0 ? a.N : std::max<int64_t>(1, bytes / std::max<int64_t>(1, sharers) / row);
 }
 
 bool set_concurrent_directions(bool on) {

@@ -223,7 +223,7 @@ struct CudaBackend {
   // dG whole: the persistent kernels run the whole sequence in one launch (and per step, the
   // alternating tier's GEMMs over all rows at the end are the larger, faster ones).
   template <typename T>
-  static int64_t backward_chunk_rows(const LayerArgs& a) {
+  static int64_t backward_chunk_rows(const LayerArgs& a, int64_t) {
     return a.N;
   }
 
