@@ -36,6 +36,8 @@ from .ops import (BIDIR_WEIGHTS, GRUBidirFunction, GRUFunction, LSTMBidirFunctio
 
 __all__ = ["lstm_layer", "gru_layer", "rnn_layer", "rnn_stack"]
 
+_LSTM_FORWARD = _ops.lstm_forward.default
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -85,6 +87,17 @@ def _cast_weights(ws, dtype):
             for w in ws]
 
 
+_KERNEL_DTYPES = (torch.float32, torch.float64)
+
+
+def _direct(input: Tensor, tensors) -> bool:
+    """Whether a layer call is the forward op alone: no autocast, nothing to differentiate, and
+    the kernels run in the input's dtype. The checks of the common case, cheapest first (at a
+    cell's size the Python around the op costs more than the op)."""
+    return ((input.dtype in _KERNEL_DTYPES or input.device.type != "cpu")
+            and not torch._C._is_any_autocast_enabled() and not needs_workspace(*tensors))
+
+
 def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
     """The autocast dtype for ``x``'s device where autocast is on and ``x`` is floating point."""
     device_type = x.device.type
@@ -117,6 +130,9 @@ def lstm_layer(
     ``(N, H)`` packed), differentiable like the other outputs.
     """
     tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
+    if not return_cell_states and _direct(input, tensors):
+        output, h_n, c_n, _ = _LSTM_FORWARD(*tensors, batch_sizes, reverse, False)
+        return output, h_n, c_n
     cast_to = _autocast_dtype(input)
     if cast_to is not None:
         with torch.autocast(input.device.type, enabled=False):
@@ -142,6 +158,9 @@ def lstm_layer(
 
 def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
     tensors = [input, hx, w_ih, w_hh, b_ih, b_hh]
+    if _direct(input, tensors):
+        output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
+        return output, h_n
     amp = _autocast_dtype(input)
     if amp is not None:
         input_a, hx_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a = _cast(tensors, amp)
@@ -230,6 +249,12 @@ def _bidir_layer(mode, input, weights, hx, cx, batch_sizes):
     return (outs[0], outs[1], outs[2] if lstm else None)
 
 
+def _cat_states(states: list[Tensor]) -> Tensor:
+    """The final states of a stack, ``(L*D, B, .)``, from each layer direction's ``(1 or 2, B, .)``
+    piece: the piece itself for one layer (no copy), else their concatenation."""
+    return states[0] if len(states) == 1 else torch.cat(states, 0)
+
+
 def rnn_stack(
     mode: str,
     input: Tensor,
@@ -269,9 +294,9 @@ def rnn_stack(
             pair = [weights[d * per_layer:(d + 1) * per_layer] for d in (k, k + 1)]
             layer_output, h, c = _bidir_layer(mode, layer_input, pair, h0[k:k + 2] if h0 is not None else None,
                                               c0[k:k + 2] if c0 is not None else None, batch_sizes)
-            h_list += [h[0], h[1]]
+            h_list.append(h)
             if is_lstm:
-                c_list += [c[0], c[1]]
+                c_list.append(c)
         else:
             outputs, cells = [], []
             for direction in range(num_directions):
@@ -286,7 +311,7 @@ def rnn_stack(
                     c_init = c0[k] if c0 is not None else None
                     out, h, c, *c_seq = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr,
                                                    batch_sizes, reverse, return_all_states)
-                    c_list.append(c)
+                    c_list.append(c.unsqueeze(0))
                     cells += c_seq
                 elif mode == "GRU":
                     out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
@@ -294,7 +319,7 @@ def rnn_stack(
                     act = "tanh" if mode == "RNN_TANH" else "relu"
                     out, h = rnn_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
                 outputs.append(out)
-                h_list.append(h)
+                h_list.append(h.unsqueeze(0))
             layer_output = outputs[0] if num_directions == 1 else torch.cat(outputs, dim=-1)
             if return_all_states:
                 all_h.append(layer_output)
@@ -302,8 +327,8 @@ def rnn_stack(
         if training and dropout > 0 and layer < num_layers - 1:
             layer_output = F.dropout(layer_output, p=dropout, training=True)
         layer_input = layer_output
-    h_n = torch.stack(h_list, 0)
-    c_n = torch.stack(c_list, 0) if is_lstm else None
+    h_n = _cat_states(h_list)
+    c_n = _cat_states(c_list) if is_lstm else None
     if return_all_states:
         if not is_lstm:
             raise ValueError("return_all_states is only supported for LSTM")

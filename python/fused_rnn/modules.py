@@ -289,12 +289,13 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         is_batched = input.dim() == 2
         x = input if is_batched else input.unsqueeze(0)
         h0 = c0 = None
+        w_ih = self.weight_ih
         if hx is not None:
             h0, c0 = (hx[0], hx[1]) if is_batched else (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
-            _check_cell_sizes(x, (h0, c0), self.weight_ih, self.hidden_size)
+            _check_cell_sizes(x, (h0, c0), w_ih, self.hidden_size)
         else:
-            _check_cell_sizes(x, (), self.weight_ih, self.hidden_size)
-        _, h1, c1 = lstm_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, c0)
+            _check_cell_sizes(x, (), w_ih, self.hidden_size)
+        _, h1, c1 = lstm_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, c0)
         if not is_batched:
             return h1.squeeze(0), c1.squeeze(0)
         return h1, c1
@@ -314,8 +315,9 @@ class GRUCell(_NativeMixin, nn.RNNCellBase):
         is_batched = _check_cell_rank("GRUCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
-        _check_cell_sizes(x, () if h0 is None else (h0,), self.weight_ih, self.hidden_size)
-        _, h1 = gru_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0)
+        w_ih = self.weight_ih
+        _check_cell_sizes(x, () if h0 is None else (h0,), w_ih, self.hidden_size)
+        _, h1 = gru_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0)
         return h1 if is_batched else h1.squeeze(0)
 
 
@@ -335,10 +337,11 @@ class RNNCell(_NativeMixin, nn.RNNCellBase):
         is_batched = _check_cell_rank("RNNCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
-        _check_cell_sizes(x, () if h0 is None else (h0,), self.weight_ih, self.hidden_size)
+        w_ih = self.weight_ih
+        _check_cell_sizes(x, () if h0 is None else (h0,), w_ih, self.hidden_size)
         if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        _, h1 = rnn_layer(x.unsqueeze(0), self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0,
+        _, h1 = rnn_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0,
                           nonlinearity=self.nonlinearity)
         return h1 if is_batched else h1.squeeze(0)
 

@@ -308,7 +308,7 @@ def _make_simple_function(cell: str, name: str):
     ``apply(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)`` returns
     ``(output, h_n, workspace)``; the workspace is not differentiable.
     """
-    forward_op = getattr(_ops, f"{cell}_forward")
+    forward_op = getattr(_ops, f"{cell}_forward").default
     backward_op = getattr(_ops, f"{cell}_backward")
     if cell == "gru":
         recompute_layer = reference.gru_layer
