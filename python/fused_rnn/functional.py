@@ -90,12 +90,12 @@ def _cast_weights(ws, dtype):
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
 
-def _direct(input: Tensor, tensors) -> bool:
-    """Whether a layer call is the forward op alone: no autocast, nothing to differentiate, and
-    the kernels run in the input's dtype. The checks of the common case, cheapest first (at a
-    cell's size the Python around the op costs more than the op)."""
+def _plain(input: Tensor) -> bool:
+    """Whether a layer call needs no cast: no autocast on any device, and the kernels run in the
+    input's dtype. The common case, checked first and cheaply (at a cell's size the Python
+    around the op costs more than the op)."""
     return ((input.dtype in _KERNEL_DTYPES or input.device.type != "cpu")
-            and not torch._C._is_any_autocast_enabled() and not needs_workspace(*tensors))
+            and not torch._C._is_any_autocast_enabled())
 
 
 def _autocast_dtype(x: Tensor) -> Optional[torch.dtype]:
@@ -130,25 +130,23 @@ def lstm_layer(
     ``(N, H)`` packed), differentiable like the other outputs.
     """
     tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
-    if not return_cell_states and _direct(input, tensors):
-        output, h_n, c_n, _ = _LSTM_FORWARD(*tensors, batch_sizes, reverse, False)
-        return output, h_n, c_n
-    cast_to = _autocast_dtype(input)
-    if cast_to is not None:
-        with torch.autocast(input.device.type, enabled=False):
-            return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], cast_to), batch_sizes, reverse,
+    if not _plain(input):
+        cast_to = _autocast_dtype(input)
+        if cast_to is not None:
+            with torch.autocast(input.device.type, enabled=False):
+                return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], cast_to), batch_sizes,
+                                  reverse, return_cell_states)
+        compute = _compute_dtype(input)
+        if compute is not None:
+            input_c, hx_c, cx_c = _cast([input, hx, cx], compute)
+            w_ih_c, w_hh_c, b_ih_c, b_hh_c, w_hr_c = _cast_weights([w_ih, w_hh, b_ih, b_hh, w_hr], compute)
+            outs = lstm_layer(input_c, w_ih_c, w_hh_c, b_ih_c, b_hh_c, hx_c, cx_c, w_hr_c, batch_sizes, reverse,
                               return_cell_states)
-    compute = _compute_dtype(input)
-    if compute is not None:
-        input_c, hx_c, cx_c = _cast([input, hx, cx], compute)
-        w_ih_c, w_hh_c, b_ih_c, b_hh_c, w_hr_c = _cast_weights([w_ih, w_hh, b_ih, b_hh, w_hr], compute)
-        outs = lstm_layer(input_c, w_ih_c, w_hh_c, b_ih_c, b_hh_c, hx_c, cx_c, w_hr_c, batch_sizes, reverse,
-                          return_cell_states)
-        return tuple(t.to(input.dtype) for t in outs)
+            return tuple(t.to(input.dtype) for t in outs)
     train = needs_workspace(*tensors)
     if not train and not return_cell_states:
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
-        output, h_n, c_n, _ = _ops.lstm_forward(*tensors, batch_sizes, reverse, False)
+        output, h_n, c_n, _ = _LSTM_FORWARD(*tensors, batch_sizes, reverse, False)
         return output, h_n, c_n
     output, h_n, c_n, _, c_all = apply_function(LSTMFunction, *tensors, batch_sizes, reverse, train, return_cell_states)
     if return_cell_states:
@@ -158,20 +156,18 @@ def lstm_layer(
 
 def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
     tensors = [input, hx, w_ih, w_hh, b_ih, b_hh]
-    if _direct(input, tensors):
-        output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
-        return output, h_n
-    amp = _autocast_dtype(input)
-    if amp is not None:
-        input_a, hx_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a = _cast(tensors, amp)
-        with torch.autocast(input.device.type, enabled=False):
-            return _simple_layer(fn, input_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a, hx_a, batch_sizes, reverse)
-    dtype = _compute_dtype(input)
-    if dtype is not None:
-        input32, hx32 = _cast([input, hx], dtype)
-        w_ih32, w_hh32, b_ih32, b_hh32 = _cast_weights([w_ih, w_hh, b_ih, b_hh], dtype)
-        out, h = _simple_layer(fn, input32, w_ih32, w_hh32, b_ih32, b_hh32, hx32, batch_sizes, reverse)
-        return out.to(input.dtype), h.to(input.dtype)
+    if not _plain(input):
+        amp = _autocast_dtype(input)
+        if amp is not None:
+            input_a, hx_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a = _cast(tensors, amp)
+            with torch.autocast(input.device.type, enabled=False):
+                return _simple_layer(fn, input_a, w_ih_a, w_hh_a, b_ih_a, b_hh_a, hx_a, batch_sizes, reverse)
+        dtype = _compute_dtype(input)
+        if dtype is not None:
+            input32, hx32 = _cast([input, hx], dtype)
+            w_ih32, w_hh32, b_ih32, b_hh32 = _cast_weights([w_ih, w_hh, b_ih, b_hh], dtype)
+            out, h = _simple_layer(fn, input32, w_ih32, w_hh32, b_ih32, b_hh32, hx32, batch_sizes, reverse)
+            return out.to(input.dtype), h.to(input.dtype)
     if not needs_workspace(*tensors):
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
         output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
