@@ -109,11 +109,15 @@ inline int64_t previous_step(const LayerArgs& a, int64_t t, bool reverse) {
   return (tp < 0 || tp >= a.T) ? -1 : tp;
 }
 
-// b_ih + b_hh for cells that add both to the same pre-activation; zeros stand in for absent biases.
+// b_ih + b_hh for cells that add both to the same pre-activation: the one given where the other
+// is absent, zeros where neither is (allocated only then: a cell step's call is short enough
+// for an allocation and a fill to show).
 inline Tensor combined_bias(const LayerArgs& a) {
-  const Tensor zeros = at::zeros({a.G * a.H}, a.input.options());
-  const Tensor bi = a.b_ih.defined() ? a.b_ih : zeros;
-  return a.b_hh.defined() ? (bi + a.b_hh).contiguous() : bi.contiguous();
+  if (a.b_ih.defined() && a.b_hh.defined()) {
+    return (a.b_ih + a.b_hh).contiguous();
+  }
+  const Tensor& b = a.b_ih.defined() ? a.b_ih : a.b_hh;
+  return b.defined() ? b.contiguous() : at::zeros({a.G * a.H}, a.input.options());
 }
 
 inline at::ScalarType acc_type(at::ScalarType t) {
@@ -155,7 +159,7 @@ struct ForwardCall {
     // only if the backend does not run the whole sequence itself.
     gates = Cell::kGatesInOutput ? output : (train ? ws : Tensor());
     if (Cell::kSeparateRecurrent) {
-      const Tensor zeros = at::zeros({GH}, opts);
+      const Tensor zeros = a.b_ih.defined() && a.b_hh.defined() ? Tensor() : at::zeros({GH}, opts);
       bias = a.b_ih.defined() ? a.b_ih : zeros;
       bias_hh = a.b_hh.defined() ? a.b_hh : zeros;
     } else {

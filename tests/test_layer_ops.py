@@ -16,9 +16,12 @@ from conftest import CELLS, F, R, assert_close, grads_of, layer_params, run_laye
 
 
 def check_layer(cell, T, B, I, H, *, P=0, bias=True, reverse=False, with_states=True, dtype=torch.float64,
-                batch_sizes=None, input=None):
-    """Forward outputs and every gradient of the fused layer equal the reference's."""
+                batch_sizes=None, input=None, drop=None):
+    """Forward outputs and every gradient of the fused layer equal the reference's (``drop``: a
+    parameter left out of the call, e.g. one of the two biases)."""
     params = layer_params(cell, I, H, P=P, bias=bias, dtype=dtype, requires_grad=True)
+    if drop is not None:
+        del params[drop]
     st = states(cell, B, H, P=P, dtype=dtype, requires_grad=True) if with_states else {}
     if input is None:
         input = torch.randn(T, B, I, dtype=dtype)
@@ -39,6 +42,14 @@ def check_layer(cell, T, B, I, H, *, P=0, bias=True, reverse=False, with_states=
 @pytest.mark.parametrize("bias", [True, False])
 def test_matches_reference_float64(cell, reverse, bias):
     check_layer(cell, T=6, B=3, I=5, H=7, bias=bias, reverse=reverse)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("drop", ["b_ih", "b_hh"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_one_bias(cell, drop, dtype):
+    """The functional layers take either bias alone (the other None), as the reference does."""
+    check_layer(cell, T=5, B=3, I=4, H=6, dtype=dtype, drop=drop)
 
 
 @pytest.mark.parametrize("cell", CELLS)
