@@ -231,6 +231,22 @@ def test_backward_after_eval(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (1, True), (2, False), (2, True)])
+@pytest.mark.parametrize("grad", [True, False])
+def test_final_states_detach_in_place(mode, num_layers, bidirectional, grad):
+    """torch.nn's h_n and c_n are tensors of their own, not views, so truncated-BPTT code can
+    detach them in place (h_n.detach_()); a view would raise "Can't detach views in-place"."""
+    _, fused = make_pair(mode, 3, 4, num_layers=num_layers, bidirectional=bidirectional)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    with torch.set_grad_enabled(grad):
+        _, hidden = fused(x)
+    for state in hidden if mode == "LSTM" else (hidden,):
+        assert not state._is_view()
+        state.detach_()
+        assert not state.requires_grad
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_input_size_zero_batch(mode):
     """torch.nn's test_RNN_input_size_zero: batch 0 runs forward and backward."""
     _, fused = make_pair(mode, 3, 4)

@@ -245,10 +245,13 @@ def _bidir_layer(mode, input, weights, hx, cx, batch_sizes):
     return (outs[0], outs[1], outs[2] if lstm else None)
 
 
-def _cat_states(states: list[Tensor]) -> Tensor:
+def _cat_states(states: list[Tensor], views: bool) -> Tensor:
     """The final states of a stack, ``(L*D, B, .)``, from each layer direction's ``(1 or 2, B, .)``
-    piece: the piece itself for one layer (no copy), else their concatenation."""
-    return states[0] if len(states) == 1 else torch.cat(states, 0)
+    piece (``views``: some piece is a view, a direction's state unsqueezed): their concatenation,
+    or a bidirectional layer's own ``(2, B, .)`` state where it is the only piece. Never a view:
+    torch.nn's states are tensors of their own, and code that detaches them in place
+    (``h_n.detach_()``) fails on a view."""
+    return states[0] if len(states) == 1 and not views else torch.cat(states, 0)
 
 
 def rnn_stack(
@@ -281,6 +284,7 @@ def rnn_stack(
     per_layer = 2 + (2 if has_biases else 0) + (1 if proj_size > 0 else 0)
     h0, c0 = (hx if is_lstm else (hx, None)) if hx is not None else (None, None)
     h_list, c_list = [], []
+    views = False  # whether a piece of h_list / c_list is a view
     all_h, all_c = [], []
     layer_input = input
     for layer in range(num_layers):
@@ -295,6 +299,7 @@ def rnn_stack(
                 c_list.append(c)
         else:
             outputs, cells = [], []
+            views = True
             for direction in range(num_directions):
                 k = layer * num_directions + direction
                 w = list(weights[k * per_layer:(k + 1) * per_layer])
@@ -323,8 +328,8 @@ def rnn_stack(
         if training and dropout > 0 and layer < num_layers - 1:
             layer_output = F.dropout(layer_output, p=dropout, training=True)
         layer_input = layer_output
-    h_n = _cat_states(h_list)
-    c_n = _cat_states(c_list) if is_lstm else None
+    h_n = _cat_states(h_list, views)
+    c_n = _cat_states(c_list, views) if is_lstm else None
     if return_all_states:
         if not is_lstm:
             raise ValueError("return_all_states is only supported for LSTM")
