@@ -89,17 +89,20 @@ def test_single_step_reads_in_place_up_to_16_rows(cell):
 
 
 @pytest.mark.parametrize("cell", CELLS)
-def test_dots_equal_panels(cell):
-    """The in-place dot products and the panels agree on a float32 sequence with many tiles and
-    a hidden size that ends mid-vector, in every register-block size of the dot kernel."""
-    params = layer_params(cell, 40, 133, dtype=torch.float32)
-    x = torch.randn(12, 7, 40)
+@pytest.mark.parametrize("I, H", [(40, 133), (3, 5), (8, 9), (130, 17), (64, 64)])
+def test_dots_equal_panels(cell, I, H):
+    """The in-place dot products and the panels agree on a float32 sequence, in every
+    register-block size of the dot kernel. The sizes reach every edge of the packing
+    (pack_tile): many tiles, a hidden size that ends mid-vector or is under one, input widths
+    under a vector, of one, and past two blocks of k (where rows are prefetched ahead)."""
+    params = layer_params(cell, I, H, dtype=torch.float32)
+    x = torch.randn(12, 7, I)
     outs = {}
     for dots in ("never", "always"):
         previous = _C._set_cpu_dots(dots)
         try:
             with torch.no_grad():
-                outs[dots] = run_layer(F, cell, x, params, states(cell, 7, 133, dtype=torch.float32))
+                outs[dots] = run_layer(F, cell, x, params, states(cell, 7, H, dtype=torch.float32))
         finally:
             _C._set_cpu_dots(previous)
     for a, b in zip(outs["never"], outs["always"]):

@@ -254,24 +254,41 @@ template <typename T, CellKind C, typename Tw = T>
 void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
   using S = TileShape<T, C>;
   constexpr int64_t kWidth = S::G * S::kUnits;
+  constexpr int W = S::W;
   const int64_t j0 = u * S::kUnits;
-  // A transpose, in blocks of k whose destination (kBlock x kWidth) stays in L1
-  // while the G * kUnits source rows stream through.
-  constexpr int64_t kBlock = 16;
+  // A transpose, in blocks of k whose destination (kBlock x kWidth) stays in L1 while each
+  // source row gives it kBlock contiguous elements (four cache lines); float32 weights as W x W
+  // register transposes, a group of W rows at a time. The rows are more streams than a hardware
+  // prefetcher follows, so each row's block two ahead is asked for (into L2: the rows' current
+  // lines alias in L1 at power-of-two K). Element by element, and without the prefetches, the
+  // source lines were misses waiting on L3 or memory: 1.4-2.9 GB/s packing LSTM weights of
+  // 1-4 MB (measured 2026-11-29; bench/results/..._probes-pack-panels).
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(Tw));
+  constexpr int64_t kBlock = std::max<int64_t>(4 * kLine, W);
   for (int64_t kb = 0; kb < K; kb += kBlock) {
     const int64_t ke = std::min(K, kb + kBlock);
     for (int g = 0; g < S::G; ++g) {
-      for (int q = 0; q < S::kUnits; ++q) {
-        const int64_t j = j0 + q;
-        Tw* d = dst + g * S::kUnits + q;
-        if (j < H) {
-          const Tw* row = w_hh + (g * H + j) * K;
-          for (int64_t k = kb; k < ke; ++k) {
-            d[k * kWidth] = row[k];
+      for (int q0 = 0; q0 < S::kUnits; q0 += W) {
+        const int64_t j = j0 + q0;
+        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(W, H - j));
+        const Tw* rows = n > 0 ? w_hh + (g * H + j) * K : w_hh;  // rows j.. of gate g (none past H)
+        Tw* d = dst + g * S::kUnits + q0;
+        for (int64_t i = 0; i < n; ++i) {
+          for (int64_t p = kb + 2 * kBlock; p < std::min(K, kb + 3 * kBlock); p += kLine) {
+            __builtin_prefetch(rows + i * K + p, 0, 2);
           }
-        } else {
-          for (int64_t k = kb; k < ke; ++k) {
-            d[k * kWidth] = Tw(0);
+        }
+        int64_t k = kb;
+        if constexpr (std::is_same_v<Tw, float>) {
+          if (n == W) {
+            for (; k + W <= ke; k += W) {
+              at::vec::transpose_mxn<float, W, W>(rows + k, K, d + k * kWidth, kWidth);
+            }
+          }
+        }
+        for (; k < ke; ++k) {
+          for (int64_t i = 0; i < W; ++i) {
+            d[k * kWidth + i] = i < n ? rows[i * K + k] : Tw(0);
           }
         }
       }
