@@ -259,8 +259,8 @@ void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
   // A transpose, in blocks of k whose destination (kBlock x kWidth) stays in L1 while each
   // source row gives it kBlock contiguous elements (four cache lines); float32 weights as W x W
   // register transposes, a group of W rows at a time. The rows are more streams than a hardware
-  // prefetcher follows, so each row's block two ahead is asked for (into L2: the rows' current
-  // lines alias in L1 at power-of-two K). Element by element, and without the prefetches, the
+  // prefetcher follows, so each row's block two ahead is asked for (into L2; into L1 was no
+  // faster in the probe). Element by element, and without the prefetches, the
   // source lines were misses waiting on L3 or memory: 1.4-2.9 GB/s packing LSTM weights of
   // 1-4 MB (measured 2026-11-29; bench/results/..._probes-pack-panels).
   constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(Tw));
