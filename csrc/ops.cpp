@@ -14,8 +14,10 @@
 
 #include <string>
 
+#include "autograd.h"
 #include "cpu/panel_cache.h"
 #include "cpu/pointwise.h"
+#include "cpu/step_team.h"
 #include "gemm.h"
 #include "tier.h"
 
@@ -101,6 +103,7 @@ pybind11::dict build_info() {
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
+  d["cpu_team_min_flops"] = fused_rnn::cpu::team_min_flops().load();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
@@ -114,6 +117,7 @@ pybind11::dict build_info() {
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.doc() = "fused_rnn compiled kernels; the ops live under torch.ops.fused_rnn";
+  fused_rnn::register_autograd(m);
   m.def("build_info", &build_info, "What this binary was built with");
   m.def(
       "_set_cpu_capability", &fused_rnn::cpu::set_cpu_capability,
@@ -143,6 +147,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_set_cpu_concurrent_directions", &fused_rnn::cpu::set_concurrent_directions,
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "
       "(True, the default) or one after the other; returns the previous setting");
+  m.def(
+      "_set_cpu_team_min_flops",
+      [](int64_t flops) {
+        TORCH_CHECK(flops >= 0, "fused_rnn: the team's least work must be >= 0, got ", flops);
+        return fused_rnn::cpu::team_min_flops().exchange(flops);
+      },
+      "The least work (flops) a CPU recurrence runs on a thread team for; smaller ones stay on the "
+      "calling thread; returns the previous setting");
   m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");

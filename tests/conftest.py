@@ -100,5 +100,18 @@ def _deterministic_seed():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _small_shapes_on_the_team():
+    """The tests' shapes are small: by default most would stay on the calling thread (below the
+    team's least work), and the team's claiming, row groups and barriers would go untested at the
+    edges the shapes are chosen for. Every run goes to the team here, as larger ones do by
+    default; test_eager_calls.py checks the default itself."""
+    from fused_rnn import _C
+
+    previous = _C._set_cpu_team_min_flops(0)
+    yield
+    _C._set_cpu_team_min_flops(previous)
+
+
 __all__ = ["CELLS", "GATES", "TOL", "assert_close", "layer_params", "states", "run_layer", "grads_of",
            "differentiable_layer", "F", "R"]

@@ -305,6 +305,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
     }
   }
 
+  const int64_t flops = 2 * B * T_ * GH * (K + I);
   run_steps(static_cast<int64_t>(plan.size()), grid.items(), [&](int64_t s, int64_t item) {
     const int64_t u = item / groups, grp = item % groups;
     const int64_t e = plan[s];
@@ -343,7 +344,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
     st.h16 = h16_bufs[(q + 1) % 2];
     st.h16_ld = h16_ld;
     forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
-  });
+  }, flops);
 
   if (!hh_cached && keep) {
     keep_panels(a.w_hh, hh_layout, hh);
@@ -412,7 +413,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
     } else {
       kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
     }
-  });
+  }, GH * P);  // a copy: its elements stand for its work
   // A segment's steps k in [k0, k1) on the team, then its flush (the team idle).
   int64_t k0 = 0, k1 = 0;
   auto team_step = [&](int64_t s, int64_t item) {
@@ -461,7 +462,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   for (size_t g = 0; g < segments.size(); ++g) {
     k0 = segments[g].i0;
     k1 = segments[g].i1;
-    run_steps(1 + k1 - k0, grid.items(), team_step);
+    run_steps(1 + k1 - k0, grid.items(), team_step, 2 * B * (k1 - k0) * GH * P);
     if (g + 1 == segments.size()) {
       panels = at::Tensor();  // W_hh's panels are done with: not alive with the flush's own buffers
     }

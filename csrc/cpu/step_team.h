@@ -1,7 +1,7 @@
 // A team of torch's intra-op threads that stays together for a whole sequence:
 // the CPU form of a persistent RNN kernel.
 //
-// run_steps(nsteps, nitems, fn) calls fn(s, i) for every step s and work item i,
+// run_steps(nsteps, nitems, fn, flops) calls fn(s, i) for every step s and work item i,
 // every item of step s after every item of step s - 1 has finished. Each thread
 // owns the same contiguous block of items at every step, so the slice of W_hh those
 // items read stays in that thread's cache, and the threads meet at one spinning
@@ -21,6 +21,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -43,12 +44,30 @@ inline void spin_pause() {
 // How long a thread waits on a step before it takes over items nobody has started.
 constexpr std::chrono::microseconds kStealAfter{200};
 
+// A run of less work than this (flops, in all its steps) stays on the calling thread: at a
+// cell's size the team's fork, barriers and join cost more than a second thread saves
+// (measured 2026-11-30, one forward step, microseconds on 1 / 2 threads: LSTM H=128 B=1
+// (0.26 MFLOP) 28-29 / 34-39, H=64 B=1 17 / 21-31; RNN H=128 B=16 (1 MFLOP) 61 / 46).
+// FUSED_RNN_CPU_TEAM_MIN_FLOPS sets it at start, _C._set_cpu_team_min_flops later (the tests
+// set 0, so that their small shapes run on the team as larger ones do).
+constexpr int64_t kTeamMinFlops = int64_t{1} << 19;
+
+inline std::atomic<int64_t>& team_min_flops() {
+  static std::atomic<int64_t> flops{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_TEAM_MIN_FLOPS");
+    return env != nullptr && *env != '\0' ? std::max<int64_t>(0, std::atoll(env)) : kTeamMinFlops;
+  }()};
+  return flops;
+}
+
+// flops: about the work of the whole run, which decides whether it runs on a team at all.
 template <class F>
-void run_steps(int64_t nsteps, int64_t nitems, const F& fn) {
+void run_steps(int64_t nsteps, int64_t nitems, const F& fn, int64_t flops) {
   if (nsteps <= 0 || nitems <= 0) {
     return;
   }
-  const int64_t nw = std::min<int64_t>(at::get_num_threads(), nitems);
+  const bool team = flops >= team_min_flops().load(std::memory_order_relaxed);
+  const int64_t nw = team ? std::min<int64_t>(at::get_num_threads(), nitems) : 1;
   if (nw <= 1 || at::in_parallel_region()) {
     for (int64_t s = 0; s < nsteps; ++s) {
       for (int64_t i = 0; i < nitems; ++i) {

@@ -23,6 +23,7 @@ is no dtype mismatch between an autocast input and float32 weights.
 
 from __future__ import annotations
 
+import os
 from typing import Optional, Sequence
 
 import torch
@@ -89,6 +90,28 @@ def _cast_weights(ws, dtype):
 
 _KERNEL_DTYPES = (torch.float32, torch.float64)
 
+# Whether eager calls of one-direction layers (and so of the cells) go through _C's entry points
+# (csrc/autograd.cpp): in training a C++ autograd node instead of ops.py's Python Function, in
+# inference the op called from C++ instead of through torch.ops (the same ops either way; at a
+# cell's size the Python around them costs more than the kernels).
+# FUSED_RNN_CPP_AUTOGRAD=0 starts with it off; _set_cpp_autograd switches it.
+_cpp_autograd = os.environ.get("FUSED_RNN_CPP_AUTOGRAD", "1") != "0"
+
+
+def _set_cpp_autograd(on: bool) -> bool:
+    """Turns the C++ entry points on or off; returns the previous setting."""
+    global _cpp_autograd
+    old, _cpp_autograd = _cpp_autograd, bool(on)
+    return old
+
+
+def _eager_cpp() -> bool:
+    """Whether a call takes the C++ entry points: switched on, and neither under torch.compile
+    (which traces the registered ops and their Python Functions) nor inside a functorch transform
+    (vmap, grad, ...), which runs only Python autograd Functions."""
+    return (_cpp_autograd and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active())
+
 
 def _plain(input: Tensor) -> bool:
     """Whether a layer call needs no cast: no autocast on any device, and the kernels run in the
@@ -146,8 +169,12 @@ def lstm_layer(
     train = needs_workspace(*tensors)
     if not train and not return_cell_states:
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
+        if _eager_cpp():
+            return _C._lstm_infer(*tensors, batch_sizes, reverse)
         output, h_n, c_n, _ = _LSTM_FORWARD(*tensors, batch_sizes, reverse, False)
         return output, h_n, c_n
+    if not return_cell_states and _eager_cpp():
+        return _C._lstm_train(*tensors, batch_sizes, reverse)
     output, h_n, c_n, _, c_all = apply_function(LSTMFunction, *tensors, batch_sizes, reverse, train, return_cell_states)
     if return_cell_states:
         return output, h_n, c_n, c_all.reshape(output.shape[:-1] + (c_n.shape[-1],))
@@ -170,10 +197,17 @@ def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
             return out.to(input.dtype), h.to(input.dtype)
     if not needs_workspace(*tensors):
         # Nothing to differentiate: the op alone, without autograd.Function's per-call cost.
+        if _eager_cpp():
+            return _C._simple_infer(_SIMPLE_CELLS[fn], *tensors, batch_sizes, reverse)
         output, h_n, _ = fn.forward(*tensors, batch_sizes, reverse, False)
         return output, h_n
+    if _eager_cpp():
+        return _C._simple_train(_SIMPLE_CELLS[fn], *tensors, batch_sizes, reverse)
     output, h_n, _ = apply_function(fn, *tensors, batch_sizes, reverse, True)
     return output, h_n
+
+
+_SIMPLE_CELLS = {GRUFunction: "gru", RNNTanhFunction: "rnn_tanh", RNNReluFunction: "rnn_relu"}
 
 
 def gru_layer(

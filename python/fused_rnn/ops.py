@@ -13,7 +13,7 @@ import inspect
 
 import torch
 
-from . import _C  # noqa: F401  (loading the extension registers the ops)
+from . import _C  # loading the extension registers the ops
 from . import reference
 
 _ops = torch.ops.fused_rnn
@@ -180,6 +180,37 @@ def _differentiable_grads(recompute, inputs, grad_outputs):
     return tuple(next(grads) if t is not None and t.requires_grad else None for t in inputs)
 
 
+def _recompute_simple(cell):
+    """The reference layer of a GRU or Elman RNN cell name, with the simple ops' argument order."""
+    if cell == "gru":
+        return reference.gru_layer
+    act = cell[len("rnn_"):]
+
+    def recompute_layer(*args):
+        return reference.rnn_layer(*args, nonlinearity=act)
+    return recompute_layer
+
+
+def _double_backward(cell, reverse, inputs, grads):
+    """A backward with ``create_graph=True`` for the C++ autograd nodes (``csrc/autograd.cpp``),
+    as the Python Functions below form it: ``inputs`` are the layer's saved inputs (input, hx,
+    [cx,] w_ih, w_hh, b_ih, b_hh, [w_hr,] batch_sizes; None where absent), ``grads`` the output
+    gradients (zeros where none arrived); returns the gradients of all but batch_sizes."""
+    given, batch_sizes = tuple(inputs[:-1]), inputs[-1]
+    if cell == "lstm":
+        input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr = given
+        recompute = lambda: reference.lstm_layer(  # noqa: E731
+            input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, reverse)
+    else:
+        input, hx, w_ih, w_hh, b_ih, b_hh = given
+        recompute = lambda: _recompute_simple(cell)(  # noqa: E731
+            input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+    return list(_differentiable_grads(recompute, given, tuple(grads)))
+
+
+_C._set_double_backward(_double_backward)
+
+
 try:
     from torch._functorch.utils import unwrap_dead_wrappers as _unwrap_dead_wrappers
 except ImportError:  # a torch without it: every call takes Function.apply
@@ -310,13 +341,7 @@ def _make_simple_function(cell: str, name: str):
     """
     forward_op = getattr(_ops, f"{cell}_forward").default
     backward_op = getattr(_ops, f"{cell}_backward")
-    if cell == "gru":
-        recompute_layer = reference.gru_layer
-    else:
-        act = cell[len("rnn_"):]
-
-        def recompute_layer(*args):
-            return reference.rnn_layer(*args, nonlinearity=act)
+    recompute_layer = _recompute_simple(cell)
 
     def forward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train):
         return forward_op(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)

@@ -1,0 +1,290 @@
+// C++ autograd nodes over the one-direction layer ops (see autograd.h for why).
+#include "autograd.h"
+
+#include <torch/csrc/autograd/custom_function.h>
+
+#include <array>
+#include <optional>
+#include <string>
+#include <tuple>
+#include <vector>
+
+namespace fused_rnn {
+namespace {
+
+using at::Tensor;
+using torch::autograd::AutogradContext;
+using torch::autograd::variable_list;
+using Opt = std::optional<Tensor>;
+
+// ---------------------------------------------------------------- the ops, through the dispatcher
+
+using LstmForward = std::tuple<Tensor, Tensor, Tensor, Tensor>(const Tensor&, const Opt&, const Opt&,
+                                                               const Tensor&, const Tensor&, const Opt&,
+                                                               const Opt&, const Opt&, const Opt&, bool, bool);
+using LstmBackward = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>(
+    const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Opt&, const Opt&, const Tensor&,
+    const Tensor&, const Opt&, const Opt&, const Opt&, const Opt&, const Tensor&, const Tensor&, bool, const Opt&,
+    bool, bool);
+using SimpleForward = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Opt&, const Tensor&, const Tensor&,
+                                                         const Opt&, const Opt&, const Opt&, bool, bool);
+using SimpleBackward = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>(
+    const Tensor&, const Tensor&, const Tensor&, const Opt&, const Tensor&, const Tensor&, const Opt&, const Opt&,
+    const Opt&, const Tensor&, const Tensor&, bool, bool, bool);
+
+template <typename Sig>
+c10::TypedOperatorHandle<Sig> find_op(const std::string& name) {
+  return c10::Dispatcher::singleton().findSchemaOrThrow(("fused_rnn::" + name).c_str(), "").typed<Sig>();
+}
+
+// The GRU's and the Elman RNN's ops by a small index (the simple cells' node serves all three).
+constexpr std::array<const char*, 3> kSimpleCells = {"gru", "rnn_tanh", "rnn_relu"};
+
+const c10::TypedOperatorHandle<SimpleForward>& simple_forward(int64_t cell) {
+  static const std::array<c10::TypedOperatorHandle<SimpleForward>, 3> ops = {
+      find_op<SimpleForward>("gru_forward"), find_op<SimpleForward>("rnn_tanh_forward"),
+      find_op<SimpleForward>("rnn_relu_forward")};
+  return ops.at(cell);
+}
+
+const c10::TypedOperatorHandle<SimpleBackward>& simple_backward(int64_t cell) {
+  static const std::array<c10::TypedOperatorHandle<SimpleBackward>, 3> ops = {
+      find_op<SimpleBackward>("gru_backward"), find_op<SimpleBackward>("rnn_tanh_backward"),
+      find_op<SimpleBackward>("rnn_relu_backward")};
+  return ops.at(cell);
+}
+
+// ---------------------------------------------------------------- shared pieces
+
+Tensor or_undefined(const Opt& t) {
+  return t.has_value() ? *t : Tensor();
+}
+
+Opt or_none(const Tensor& t) {
+  return t.defined() ? Opt(t) : std::nullopt;
+}
+
+// The node's edges are its defined tensor arguments, in order: the edge of each tensor argument
+// (-1 where absent), so that the backward can ask needs_input_grad of an argument.
+std::vector<int64_t> edge_indices(std::initializer_list<bool> present) {
+  std::vector<int64_t> edges;
+  int64_t next = 0;
+  for (bool p : present) {
+    edges.push_back(p ? next++ : -1);
+  }
+  return edges;
+}
+
+struct Needs {
+  const AutogradContext* ctx;
+  std::vector<int64_t> edges;
+  bool operator()(size_t arg) const {
+    return edges[arg] >= 0 && ctx->needs_input_grad(static_cast<size_t>(edges[arg]));
+  }
+};
+
+// The gradient autograd passed, or zeros where it passed none (set_materialize_grads(false): the
+// engine would otherwise form them for the saved workspace too).
+Tensor or_zeros(const Tensor& grad, const Tensor& like, at::IntArrayRef shape) {
+  return grad.defined() ? grad : at::zeros(shape, like.options());
+}
+
+// The Python function that differentiates a layer's backward (create_graph=True); leaked on
+// purpose, so that nothing touches it after the interpreter is gone.
+pybind11::object*& double_backward_fn() {
+  static pybind11::object* fn = nullptr;
+  return fn;
+}
+
+// grads of the differentiable inputs (input, hx, [cx,] w_ih, w_hh, b_ih, b_hh[, w_hr]) from the
+// Python double backward, given the saved inputs (those and batch_sizes) and the output grads.
+std::vector<Opt> differentiable_backward(const std::string& cell, bool reverse, const std::vector<Opt>& inputs,
+                                         const std::vector<Tensor>& grads) {
+  TORCH_CHECK(double_backward_fn() != nullptr, "fused_rnn: no double backward registered (import fused_rnn)");
+  pybind11::gil_scoped_acquire gil;
+  pybind11::object result = (*double_backward_fn())(cell, reverse, inputs, grads);
+  return result.cast<std::vector<Opt>>();
+}
+
+// ---------------------------------------------------------------- LSTM
+
+// Arguments: input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes (tensors 0-8), reverse.
+}  // namespace
+
+// grad_fn.name(): torch::autograd::CppNode<fused_rnn::LSTMLayerFunction>
+struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
+  static variable_list forward(AutogradContext* ctx, const Tensor& input, const Opt& hx, const Opt& cx,
+                               const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih, const Opt& b_hh,
+                               const Opt& w_hr, const Opt& batch_sizes, bool reverse) {
+    static const auto op = find_op<LstmForward>("lstm_forward");
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    auto [out, h_n, c_n, ws] = op.call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, true);
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({input, or_undefined(hx), or_undefined(cx), w_ih, w_hh, or_undefined(b_ih),
+                            or_undefined(b_hh), or_undefined(w_hr), or_undefined(batch_sizes), out, ws});
+    ctx->saved_data["reverse"] = reverse;
+    ctx->saved_data["h_shape"] = h_n.sizes().vec();
+    ctx->saved_data["c_shape"] = c_n.sizes().vec();
+    ctx->saved_data["edges"] = edge_indices({true, hx.has_value(), cx.has_value(), true, true, b_ih.has_value(),
+                                             b_hh.has_value(), w_hr.has_value(), batch_sizes.has_value()});
+    return {out, h_n, c_n};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    static const auto op = find_op<LstmBackward>("lstm_backward");
+    const variable_list s = ctx->get_saved_variables();
+    const Tensor &input = s[0], &out = s[9], &ws = s[10];
+    const bool reverse = ctx->saved_data["reverse"].toBool();
+    const Tensor go = or_zeros(grads[0], out, out.sizes());
+    const Tensor gh = or_zeros(grads[1], out, ctx->saved_data["h_shape"].toIntVector());
+    const Tensor gc = or_zeros(grads[2], out, ctx->saved_data["c_shape"].toIntVector());
+    const Needs need{ctx, ctx->saved_data["edges"].toIntVector()};
+    std::vector<Opt> given(8);
+    if (at::GradMode::is_enabled()) {  // create_graph=True
+      given = differentiable_backward("lstm", reverse, {input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]),
+                                                        or_none(s[6]), or_none(s[7]), or_none(s[8])},
+                                      {go, gh, gc});
+    } else {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      auto [gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr] =
+          op.call(go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]),
+                  or_none(s[7]), or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7));
+      given = {gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr};
+    }
+    variable_list result(10);  // one per argument: batch_sizes and reverse get none
+    for (size_t k = 0; k < 8; ++k) {
+      if (need(k) && given[k].has_value()) {
+        result[k] = *given[k];
+      }
+    }
+    return result;
+  }
+};
+
+// ---------------------------------------------------------------- GRU and Elman RNN
+
+// Arguments: cell (an index into kSimpleCells), input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes
+// (tensors 0-6), reverse.
+struct SimpleLayerFunction : public torch::autograd::Function<SimpleLayerFunction> {
+  static variable_list forward(AutogradContext* ctx, int64_t cell, const Tensor& input, const Opt& hx,
+                               const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih, const Opt& b_hh,
+                               const Opt& batch_sizes, bool reverse) {
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    auto [out, h_n, ws] = simple_forward(cell).call(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, true);
+    ctx->set_materialize_grads(false);
+    ctx->save_for_backward({input, or_undefined(hx), w_ih, w_hh, or_undefined(b_ih), or_undefined(b_hh),
+                            or_undefined(batch_sizes), out, ws});
+    ctx->saved_data["cell"] = cell;
+    ctx->saved_data["reverse"] = reverse;
+    ctx->saved_data["h_shape"] = h_n.sizes().vec();
+    ctx->saved_data["edges"] = edge_indices({true, hx.has_value(), true, true, b_ih.has_value(), b_hh.has_value(),
+                                             batch_sizes.has_value()});
+    return {out, h_n};
+  }
+
+  static variable_list backward(AutogradContext* ctx, variable_list grads) {
+    const variable_list s = ctx->get_saved_variables();
+    const Tensor &input = s[0], &out = s[7], &ws = s[8];
+    const int64_t cell = ctx->saved_data["cell"].toInt();
+    const bool reverse = ctx->saved_data["reverse"].toBool();
+    const Tensor go = or_zeros(grads[0], out, out.sizes());
+    const Tensor gh = or_zeros(grads[1], out, ctx->saved_data["h_shape"].toIntVector());
+    const Needs need{ctx, ctx->saved_data["edges"].toIntVector()};
+    std::vector<Opt> given(6);
+    if (at::GradMode::is_enabled()) {  // create_graph=True
+      given = differentiable_backward(kSimpleCells.at(cell), reverse,
+                                      {input, or_none(s[1]), s[2], s[3], or_none(s[4]), or_none(s[5]), or_none(s[6])},
+                                      {go, gh});
+    } else {
+      const at::AutoDispatchBelowADInplaceOrView below_autograd;
+      auto [gi, ghx, gw_ih, gw_hh, gb_ih, gb_hh] =
+          simple_backward(cell).call(go, gh, input, or_none(s[1]), s[2], s[3], or_none(s[4]), or_none(s[5]),
+                                     or_none(s[6]), out, ws, reverse, need(0), need(2) || need(3));
+      given = {gi, ghx, gw_ih, gw_hh, gb_ih, gb_hh};
+    }
+    variable_list result(9);  // one per argument: the cell index, batch_sizes and reverse get none
+    for (size_t k = 0; k < 6; ++k) {
+      if (need(k) && given[k].has_value()) {
+        result[k + 1] = *given[k];
+      }
+    }
+    return result;
+  }
+};
+
+namespace {
+
+int64_t simple_cell_index(const std::string& cell) {
+  for (size_t k = 0; k < kSimpleCells.size(); ++k) {
+    if (cell == kSimpleCells[k]) {
+      return static_cast<int64_t>(k);
+    }
+  }
+  TORCH_CHECK(false, "fused_rnn: unknown cell '", cell, "' (gru, rnn_tanh or rnn_relu)");
+  return -1;
+}
+
+}  // namespace
+
+void register_autograd(pybind11::module& m) {
+  namespace py = pybind11;
+  m.def(
+      "_lstm_train",
+      [](const Tensor& input, const Opt& hx, const Opt& cx, const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih,
+         const Opt& b_hh, const Opt& w_hr, const Opt& batch_sizes, bool reverse) {
+        const variable_list r = LSTMLayerFunction::apply(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse);
+        return std::make_tuple(r[0], r[1], r[2]);
+      },
+      py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("w_hr"), py::arg("batch_sizes"), py::arg("reverse"),
+      py::call_guard<py::gil_scoped_release>(),
+      "lstm_forward with train=True under a C++ autograd node: (output, h_n, c_n), differentiable");
+  m.def(
+      "_simple_train",
+      [](const std::string& cell, const Tensor& input, const Opt& hx, const Tensor& w_ih, const Tensor& w_hh,
+         const Opt& b_ih, const Opt& b_hh, const Opt& batch_sizes, bool reverse) {
+        const variable_list r = SimpleLayerFunction::apply(simple_cell_index(cell), input, hx, w_ih, w_hh, b_ih, b_hh,
+                                                      batch_sizes, reverse);
+        return std::make_tuple(r[0], r[1]);
+      },
+      py::arg("cell"), py::arg("input"), py::arg("hx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::call_guard<py::gil_scoped_release>(),
+      "<cell>_forward (gru, rnn_tanh, rnn_relu) with train=True under a C++ autograd node: (output, h_n), "
+      "differentiable");
+  m.def(
+      "_lstm_infer",
+      [](const Tensor& input, const Opt& hx, const Opt& cx, const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih,
+         const Opt& b_hh, const Opt& w_hr, const Opt& batch_sizes, bool reverse) {
+        static const auto op = find_op<LstmForward>("lstm_forward");
+        const at::AutoDispatchBelowADInplaceOrView below_autograd;
+        auto [out, h_n, c_n, ws] = op.call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, false);
+        return std::make_tuple(out, h_n, c_n);
+      },
+      py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("w_hr"), py::arg("batch_sizes"), py::arg("reverse"),
+      py::call_guard<py::gil_scoped_release>(),
+      "lstm_forward with train=False, for a call with nothing to differentiate: (output, h_n, c_n)");
+  m.def(
+      "_simple_infer",
+      [](const std::string& cell, const Tensor& input, const Opt& hx, const Tensor& w_ih, const Tensor& w_hh,
+         const Opt& b_ih, const Opt& b_hh, const Opt& batch_sizes, bool reverse) {
+        const int64_t k = simple_cell_index(cell);
+        const at::AutoDispatchBelowADInplaceOrView below_autograd;
+        auto [out, h_n, ws] = simple_forward(k).call(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, false);
+        return std::make_tuple(out, h_n);
+      },
+      py::arg("cell"), py::arg("input"), py::arg("hx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::call_guard<py::gil_scoped_release>(),
+      "<cell>_forward (gru, rnn_tanh, rnn_relu) with train=False, for a call with nothing to differentiate: "
+      "(output, h_n)");
+  m.def(
+      "_set_double_backward",
+      [](py::object fn) {
+        delete double_backward_fn();
+        double_backward_fn() = new py::object(std::move(fn));
+      },
+      "The Python function the C++ nodes call for a backward with create_graph=True: "
+      "fn(cell, reverse, inputs, grads) -> grads of the differentiable inputs");
+}
+
+}  // namespace fused_rnn
