@@ -214,6 +214,50 @@ struct SimpleLayerFunction : public torch::autograd::Function<SimpleLayerFunctio
 
 namespace {
 
+// A cell's call (torch.nn.LSTMCell / GRUCell / RNNCell forward) where its input and states are
+// well formed: both batched ((B, I), (B, H)) or both not ((I), (H)), of matching sizes. Anything
+// else returns no result, and the module's Python path runs instead and raises torch.nn's error.
+bool cell_shapes_fit(const Tensor& input, std::initializer_list<const Opt*> states, const Tensor& w_ih,
+                     int64_t hidden_size) {
+  const int64_t dim = input.dim();
+  if ((dim != 1 && dim != 2) || w_ih.dim() != 2 || input.size(-1) != w_ih.size(1)) {
+    return false;
+  }
+  for (const Opt* s : states) {
+    if (s->has_value() && ((*s)->dim() != dim || (*s)->size(-1) != hidden_size ||
+                           (dim == 2 && (*s)->size(0) != input.size(0)))) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// The cell's input and states as a one-step layer's: (1, B, I) and (B, H).
+Tensor as_step(const Tensor& input) {
+  return input.dim() == 2 ? input.unsqueeze(0) : input.view({1, 1, input.size(0)});
+}
+
+Opt as_state(const Opt& s) {
+  return s.has_value() && s->dim() == 1 ? Opt(s->unsqueeze(0)) : s;
+}
+
+bool any_requires_grad(std::initializer_list<const Tensor*> ts, std::initializer_list<const Opt*> opts) {
+  if (!at::GradMode::is_enabled()) {
+    return false;
+  }
+  for (const Tensor* t : ts) {
+    if (t->requires_grad()) {
+      return true;
+    }
+  }
+  for (const Opt* t : opts) {
+    if (t->has_value() && (*t)->requires_grad()) {
+      return true;
+    }
+  }
+  return false;
+}
+
 int64_t simple_cell_index(const std::string& cell) {
   for (size_t k = 0; k < kSimpleCells.size(); ++k) {
     if (cell == kSimpleCells[k]) {
@@ -277,6 +321,58 @@ void register_autograd(pybind11::module& m) {
       py::arg("b_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::call_guard<py::gil_scoped_release>(),
       "<cell>_forward (gru, rnn_tanh, rnn_relu) with train=False, for a call with nothing to differentiate: "
       "(output, h_n)");
+  m.def(
+      "_lstm_cell",
+      [](const Tensor& input, const Opt& hx, const Opt& cx, const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih,
+         const Opt& b_hh, int64_t hidden_size) -> std::optional<std::tuple<Tensor, Tensor>> {
+        if (!cell_shapes_fit(input, {&hx, &cx}, w_ih, hidden_size)) {
+          return std::nullopt;
+        }
+        const Tensor x = as_step(input);
+        const Opt h0 = as_state(hx), c0 = as_state(cx);
+        Tensor h1, c1;
+        if (any_requires_grad({&input, &w_ih, &w_hh}, {&hx, &cx, &b_ih, &b_hh})) {
+          const variable_list r = LSTMLayerFunction::apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, Opt(), Opt(), false);
+          h1 = r[1], c1 = r[2];
+        } else {
+          static const auto op = find_op<LstmForward>("lstm_forward");
+          const at::AutoDispatchBelowADInplaceOrView below_autograd;
+          std::tie(std::ignore, h1, c1, std::ignore) =
+              op.call(x, h0, c0, w_ih, w_hh, b_ih, b_hh, Opt(), Opt(), false, false);
+        }
+        if (input.dim() == 1) {
+          return std::make_tuple(h1.squeeze(0), c1.squeeze(0));
+        }
+        return std::make_tuple(h1, c1);
+      },
+      py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("hidden_size"), py::call_guard<py::gil_scoped_release>(),
+      "torch.nn.LSTMCell's step, (h_1, c_1), for well-formed input and states (batched or not); "
+      "None otherwise (the caller's checks then raise torch.nn's error)");
+  m.def(
+      "_simple_cell",
+      [](const std::string& cell, const Tensor& input, const Opt& hx, const Tensor& w_ih, const Tensor& w_hh,
+         const Opt& b_ih, const Opt& b_hh, int64_t hidden_size) -> std::optional<Tensor> {
+        if (!cell_shapes_fit(input, {&hx}, w_ih, hidden_size)) {
+          return std::nullopt;
+        }
+        const int64_t k = simple_cell_index(cell);
+        const Tensor x = as_step(input);
+        const Opt h0 = as_state(hx);
+        Tensor h1;
+        if (any_requires_grad({&input, &w_ih, &w_hh}, {&hx, &b_ih, &b_hh})) {
+          h1 = SimpleLayerFunction::apply(k, x, h0, w_ih, w_hh, b_ih, b_hh, Opt(), false)[1];
+        } else {
+          const at::AutoDispatchBelowADInplaceOrView below_autograd;
+          std::tie(std::ignore, h1, std::ignore) =
+              simple_forward(k).call(x, h0, w_ih, w_hh, b_ih, b_hh, Opt(), false, false);
+        }
+        return input.dim() == 1 ? h1.squeeze(0) : h1;
+      },
+      py::arg("cell"), py::arg("input"), py::arg("hx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
+      py::arg("b_hh"), py::arg("hidden_size"), py::call_guard<py::gil_scoped_release>(),
+      "torch.nn.GRUCell's or RNNCell's step (cell: gru, rnn_tanh, rnn_relu), h_1, for well-formed input and "
+      "state (batched or not); None otherwise (the caller's checks then raise torch.nn's error)");
   m.def(
       "_set_double_backward",
       [](py::object fn) {

@@ -189,3 +189,40 @@ def test_small_runs_off_the_team_give_the_teams_results(cell):
             _C._set_cpu_team_min_flops(previous)
     for a, b in zip(*results):
         assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name,kwargs", [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", {"nonlinearity": "tanh"}),
+                                         ("RNNCell", {"nonlinearity": "relu"})])
+@pytest.mark.parametrize("batched", [True, False])
+@pytest.mark.parametrize("with_hx", [True, False])
+@pytest.mark.parametrize("train", [True, False])
+def test_cell_call_in_one_step_gives_the_python_paths_results(name, kwargs, batched, with_hx, train):
+    """A cell's eager call goes to _C in one call (_lstm_cell / _simple_cell) and gives, output and
+    gradients, the bits of the path through the layer functions and the Python Functions."""
+    torch.manual_seed(0)
+    m = getattr(fused_rnn, name)(3, 4, dtype=torch.float64, **kwargs)
+    x = torch.randn(*((2,) if batched else ()), 3, dtype=torch.float64, requires_grad=train)
+    shape = (2, 4) if batched else (4,)
+    hx = None
+    if with_hx:
+        h = torch.randn(shape, dtype=torch.float64, requires_grad=train)
+        hx = (h, torch.randn(shape, dtype=torch.float64)) if name == "LSTMCell" else h
+
+    def run():
+        with torch.set_grad_enabled(train):
+            out = m(x, hx)
+        outs = list(out) if isinstance(out, tuple) else [out]
+        if not train:
+            return outs, outs[0].grad_fn
+        wrt = [x, *m.parameters()] + ([hx[0] if name == "LSTMCell" else hx] if with_hx else [])
+        grads = torch.autograd.grad(sum(o.pow(2).sum() for o in outs), wrt)
+        return [o.detach() for o in outs] + list(grads), outs[0]
+
+    got, out = _with_cpp(True, run)
+    want, py_out = _with_cpp(False, run)
+    if train:
+        assert _fused_nodes(out) and not _fused_nodes(py_out)
+    else:
+        assert out is None  # no graph: nothing required grad
+    for a, b in zip(got, want):
+        assert a.shape == b.shape and torch.equal(a, b)

@@ -15,7 +15,8 @@ from typing import NamedTuple, Optional, Union
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
-from .functional import gru_layer, lstm_layer, rnn_layer, rnn_stack
+from . import _C
+from .functional import _eager_cpp, _plain, gru_layer, lstm_layer, rnn_layer, rnn_stack
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native"]
 
@@ -268,6 +269,11 @@ def _check_cell_rank(name: str, input: Tensor, hx: Optional[Tensor]) -> bool:
     return input.dim() == 2
 
 
+# The cells' eager calls: one call into _C for well-formed input and states (the common case),
+# which returns None for anything else, so that the checks below raise torch.nn's errors.
+_RNN_CELL_OPS = {"tanh": "rnn_tanh", "relu": "rnn_relu"}
+
+
 class LSTMCell(_NativeMixin, nn.RNNCellBase):
     r"""Fused drop-in for :class:`torch.nn.LSTMCell`: one step, one fused op forward and backward.
 
@@ -280,6 +286,12 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
+        if _plain(input) and _eager_cpp():
+            h0, c0 = (None, None) if hx is None else hx
+            out = _C._lstm_cell(input, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                self.hidden_size)
+            if out is not None:
+                return out
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
@@ -312,6 +324,11 @@ class GRUCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        if _plain(input) and _eager_cpp():
+            h1 = _C._simple_cell("gru", input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                 self.hidden_size)
+            if h1 is not None:
+                return h1
         is_batched = _check_cell_rank("GRUCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
@@ -334,6 +351,12 @@ class RNNCell(_NativeMixin, nn.RNNCellBase):
         self.nonlinearity = nonlinearity
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
+        cell = _RNN_CELL_OPS.get(self.nonlinearity)
+        if cell is not None and _plain(input) and _eager_cpp():
+            h1 = _C._simple_cell(cell, input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
+                                 self.hidden_size)
+            if h1 is not None:
+                return h1
         is_batched = _check_cell_rank("RNNCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
