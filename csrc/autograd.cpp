@@ -1,4 +1,5 @@
-// C++ autograd nodes over the one-direction layer ops (see autograd.h for why).
+// Eager calls from Python into the one-direction layer ops: C++ autograd nodes for training,
+// the op itself for inference, and a cell's whole step (see autograd.h for why).
 #include "autograd.h"
 
 #include <torch/csrc/autograd/custom_function.h>
@@ -35,6 +36,16 @@ using SimpleBackward = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor
 template <typename Sig>
 c10::TypedOperatorHandle<Sig> find_op(const std::string& name) {
   return c10::Dispatcher::singleton().findSchemaOrThrow(("fused_rnn::" + name).c_str(), "").typed<Sig>();
+}
+
+const c10::TypedOperatorHandle<LstmForward>& lstm_forward() {
+  static const auto op = find_op<LstmForward>("lstm_forward");
+  return op;
+}
+
+const c10::TypedOperatorHandle<LstmBackward>& lstm_backward() {
+  static const auto op = find_op<LstmBackward>("lstm_backward");
+  return op;
 }
 
 // The GRU's and the Elman RNN's ops by a small index (the simple cells' node serves all three).
@@ -83,8 +94,8 @@ struct Needs {
   }
 };
 
-// The gradient autograd passed, or zeros where it passed none (set_materialize_grads(false): the
-// engine would otherwise form them for the saved workspace too).
+// The gradient autograd passed, or zeros where it passed none (the nodes set
+// set_materialize_grads(false), and the ops take every output's gradient).
 Tensor or_zeros(const Tensor& grad, const Tensor& like, at::IntArrayRef shape) {
   return grad.defined() ? grad : at::zeros(shape, like.options());
 }
@@ -106,19 +117,19 @@ std::vector<Opt> differentiable_backward(const std::string& cell, bool reverse, 
   return result.cast<std::vector<Opt>>();
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------- LSTM
 
 // Arguments: input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes (tensors 0-8), reverse.
-}  // namespace
-
 // grad_fn.name(): torch::autograd::CppNode<fused_rnn::LSTMLayerFunction>
 struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
   static variable_list forward(AutogradContext* ctx, const Tensor& input, const Opt& hx, const Opt& cx,
                                const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih, const Opt& b_hh,
                                const Opt& w_hr, const Opt& batch_sizes, bool reverse) {
-    static const auto op = find_op<LstmForward>("lstm_forward");
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    auto [out, h_n, c_n, ws] = op.call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, true);
+    auto [out, h_n, c_n, ws] =
+        lstm_forward().call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, true);
     ctx->set_materialize_grads(false);
     ctx->save_for_backward({input, or_undefined(hx), or_undefined(cx), w_ih, w_hh, or_undefined(b_ih),
                             or_undefined(b_hh), or_undefined(w_hr), or_undefined(batch_sizes), out, ws});
@@ -131,7 +142,6 @@ struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
   }
 
   static variable_list backward(AutogradContext* ctx, variable_list grads) {
-    static const auto op = find_op<LstmBackward>("lstm_backward");
     const variable_list s = ctx->get_saved_variables();
     const Tensor &input = s[0], &out = s[9], &ws = s[10];
     const bool reverse = ctx->saved_data["reverse"].toBool();
@@ -147,7 +157,7 @@ struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
     } else {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
       auto [gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr] =
-          op.call(go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]),
+          lstm_backward().call(go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]),
                   or_none(s[7]), or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7));
       given = {gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr};
     }
@@ -213,6 +223,24 @@ struct SimpleLayerFunction : public torch::autograd::Function<SimpleLayerFunctio
 };
 
 namespace {
+
+// Inference: the op below the autograd keys (nothing to record), without its empty workspace.
+std::tuple<Tensor, Tensor, Tensor> lstm_infer(const Tensor& input, const Opt& hx, const Opt& cx, const Tensor& w_ih,
+                                              const Tensor& w_hh, const Opt& b_ih, const Opt& b_hh, const Opt& w_hr,
+                                              const Opt& batch_sizes, bool reverse) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  auto [out, h_n, c_n, ws] = lstm_forward().call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse,
+                                                 false);
+  return {out, h_n, c_n};
+}
+
+std::tuple<Tensor, Tensor> simple_infer(int64_t cell, const Tensor& input, const Opt& hx, const Tensor& w_ih,
+                                        const Tensor& w_hh, const Opt& b_ih, const Opt& b_hh, const Opt& batch_sizes,
+                                        bool reverse) {
+  const at::AutoDispatchBelowADInplaceOrView below_autograd;
+  auto [out, h_n, ws] = simple_forward(cell).call(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, false);
+  return {out, h_n};
+}
 
 // A cell's call (torch.nn.LSTMCell / GRUCell / RNNCell forward) where its input and states are
 // well formed: both batched ((B, I), (B, H)) or both not ((I), (H)), of matching sizes. Anything
@@ -297,13 +325,7 @@ void register_autograd(pybind11::module& m) {
       "differentiable");
   m.def(
       "_lstm_infer",
-      [](const Tensor& input, const Opt& hx, const Opt& cx, const Tensor& w_ih, const Tensor& w_hh, const Opt& b_ih,
-         const Opt& b_hh, const Opt& w_hr, const Opt& batch_sizes, bool reverse) {
-        static const auto op = find_op<LstmForward>("lstm_forward");
-        const at::AutoDispatchBelowADInplaceOrView below_autograd;
-        auto [out, h_n, c_n, ws] = op.call(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, reverse, false);
-        return std::make_tuple(out, h_n, c_n);
-      },
+      &lstm_infer,
       py::arg("input"), py::arg("hx"), py::arg("cx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
       py::arg("b_hh"), py::arg("w_hr"), py::arg("batch_sizes"), py::arg("reverse"),
       py::call_guard<py::gil_scoped_release>(),
@@ -312,10 +334,7 @@ void register_autograd(pybind11::module& m) {
       "_simple_infer",
       [](const std::string& cell, const Tensor& input, const Opt& hx, const Tensor& w_ih, const Tensor& w_hh,
          const Opt& b_ih, const Opt& b_hh, const Opt& batch_sizes, bool reverse) {
-        const int64_t k = simple_cell_index(cell);
-        const at::AutoDispatchBelowADInplaceOrView below_autograd;
-        auto [out, h_n, ws] = simple_forward(k).call(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, false);
-        return std::make_tuple(out, h_n);
+        return simple_infer(simple_cell_index(cell), input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse);
       },
       py::arg("cell"), py::arg("input"), py::arg("hx"), py::arg("w_ih"), py::arg("w_hh"), py::arg("b_ih"),
       py::arg("b_hh"), py::arg("batch_sizes"), py::arg("reverse"), py::call_guard<py::gil_scoped_release>(),
@@ -335,10 +354,7 @@ void register_autograd(pybind11::module& m) {
           const variable_list r = LSTMLayerFunction::apply(x, h0, c0, w_ih, w_hh, b_ih, b_hh, Opt(), Opt(), false);
           h1 = r[1], c1 = r[2];
         } else {
-          static const auto op = find_op<LstmForward>("lstm_forward");
-          const at::AutoDispatchBelowADInplaceOrView below_autograd;
-          std::tie(std::ignore, h1, c1, std::ignore) =
-              op.call(x, h0, c0, w_ih, w_hh, b_ih, b_hh, Opt(), Opt(), false, false);
+          std::tie(std::ignore, h1, c1) = lstm_infer(x, h0, c0, w_ih, w_hh, b_ih, b_hh, Opt(), Opt(), false);
         }
         if (input.dim() == 1) {
           return std::make_tuple(h1.squeeze(0), c1.squeeze(0));
@@ -363,9 +379,7 @@ void register_autograd(pybind11::module& m) {
         if (any_requires_grad({&input, &w_ih, &w_hh}, {&hx, &b_ih, &b_hh})) {
           h1 = SimpleLayerFunction::apply(k, x, h0, w_ih, w_hh, b_ih, b_hh, Opt(), false)[1];
         } else {
-          const at::AutoDispatchBelowADInplaceOrView below_autograd;
-          std::tie(std::ignore, h1, std::ignore) =
-              simple_forward(k).call(x, h0, w_ih, w_hh, b_ih, b_hh, Opt(), false, false);
+          h1 = std::get<1>(simple_infer(k, x, h0, w_ih, w_hh, b_ih, b_hh, Opt(), false));
         }
         return input.dim() == 1 ? h1.squeeze(0) : h1;
       },
