@@ -286,7 +286,7 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
-        if _plain(input) and _eager_cpp():
+        if _plain(input) and _eager_cpp() and (hx is None or (isinstance(hx, (tuple, list)) and len(hx) == 2)):
             h0, c0 = (None, None) if hx is None else hx
             out = _C._lstm_cell(input, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                 self.hidden_size)
