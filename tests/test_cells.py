@@ -111,7 +111,9 @@ def test_cell_errors_match_torch_nn(name, kwargs, case):
 def test_lstm_cell_cx_errors_match_torch_nn():
     ref, fused = pair("LSTMCell", 4, 6, dtype=torch.float32)
     for hx in [(torch.zeros(3, 6), torch.zeros(2, 6)), (torch.zeros(3, 6), torch.zeros(3, 5)),
-               (torch.zeros(3, 6), torch.zeros(1, 3, 6))]:
+               (torch.zeros(3, 6), torch.zeros(1, 3, 6)),
+               # the number of states, batched (unbatched, torch.nn reads hx[0] and hx[1] only)
+               (torch.zeros(3, 6),), (torch.zeros(3, 6),) * 3, [torch.zeros(3, 6)] * 3, ()]:
         want = raised(lambda: ref(torch.randn(3, 4), hx))
         assert want is not None
         assert raised(lambda: fused(torch.randn(3, 4), hx)) == want

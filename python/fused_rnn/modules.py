@@ -303,6 +303,8 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         h0 = c0 = None
         w_ih = self.weight_ih
         if hx is not None:
+            if is_batched and len(hx) != 2:  # ATen's lstm_cell (unbatched, torch.nn indexes hx[0] and hx[1])
+                raise RuntimeError("lstm_cell expects two hidden states")
             h0, c0 = (hx[0], hx[1]) if is_batched else (hx[0].unsqueeze(0), hx[1].unsqueeze(0))
             _check_cell_sizes(x, (h0, c0), w_ih, self.hidden_size)
         else:
