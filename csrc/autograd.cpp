@@ -100,6 +100,20 @@ Tensor or_zeros(const Tensor& grad, const Tensor& like, at::IntArrayRef shape) {
   return grad.defined() ? grad : at::zeros(shape, like.options());
 }
 
+// The node's result: one entry per forward argument (`arguments` in all), where argument
+// first + k receives given[k] if autograd asked for it; the rest (the cell index,
+// batch_sizes, reverse) get none.
+variable_list gradients_for(const Needs& need, const std::vector<Opt>& given, size_t first, size_t arguments) {
+  TORCH_INTERNAL_ASSERT(first + given.size() <= arguments, "fused_rnn: more gradients than arguments");
+  variable_list result(arguments);
+  for (size_t k = 0; k < given.size(); ++k) {
+    if (need(k) && given[k].has_value()) {
+      result[first + k] = *given[k];
+    }
+  }
+  return result;
+}
+
 // The Python function that differentiates a layer's backward (create_graph=True); leaked on
 // purpose, so that nothing touches it after the interpreter is gone.
 pybind11::object*& double_backward_fn() {
@@ -156,18 +170,12 @@ struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
                                       {go, gh, gc});
     } else {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
-      auto [gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr] =
-          lstm_backward().call(go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]),
-                  or_none(s[7]), or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7));
+      auto [gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr] = lstm_backward().call(
+          go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]), or_none(s[7]),
+          or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7));
       given = {gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr};
     }
-    variable_list result(10);  // one per argument: batch_sizes and reverse get none
-    for (size_t k = 0; k < 8; ++k) {
-      if (need(k) && given[k].has_value()) {
-        result[k] = *given[k];
-      }
-    }
-    return result;
+    return gradients_for(need, given, 0, 10);
   }
 };
 
@@ -212,13 +220,7 @@ struct SimpleLayerFunction : public torch::autograd::Function<SimpleLayerFunctio
                                      or_none(s[6]), out, ws, reverse, need(0), need(2) || need(3));
       given = {gi, ghx, gw_ih, gw_hh, gb_ih, gb_hh};
     }
-    variable_list result(9);  // one per argument: the cell index, batch_sizes and reverse get none
-    for (size_t k = 0; k < 6; ++k) {
-      if (need(k) && given[k].has_value()) {
-        result[k + 1] = *given[k];
-      }
-    }
-    return result;
+    return gradients_for(need, given, 1, 9);
   }
 };
 

@@ -303,16 +303,13 @@ class LSTMFunction(torch.autograd.Function):
         given = (input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr)
         tail = (None, None, None, None)
         if torch.is_grad_enabled():  # create_graph=True
-            if ctx.cell_states:
-                recompute = lambda: reference.lstm_layer(  # noqa: E731
-                    input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, ctx.reverse, return_cell_states=True
-                )
-                grads_out = (grad_output, grad_h_n, grad_c_n, grad_c_all.reshape(out.shape[:-1] + (-1,)))
-            else:
-                recompute = lambda: reference.lstm_layer(  # noqa: E731
-                    input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, ctx.reverse
-                )
-                grads_out = (grad_output, grad_h_n, grad_c_n)
+            if not ctx.cell_states:
+                grads = _double_backward("lstm", ctx.reverse, [*given, batch_sizes], [grad_output, grad_h_n, grad_c_n])
+                return tuple(grads) + tail
+            recompute = lambda: reference.lstm_layer(  # noqa: E731
+                input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, ctx.reverse, return_cell_states=True
+            )
+            grads_out = (grad_output, grad_h_n, grad_c_n, grad_c_all.reshape(out.shape[:-1] + (-1,)))
             return _differentiable_grads(recompute, given, grads_out) + tail
         need = ctx.needs_input_grad
         grads = _ops.lstm_backward(
@@ -341,7 +338,6 @@ def _make_simple_function(cell: str, name: str):
     """
     forward_op = getattr(_ops, f"{cell}_forward").default
     backward_op = getattr(_ops, f"{cell}_backward")
-    recompute_layer = _recompute_simple(cell)
 
     def forward(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train):
         return forward_op(input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, reverse, train)
@@ -360,12 +356,9 @@ def _make_simple_function(cell: str, name: str):
         grad_output = _or_zeros(grad_output, out, out.shape)
         grad_h_n = _or_zeros(grad_h_n, out, ctx.h_shape)
         if torch.is_grad_enabled():  # create_graph=True
-            grads = _differentiable_grads(
-                lambda: recompute_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, ctx.reverse),
-                (input, hx, w_ih, w_hh, b_ih, b_hh),
-                (grad_output, grad_h_n),
-            )
-            return grads + (None, None, None)
+            grads = _double_backward(cell, ctx.reverse, [input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes],
+                                     [grad_output, grad_h_n])
+            return tuple(grads) + (None, None, None)
         need = ctx.needs_input_grad
         grads = backward_op(
             grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, out, workspace, ctx.reverse,
