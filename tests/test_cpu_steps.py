@@ -14,7 +14,7 @@ import pytest
 import torch
 
 import fused_rnn
-from conftest import CELLS, GATES, F, assert_close, layer_params, run_layer, states
+from conftest import CELLS, GATES, F, R, assert_close, layer_params, run_layer, states
 from test_layer_ops import _available_capabilities, check_layer
 
 from fused_rnn import _C
@@ -70,22 +70,53 @@ def test_small_batch_long_sequence_with_uncached_weights(cell, B):
     assert dots_calls() == before + 2
 
 
+def _paths():
+    c = _C._cpu_forward_calls()
+    return c["dots"], c["panels"]
+
+
+def _check_inference(cell, T, B, I, H):
+    params = layer_params(cell, I, H, dtype=torch.float64)
+    st = states(cell, B, H, dtype=torch.float64)
+    x = torch.randn(T, B, I, dtype=torch.float64)
+    with torch.no_grad():
+        got = run_layer(F, cell, x, params, st)
+        want = run_layer(R, cell, x, params, st)
+    for a, b in zip(got, want):
+        assert_close(a, b)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 def test_single_step_reads_in_place_up_to_16_rows(cell):
     """In auto mode one step (a cell's call) of up to 16 rows reads the weights in place even
     where the panel cache keeps them (packing or comparing them would serve one step), through
-    forward and backward; 17 rows, or two steps of 16, use panels."""
-    def calls():
-        c = _C._cpu_forward_calls()
-        return c["dots"], c["panels"]
-
-    before = calls()
+    forward and backward; in inference 17 rows, and two steps of 16 in training, use panels."""
+    before = _paths()
     check_layer(cell, T=1, B=16, I=9, H=37 * 8, dtype=torch.float64, reverse=True)
-    assert calls() == (before[0] + 1, before[1])
-    check_layer(cell, T=1, B=17, I=9, H=37 * 8, dtype=torch.float64)
-    assert calls() == (before[0] + 1, before[1] + 1)
+    assert _paths() == (before[0] + 1, before[1])
+    _check_inference(cell, T=1, B=17, I=9, H=37 * 8)
+    assert _paths() == (before[0] + 1, before[1] + 1)
     check_layer(cell, T=2, B=16, I=9, H=37 * 8, dtype=torch.float64)
-    assert calls() == (before[0] + 1, before[1] + 2)
+    assert _paths() == (before[0] + 1, before[1] + 2)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_single_training_step_packs_no_panels(cell):
+    """A training call keeps no panels, so one training step of any batch packs none: the LSTM
+    and GRU read the weights in place, the Elman RNN's step over 16 rows goes to BLAS (neither
+    path of the fused forward); with the mode forced, panels as asked. Gradients as the reference's."""
+    before = _paths()
+    check_layer(cell, T=1, B=40, I=9, H=37 * 8, dtype=torch.float64)
+    gated = cell in ("lstm", "gru")
+    assert _paths() == (before[0] + gated, before[1])
+    check_layer(cell, T=1, B=16, I=9, H=37 * 8, dtype=torch.float64)
+    assert _paths() == (before[0] + gated + 1, before[1])
+    previous = _C._set_cpu_dots("never")
+    try:
+        check_layer(cell, T=1, B=40, I=9, H=37 * 8, dtype=torch.float64)
+    finally:
+        _C._set_cpu_dots(previous)
+    assert _paths() == (before[0] + gated + 1, before[1] + 1)
 
 
 @pytest.mark.parametrize("cell", CELLS)

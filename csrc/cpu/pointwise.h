@@ -119,7 +119,9 @@ int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sh
 // How the fused forward reads W_hh and W_ih: "auto" (the default) reads them in place,
 // as dot products along their rows, for a batch of at most 4 rows when packing them
 // into tile panels would not pay (T * B < H / 8, or weights the panel cache does not
-// keep), and from panels otherwise; "always" and "never" force one way (for tests and
+// keep), for a single step of up to 16 rows, and for a single training step of any batch
+// (an Elman RNN's over 16 rows goes to BLAS instead: recurrence_cpu.cpp, kOneStepDotBatch),
+// and from panels otherwise; "always" and "never" force one way (for tests and
 // benchmarks). FUSED_RNN_CPU_DOTS sets it; set_cpu_dots returns the previous mode.
 std::string cpu_dots();
 std::string set_cpu_dots(const std::string& mode);

@@ -181,6 +181,14 @@ constexpr int64_t kDotRowsPerWidth = 8;
 // size: panels would be packed (after every optimizer step) or compared for one use
 // (measured 2026-11-28, LSTM/GRU H=128-512 T=1: in place 1.0-1.3x panels found in the
 // cache at B = 8-16, 1.4-12x panels repacked; at B = 64 panels found win by up to 25%).
+// A single training step does so at any batch: a training call keeps no panels, so a
+// cell stepped in a training loop would pack them afresh every step, for one use; and an
+// Elman RNN's single training step over kOneStepDotBatch rows is left to BLAS (measured
+// 2026-11-30, cells in a T = 20 training loop, H = 256-512, B = 32-64, two runs:
+// in place against panels packed 0.97-1.22x for LSTM and GRU, 16-25% faster where H = 512
+// and B = 32; the Elman RNN on BLAS 1.01-1.32x the panels and 1-10% ahead of in place,
+// its one gate leaving less for the fused epilogue to save;
+// bench/results/2026-11-30_cpu_amd-epyc-zen3-2c_cells-one-step-training/).
 constexpr int64_t kOneStepDotBatch = 16;
 
 template <typename T>
@@ -190,12 +198,18 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   if (!fused_flag().load(std::memory_order_relaxed) || H == 0 || B == 0 || T_ == 0) {
     return false;
   }
+  const int mode = dot_mode().load(std::memory_order_relaxed);
+  const WeightSource src = weight_source<T>(a);
+  const int form = src.form;
+  // A cell in a training loop (see kOneStepDotBatch); float weights as they are (measured so).
+  const bool train_step = train && T_ == 1 && form == kWeightsAsT;
+  if (mode == 0 && train_step && B > kOneStepDotBatch && a.G == 1) {
+    return false;
+  }
   const auto& kern = pointwise_kernels<T>();
   const int c = static_cast<int>(cell);
   const TileGrid grid(H, B, kern.tile_units[c], kern.tile_rows[c]);
   const int64_t groups = grid.groups, group_rows = grid.group_rows;
-  const WeightSource src = weight_source<T>(a);
-  const int form = src.form;
   if (form != kWeightsAsT) {
     calls(Path::k16BitWeights).fetch_add(1, std::memory_order_relaxed);
   }
@@ -224,10 +238,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   // threads): panels kept and found against none kept, 0.92-1.05x; at B <= 4, reading in
   // place against panels packed every call, 0.93-1.12x either way, so the choice between
   // them is left as it was.
-  const int mode = dot_mode().load(std::memory_order_relaxed);
   const bool keep = !train;
   const bool cacheable = panels_cacheable(a.w_hh) && panels_cacheable(a.w_ih);
-  const bool one_step = T_ == 1 && B <= kOneStepDotBatch;
+  const bool one_step = T_ == 1 && (B <= kOneStepDotBatch || train_step);
   const bool dots = mode == 1 ||
       (mode == 0 && (one_step ||
                      (B <= kDotBatch && (!cacheable || (form == kWeightsAsT && T_ * B * kDotRowsPerWidth < K)))));
