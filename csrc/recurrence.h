@@ -27,10 +27,11 @@
 //     the backend is to keep its own buffer, ws null in inference and for cells that
 //     keep nothing beyond their output, whose training calls train tells apart;
 //     st.h holds h_0 in and h_n out)
-//   template <class T> struct Matmul { Matmul(int64_t N, int64_t K, const T* B, int64_t ldb);
+//   template <class T> struct Matmul { Matmul(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t steps);
 //       bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc); }
 //     C = A B (C += A B with accumulate), all row-major, for any number of calls with the same
-//     B (N x K), returning true, or false for the gemm here
+//     B (N x K) over the rows of a sequence of `steps` steps, returning true, or false for the
+//     gemm here
 //   template <class T> static int64_t backward_chunk_rows(const LayerArgs&, int64_t sharers)
 //     the rows of dG the backward holds at once (it rounds to whole steps, at least one): a.N
 //     for the whole sequence; sharers backward calls running together split one chunk
@@ -320,7 +321,10 @@ struct BackwardCall {
   BackwardCall(const LayerArgs& args, const Tensor& grad_output_in, const Tensor& grad_h_n, const Tensor& grad_c_n,
                const Tensor& output_in, const Tensor& ws_in, bool rev, const Tensor& grad_cell_states_in, GradMask m,
                int64_t sharers = 1)
-      : a(args), reverse(rev), mask(m), input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I) {
+      : a(args),
+        reverse(rev),
+        mask(m),
+        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
     const auto opts = a.input.options();
@@ -601,12 +605,10 @@ struct BackwardCall {
     } else {
       const T* d = dg.const_data_ptr<T>();
       // grad_input = dG W_ih (+= for the second direction), by the backend's own kernel where it
-      // has one; not for a single step (a cell), whose rows would meet W_ih prepared for them
-      // once (measured 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on
-      // BLAS than with W_ih packed for it; ..._cells-one-step-training/).
+      // has one.
       if (mask.input) {
         T* gi = grad_input.data_ptr<T>() + lo * I;
-        if (a.T < 2 || !input_matmul(rows, d, GH, add_input, gi, I)) {
+        if (!input_matmul(rows, d, GH, add_input, gi, I)) {
           gemm<T>(dev, false, false, rows, I, GH, d, GH, a.w_ih.const_data_ptr<T>(), I, add_input, gi, I);
         }
       }
