@@ -182,11 +182,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["bf16_backward"] = fused_rnn::cpu::bf16_backward_calls();
         d["bidir_at_once_forward"] = fused_rnn::cpu::directions_at_once_calls(true);
         d["bidir_at_once_backward"] = fused_rnn::cpu::directions_at_once_calls(false);
+        d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
-      "products ran in bfloat16, and bidirectional forward/backward calls that ran their directions at once "
-      "(for tests)");
+      "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
+      "and backward calls whose grad_input ran on W_ih packed for the tiles (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

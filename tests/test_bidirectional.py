@@ -347,6 +347,36 @@ def test_when_the_directions_run_at_once():
         torch.set_num_threads(threads)
 
 
+def test_directions_at_once_pack_no_input_gradient_panels():
+    """A backward's grad_input runs on W_ih packed for the tiles, one copy a call, except where
+    the two directions of a bidirectional layer run at once: their two copies would be alive
+    together (a tenth of the step's peak memory at B=8 H=512), so both go to BLAS there. One
+    direction, or the directions one after the other, keep the tiles."""
+    threads = torch.get_num_threads()
+    before = _C._set_cpu_concurrent_directions(True)
+    torch.set_num_threads(2)
+
+    def packed(model, B=16):
+        x = torch.randn(5, B, 8, requires_grad=True)  # 80 rows: enough for the tiles
+        start = _C._cpu_forward_calls()
+        out, _ = model(x)
+        out.sum().backward()
+        end = _C._cpu_forward_calls()
+        return end["input_grad_panels"] - start["input_grad_panels"], end["bidir_at_once_backward"] - start[
+            "bidir_at_once_backward"]
+
+    try:
+        lstm = fused_rnn.LSTM(8, 16, bidirectional=True)
+        assert packed(lstm) == (0, 1)
+        assert packed(fused_rnn.LSTM(8, 16)) == (1, 0)
+        assert packed(lstm, B=17) == (2, 0)  # above 16 rows a step the directions run one after the other
+        _C._set_cpu_concurrent_directions(False)
+        assert packed(lstm) == (2, 0)
+    finally:
+        _C._set_cpu_concurrent_directions(before)
+        torch.set_num_threads(threads)
+
+
 def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
     """A forward of at most 4 rows whose W_hh lies between 3/4 of a core's L2 cache and twice
     it runs the directions one after the other (each W_hh stays in the two cores' L2s); a

@@ -158,6 +158,8 @@ bool concurrent_directions();
 bool set_concurrent_directions(bool on);
 // Bidirectional forward / backward calls so far that ran their directions at once.
 int64_t directions_at_once_calls(bool forward);
+// Backward calls whose grad_input ran on W_ih packed for the tiles (PackedMatmul), for tests.
+int64_t input_grad_panel_calls();
 // Bytes of a core's L2 cache as the C library reports it, or 0 where unknown.
 int64_t l2_cache_bytes();
 

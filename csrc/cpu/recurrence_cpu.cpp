@@ -49,10 +49,20 @@ std::atomic<int>& dot_mode() {
 }
 
 // Fused forward calls so far, by how they read the weights.
-enum class Path { kPanels, kDots, k16BitWeights, kBf16Dot, kBf16Backward, kAtOnceForward, kAtOnceBackward };
+enum class Path {
+  kPanels,
+  kDots,
+  k16BitWeights,
+  kBf16Dot,
+  kBf16Backward,
+  kAtOnceForward,
+  kAtOnceBackward,
+  kInputGradPanels,
+  kCount
+};
 
 std::atomic<int64_t>& calls(Path p) {
-  static std::atomic<int64_t> counts[7];
+  static std::atomic<int64_t> counts[static_cast<int>(Path::kCount)];
   return counts[static_cast<int>(p)];
 }
 
@@ -496,15 +506,19 @@ constexpr int64_t kMatmulMinRows = 32;
 template <typename T>
 class PackedMatmul {
  public:
-  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps)
-      : Nc_(Nc), K_(K), B_(B), ldb_(ldb), one_step_(steps < 2) {}
+  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t sharers)
+      : Nc_(Nc), K_(K), B_(B), ldb_(ldb), declined_(steps < 2 || sharers > 1) {}
 
-  // False (nothing done) for a few rows of A, and for a single step (a cell) at any batch:
-  // packing copies all of B into a new buffer, and BLAS reading B in place is faster there
-  // (measured 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on BLAS than
-  // with B packed for it; bench/results/..._cells-one-step-training/).
+  // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, and
+  // where the directions of a bidirectional layer run at once (sharers > 1). Packing copies all
+  // of B into a new buffer: for a single step BLAS reading B in place is faster (measured
+  // 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on BLAS;
+  // bench/results/..._cells-one-step-training/); at once (batches of at most 16 rows) both
+  // directions' copies were alive together, about 10% of a bidirectional LSTM training step's
+  // peak at B=8 H=512, where BLAS and the tiles ran grad_input at the same speed within noise
+  // (Ice Lake: 0.93-1.01x at B=8, ..._probes-session18/; Zen 3: 0.87-1.10x, ..._probes-k-chunks/).
   bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc) {
-    if (!fused_flag().load(std::memory_order_relaxed) || one_step_ || M < kMatmulMinRows || Nc_ == 0 || K_ == 0) {
+    if (!fused_flag().load(std::memory_order_relaxed) || declined_ || M < kMatmulMinRows || Nc_ == 0 || K_ == 0) {
       return false;
     }
     const auto& kern = pointwise_kernels<T>();
@@ -514,6 +528,7 @@ class PackedMatmul {
     const int64_t tiles = (Nc_ + units - 1) / units;
     const int64_t tile_elems = K_ * units;
     if (!panels_.defined()) {
+      calls(Path::kInputGradPanels).fetch_add(1, std::memory_order_relaxed);
       panels_ = at::empty({tiles * tile_elems}, c10::CppTypeToScalarType<T>::value);
       T* panel = panels_.data_ptr<T>();
       at::parallel_for(0, tiles, 1, [&](int64_t u0, int64_t u1) {
@@ -538,7 +553,7 @@ class PackedMatmul {
   int64_t Nc_, K_;
   const T* B_;
   int64_t ldb_;
-  bool one_step_;
+  bool declined_;
   at::Tensor panels_;
 };
 
@@ -726,6 +741,10 @@ bool set_read_16bit_weights(bool on) {
 
 int64_t directions_at_once_calls(bool forward) {
   return calls(forward ? Path::kAtOnceForward : Path::kAtOnceBackward).load();
+}
+
+int64_t input_grad_panel_calls() {
+  return calls(Path::kInputGradPanels).load();
 }
 
 int64_t l2_cache_bytes() {
