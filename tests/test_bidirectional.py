@@ -314,6 +314,17 @@ def _at_once():
     return c["bidir_at_once_forward"], c["bidir_at_once_backward"]
 
 
+def _training_step_calls(model, B, keys):
+    """How far _cpu_forward_calls' counters `keys` moved over one training step of `model` on a
+    (5, B, 8) input."""
+    x = torch.randn(5, B, 8, requires_grad=True)
+    start = _C._cpu_forward_calls()
+    out, _ = model(x)
+    out.sum().backward()
+    end = _C._cpu_forward_calls()
+    return tuple(end[k] - start[k] for k in keys)
+
+
 def test_when_the_directions_run_at_once():
     """On two threads: an inference forward at once; a training step (forward and backward) at
     once up to 16 rows a step (above, both directions' buffers alive together cost more memory
@@ -324,13 +335,8 @@ def test_when_the_directions_run_at_once():
     try:
         def step(B, n_threads=2):
             torch.set_num_threads(n_threads)
-            lstm = fused_rnn.LSTM(8, 16, bidirectional=True)
-            x = torch.randn(5, B, 8, requires_grad=True)
-            start = _at_once()
-            out, _ = lstm(x)
-            out.sum().backward()
-            end = _at_once()
-            return end[0] - start[0], end[1] - start[1]
+            return _training_step_calls(fused_rnn.LSTM(8, 16, bidirectional=True), B,
+                                        ("bidir_at_once_forward", "bidir_at_once_backward"))
 
         assert step(16) == (1, 1)
         assert step(17) == (0, 0)
@@ -356,14 +362,8 @@ def test_directions_at_once_pack_no_input_gradient_panels():
     before = _C._set_cpu_concurrent_directions(True)
     torch.set_num_threads(2)
 
-    def packed(model, B=16):
-        x = torch.randn(5, B, 8, requires_grad=True)  # 80 rows: enough for the tiles
-        start = _C._cpu_forward_calls()
-        out, _ = model(x)
-        out.sum().backward()
-        end = _C._cpu_forward_calls()
-        return end["input_grad_panels"] - start["input_grad_panels"], end["bidir_at_once_backward"] - start[
-            "bidir_at_once_backward"]
+    def packed(model, B=16):  # 5 x 16 = 80 rows: enough for the tiles
+        return _training_step_calls(model, B, ("input_grad_panels", "bidir_at_once_backward"))
 
     try:
         lstm = fused_rnn.LSTM(8, 16, bidirectional=True)
