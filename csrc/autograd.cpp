@@ -95,9 +95,11 @@ struct Needs {
 };
 
 // The gradient autograd passed, or zeros where it passed none (the nodes set
-// set_materialize_grads(false), and the ops take every output's gradient).
+// set_materialize_grads(false), and the ops take every output's gradient): one zero expanded
+// to the shape, which the CPU backward reads as a single row (recurrence.h: repeats_one_row)
+// rather than an N x P buffer of zeros.
 Tensor or_zeros(const Tensor& grad, const Tensor& like, at::IntArrayRef shape) {
-  return grad.defined() ? grad : at::zeros(shape, like.options());
+  return grad.defined() ? grad : at::zeros({1}, like.options()).expand(shape);
 }
 
 // The node's result: one entry per forward argument (`arguments` in all), where argument

@@ -277,6 +277,29 @@ inline int64_t row_stride(const Tensor& t) {
   return ld >= t.size(-1) ? ld : 0;
 }
 
+// Whether every row of t (its last dimension) is the same row in memory: the leading
+// dimensions all have stride 0 or size 1, as in a gradient expanded from a scalar.
+inline bool repeats_one_row(const Tensor& t) {
+  if (t.dim() < 2 || t.numel() == 0) {
+    return false;
+  }
+  for (int64_t d = 0; d + 1 < t.dim(); ++d) {
+    if (t.size(d) > 1 && t.stride(d) != 0) {
+      return false;
+    }
+  }
+  return true;
+}
+
+// t's first row (index 0 of every leading dimension): a 1-D view.
+inline Tensor first_row(const Tensor& t) {
+  Tensor row = t;
+  while (row.dim() > 1) {
+    row = row.select(0, 0);
+  }
+  return row;
+}
+
 // One direction's backward, in parts as ForwardCall: the constructor checks the arguments,
 // allocates the gradients and fills the per-call step fields; run_whole() hands the reverse
 // loop to the backend, which may decline; finish(whole) runs the loop where the backend did
@@ -294,7 +317,7 @@ struct BackwardCall {
   bool keep_dr = false;
   Tensor grad_cell_states, grad_output, output, ws, dh_t, dc_t, dG, dGh, dR, dh_raw;
   // Row strides of grad_output and output: P, or 2P for a half of a bidirectional layer's
-  // read in place (kStridedRows).
+  // read in place (kStridedRows); grad_output's is 0 where every row is the same one.
   int64_t go_ld = 0, out_ld = 0;
   // Where defined before the first flush, the input's gradient is added into this (the other
   // direction's, already formed) instead of a buffer of its own.
@@ -359,7 +382,15 @@ struct BackwardCall {
       kept = ld > 0 ? in : in.contiguous();
       return ld > 0 ? ld : P;
     };
-    go_ld = rows_of(grad_output_in, Backend::kStridedRows, grad_output);
+    // A grad_output that repeats one row (expanded: the gradient of a sum or a mean of the
+    // output, or the zeros of one autograd did not pass) is read as that row alone, ld 0: no
+    // N x P copy of it at the backward's peak.
+    if (Backend::kStridedRows && repeats_one_row(grad_output_in)) {
+      grad_output = first_row(grad_output_in).contiguous();
+      go_ld = 0;
+    } else {
+      go_ld = rows_of(grad_output_in, Backend::kStridedRows, grad_output);
+    }
     out_ld = rows_of(output_in, Backend::kStridedRows && (Cell::kHasCell || Cell::kSeparateRecurrent), output);
     ws = ws_in.contiguous();
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx

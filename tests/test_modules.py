@@ -646,6 +646,84 @@ def test_backward_allocates_no_zero_gradient_for_the_workspace(mode):
     assert all(z < ws_bytes for z in zeros), zeros
 
 
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+@pytest.mark.parametrize("layout", ["padded", "packed"])
+@pytest.mark.parametrize("loss", ["sum", "mean", "row-weighted", "column-weighted"])
+def test_gradients_of_an_expanded_output_gradient(mode, bidirectional, layout, loss):
+    """The gradient of a sum or mean of the output, or of its rows weighted by one vector,
+    repeats one row (expanded, no memory of its own), which the CPU backward reads as that row;
+    weighting by position instead gives a gradient whose rows differ (the general path). Both
+    against torch.nn, with projections for the LSTM and packed sequences too."""
+    kwargs = {"proj_size": 3} if mode == "LSTM" else {}
+    ref, fused = make_pair(mode, 4, 5, num_layers=2, bidirectional=bidirectional, **kwargs)
+    P = (3 if mode == "LSTM" else 5) * (2 if bidirectional else 1)
+    gen = torch.Generator().manual_seed(0)
+    row = torch.randn(P, dtype=torch.float64, generator=gen)
+    column = torch.randn(18, 1, dtype=torch.float64, generator=gen)  # a weight a step (padded) or a row (packed)
+    grads = []
+    for m in (ref, fused):
+        x = torch.randn(6, 3, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1), requires_grad=True)
+        inp = pack_padded_sequence(x, [6, 4, 2]) if layout == "packed" else x
+        out, _ = m(inp)
+        y = out.data if layout == "packed" else out
+        if loss == "sum":
+            y.sum().backward()
+        elif loss == "mean":
+            y.mean().backward()
+        elif loss == "row-weighted":
+            (y * row).sum().backward()
+        else:
+            (y * (column[:6, None] if layout == "padded" else column[:y.shape[0]])).sum().backward()
+        grads.append([x.grad] + [p.grad for p in m.parameters()])
+    for a, b in zip(*grads):
+        assert_close(b, a)
+
+
+def _backward_peak_bytes(m, x, loss):
+    """The peak of the bytes allocated and not yet freed over one backward (torch's CPU allocator,
+    as the profiler records it), counted from the backward's start."""
+    from torch.profiler import ProfilerActivity, profile
+
+    out, state = m(x)
+    h_n = state[0] if isinstance(state, tuple) else state
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        loss(out, h_n).backward()
+    mem = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
+    live = peak = 0
+    for _, n in mem:
+        live += n
+        peak = max(peak, live)
+    return peak
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+def test_backward_holds_no_copy_of_an_expanded_output_gradient(mode, bidirectional):
+    """A loss on the output's sum, or on h_n alone (autograd passes no gradient for the output),
+    costs the backward no more memory than a gradient handed to it whole: no T x B x P copy of
+    the expanded gradient, nor a buffer of zeros for the missing one."""
+    m = getattr(fused_rnn, mode)(16, 32, bidirectional=bidirectional)
+    x = torch.randn(20, 8, 16, requires_grad=True)
+    given = torch.randn(20, 8, 32 * (2 if bidirectional else 1))
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the directions one after the other: the same allocations in the same order each call
+    try:
+        _check_backward_peaks(m, x, given)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _check_backward_peaks(m, x, given):
+    peak_given = _backward_peak_bytes(m, x, lambda out, h_n: (out * given).sum())
+    out_bytes = given.numel() * given.element_size()
+    row_bytes = given.shape[-1] * given.element_size()
+    # (out * given).sum()'s backward allocates the product's gradient (given * 1): one output's
+    # worth (160 rows), of which the others may keep a row or two (the one row they read).
+    assert _backward_peak_bytes(m, x, lambda out, h_n: out.sum()) <= peak_given - out_bytes + 2 * row_bytes
+    assert _backward_peak_bytes(m, x, lambda out, h_n: h_n.sum()) <= peak_given - out_bytes + 2 * row_bytes
+
+
 # ---------------------------------------------------------------- gradients nobody asked for
 
 

@@ -249,8 +249,10 @@ def apply_function(fn, *args):
 
 def _or_zeros(grad, like: torch.Tensor, shape) -> torch.Tensor:
     """The gradient autograd passed, or zeros where it passed None (grads are not materialized:
-    the workspace's would be a zero tensor as large as the workspace, for nothing)."""
-    return like.new_zeros(shape) if grad is None else grad
+    the workspace's would be a zero tensor as large as the workspace, for nothing). The zeros
+    are one zero expanded to the shape: the CPU backward reads a gradient that repeats one row
+    as that row, so an unused output costs no T x B x P buffer of zeros."""
+    return like.new_zeros(1).expand(shape) if grad is None else grad
 
 
 def needs_workspace(*tensors) -> bool:
