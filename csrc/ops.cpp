@@ -102,6 +102,7 @@ pybind11::dict build_info() {
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
+  d["cpu_backward_chunk_min_rows"] = fused_rnn::cpu::backward_chunk_min_rows();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
   d["cpu_team_min_flops"] = fused_rnn::cpu::team_min_flops().load();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
@@ -143,6 +144,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_backward_chunk", &fused_rnn::cpu::set_backward_chunk_bytes,
       "The bytes of dG a CPU backward holds at once (0: the whole sequence's); returns the previous setting");
+  m.def(
+      "_set_cpu_backward_chunk_min_rows", &fused_rnn::cpu::set_backward_chunk_min_rows,
+      "The fewest rows of dG a CPU backward's chunk holds, whatever its bytes; returns the previous setting");
   m.def(
       "_set_cpu_concurrent_directions", &fused_rnn::cpu::set_concurrent_directions,
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "

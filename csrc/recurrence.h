@@ -28,10 +28,12 @@
 //     keep nothing beyond their output, whose training calls train tells apart;
 //     st.h holds h_0 in and h_n out)
 //   template <class T> struct Matmul { Matmul(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t steps,
-//       int64_t sharers); bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc); }
+//       int64_t batch, int64_t sharers); bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate,
+//       T* C, int64_t ldc); }
 //     C = A B (C += A B with accumulate), all row-major, for any number of calls with the same
-//     B (N x K) over the rows of a sequence of `steps` steps, in a backward call run at once with
-//     sharers - 1 others (see backward_chunk_rows), returning true, or false for the gemm here
+//     B (N x K) over the rows of a sequence of `steps` steps of up to `batch` rows, in a backward
+//     call run at once with sharers - 1 others (see backward_chunk_rows), returning true, or
+//     false for the gemm here
 //   template <class T> static int64_t backward_chunk_rows(const LayerArgs&, int64_t sharers)
 //     the rows of dG the backward holds at once (it rounds to whole steps, at least one): a.N
 //     for the whole sequence; sharers backward calls running together split one chunk
@@ -347,7 +349,7 @@ struct BackwardCall {
       : a(args),
         reverse(rev),
         mask(m),
-        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, sharers) {
+        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B, sharers) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
     const auto opts = a.input.options();
@@ -430,10 +432,9 @@ struct BackwardCall {
     if (keep_dr) {
       dR = at::empty({N, P}, opts);
     }
-    if (mask.weights) {
-      grad_w_ih = at::empty({GH, a.I}, opts);
-      grad_w_hh = at::empty({GH, P}, opts);
-    }
+    // grad_w_ih and grad_w_hh wait for the first flush: a backend's loop that holds buffers of
+    // its own (the CPU's W_hh panels) frees them before the last flush, so a backward in one
+    // segment never holds both.
 
     ws_p = ws_ld > 0 ? ws.const_data_ptr<T>() : nullptr;
     out_p = output.const_data_ptr<T>();
@@ -612,6 +613,10 @@ struct BackwardCall {
     if (!more) {
       add_input = mask.input && grad_input_into.defined();
       grad_input = !mask.input ? Tensor() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
+      if (mask.weights) {
+        grad_w_ih = at::empty({GH, I}, opts);
+        grad_w_hh = at::empty({GH, P}, opts);
+      }
     }
     if (lp != a.input.scalar_type()) {
       TORCH_INTERNAL_ASSERT(segments.size() == 1, "the backward's bf16 products are formed over all rows at once");
@@ -683,6 +688,10 @@ struct BackwardCall {
     }
     // A gradient not asked for is an empty tensor of its own (outputs of an op never alias).
     auto none = [&] { return at::empty({0}, opts); };
+    if (mask.weights && !grad_w_ih.defined()) {  // no segment at all: no rows
+      grad_w_ih = at::zeros({a.G * H, a.I}, opts);
+      grad_w_hh = at::zeros({a.G * H, a.P}, opts);
+    }
     const auto dtype = a.input.scalar_type();
     Tensor grad_b_ih = none(), grad_b_hh = none();
     if (a.b_ih.defined()) {

@@ -403,21 +403,49 @@ def _row_bytes(cell, H, dtype):
 
 @pytest.fixture
 def chunk():
-    """Sets the bytes of dG a CPU backward holds at once; restores the setting after."""
+    """Sets the bytes of dG a CPU backward holds at once, down to a single row (the default's
+    least rows lifted); restores both settings after."""
     previous = _C._set_cpu_backward_chunk(0)
     _C._set_cpu_backward_chunk(previous)
+    previous_rows = _C._set_cpu_backward_chunk_min_rows(1)
     yield _C._set_cpu_backward_chunk
     _C._set_cpu_backward_chunk(previous)
+    _C._set_cpu_backward_chunk_min_rows(previous_rows)
 
 
-def test_default_backward_chunk_is_8_mib():
-    assert _C.build_info()["cpu_backward_chunk_bytes"] == 8 << 20
+def test_default_backward_chunk_is_2_mib_and_at_least_512_rows():
+    info = _C.build_info()
+    assert info["cpu_backward_chunk_bytes"] == 2 << 20
+    assert info["cpu_backward_chunk_min_rows"] == 512
 
 
 def test_negative_backward_chunk_is_an_error(chunk):
     with pytest.raises(RuntimeError, match="must be at least 0 bytes, got -1"):
         chunk(-1)
-    assert _C.build_info()["cpu_backward_chunk_bytes"] == 8 << 20
+    assert _C.build_info()["cpu_backward_chunk_bytes"] == 2 << 20
+    with pytest.raises(RuntimeError, match="must be at least 1 row, got 0"):
+        _C._set_cpu_backward_chunk_min_rows(0)
+    assert _C.build_info()["cpu_backward_chunk_min_rows"] == 1  # the fixture's, unchanged
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh"])
+def test_backward_segments_by_default(cell):
+    """By default a segment holds 2 MiB of dG, or 512 rows where those are more: at H=1024 and
+    B=64, T=20 (1280 rows) runs in three segments (the Elman RNN's 4 KiB rows 512 to 2 MiB; the
+    LSTM's and GRU's 16 KiB rows 128 to 2 MiB, lifted to 512), and at H=64 in one (2048 rows of
+    the Elman RNN's 256 bytes, or of the LSTM's and GRU's 1 KiB, fit)."""
+    from torch.profiler import ProfilerActivity, profile
+
+    for H, want in ((1024, 3), (64, 1)):
+        params = layer_params(cell, 8, H, dtype=torch.float32, requires_grad=True)
+        x = torch.randn(20, 64, 8, requires_grad=True)
+        with profile(activities=[ProfilerActivity.CPU]) as prof:
+            outs = run_layer(F, cell, x, params, {})
+            torch.autograd.grad(outs[0].sum(), [x, *params.values()])
+        # Each segment's flush sums its rows of dG for the biases (and the GRU's of dGh too).
+        sums = [e for e in prof.events() if e.name == "aten::sum" and e.cpu_parent is not None
+                and e.cpu_parent.name.startswith("fused_rnn::")]
+        assert len(sums) == want * (2 if cell == "gru" else 1), (H, [e.cpu_parent.name for e in sums])
 
 
 # Rows of dG a segment may hold: 1 (a step a segment: at most one step fits), 2B + 1 (two steps, or

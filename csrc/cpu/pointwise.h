@@ -109,11 +109,15 @@ bool set_fused_steps(bool on);
 // segments of whole steps whose rows fit (at least one step), each followed by its share of
 // the input and weight gradients, so a chunk is reused while warm in cache instead of the
 // whole sequence's dG written to fresh pages and read back (recurrence.h: BackwardSegment).
-// FUSED_RNN_CPU_BACKWARD_CHUNK sets it; 0 holds dG whole. set_backward_chunk_bytes returns
-// the previous setting; backward_chunk_rows is the rows of a layer's chunk, a share of it
-// where `sharers` backward calls run at once (a bidirectional layer's directions).
+// FUSED_RNN_CPU_BACKWARD_CHUNK sets it; 0 holds dG whole. A chunk is never fewer rows than
+// backward_chunk_min_rows (512; set_backward_chunk_min_rows, for tests of segment edges): a
+// segment's flush reads and writes the whole weight gradients. The setters return the previous
+// setting; backward_chunk_rows is the rows of a layer's chunk, a share of the bytes where
+// `sharers` backward calls run at once (a bidirectional layer's directions).
 int64_t backward_chunk_bytes();
 int64_t set_backward_chunk_bytes(int64_t bytes);
+int64_t backward_chunk_min_rows();
+int64_t set_backward_chunk_min_rows(int64_t rows);
 int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sharers = 1);
 
 // How the fused forward reads W_hh and W_ih: "auto" (the default) reads them in place,

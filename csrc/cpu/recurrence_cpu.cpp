@@ -79,8 +79,20 @@ std::atomic<bool>& fused_flag() {
   return on;
 }
 
-// The bytes of dG a backward holds at once (pointwise.h: backward_chunk_bytes).
-constexpr int64_t kBackwardChunkBytes = int64_t{8} << 20;
+// The bytes of dG a backward holds at once (pointwise.h: backward_chunk_bytes), unless that is
+// fewer than kBackwardChunkMinRows rows. Every segment's flush reads and writes both weight
+// gradients and reads W_ih, so a segment of few rows against large weights is slow: LSTM B=8
+// H=1024 T=50 in segments of 128 rows (2 MiB) trained 1.08x slower than in one of 400 (median
+// of 7 A/B rounds, 2026-11-30, bench/results/..._memory-allocated/). Within those bounds less is
+// better for the step's peak memory: 8 MiB segments left the Elman RNN and the GRU above
+// torch.nn's allocated peak (RNN B=64 H=1024 T=50: 49.8 against 45.8 MiB), 2 MiB ones below.
+constexpr int64_t kBackwardChunkBytes = int64_t{2} << 20;
+constexpr int64_t kBackwardChunkMinRows = 512;
+
+std::atomic<int64_t>& chunk_min_rows() {
+  static std::atomic<int64_t> rows{kBackwardChunkMinRows};
+  return rows;
+}
 
 std::atomic<int64_t>& chunk_bytes() {
   static std::atomic<int64_t> bytes{[] {
@@ -504,20 +516,25 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
 // block of A transposed first they only matched it; probes of 2026-11-28.)
 constexpr int64_t kMatmulMinRows = 32;
 
+// The fewest rows a step for which grad_input runs on the tiles (PackedMatmul below).
+constexpr int64_t kMatmulMinBatch = 17;
+
 template <typename T>
 class PackedMatmul {
  public:
-  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t sharers)
-      : Nc_(Nc), K_(K), B_(B), ldb_(ldb), declined_(steps < 2 || sharers > 1) {}
+  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t batch, int64_t sharers)
+      : Nc_(Nc), K_(K), B_(B), ldb_(ldb), declined_(steps < 2 || batch < kMatmulMinBatch || sharers > 1) {}
 
-  // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, and
-  // where the directions of a bidirectional layer run at once (sharers > 1). Packing copies all
-  // of B into a new buffer: for a single step BLAS reading B in place is faster (measured
-  // 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on BLAS;
-  // bench/results/..._cells-one-step-training/); at once (batches of at most 16 rows) both
-  // directions' copies were alive together, about 10% of a bidirectional LSTM training step's
-  // peak at B=8 H=512, where BLAS and the tiles ran grad_input at the same speed within noise
-  // (Ice Lake: 0.93-1.01x at B=8, ..._probes-session18/; Zen 3: 0.87-1.10x, ..._probes-k-chunks/).
+  // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
+  // sequence of at most 16 rows a step, and where the directions of a bidirectional layer run at
+  // once (sharers > 1). Packing copies all of B into a new buffer: for a single step BLAS reading
+  // B in place is faster (measured 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9%
+  // faster on BLAS; bench/results/..._cells-one-step-training/); at up to 16 rows a step BLAS and
+  // the tiles ran grad_input at the same speed within noise (Ice Lake: 0.93-1.01x at B=8,
+  // ..._probes-session18/; Zen 3: 0.87-1.10x, ..._probes-k-chunks/), and the copy is then a large
+  // share of the step's peak memory: W_ih's panels (G H x I) against grad_input's T B x I (a GRU
+  // at B=1 T=200 H=I=256: 3.8 times; ..._memory-allocated/), and two of them alive together where
+  // the directions run at once.
   bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc) {
     if (!fused_flag().load(std::memory_order_relaxed) || declined_ || M < kMatmulMinRows || Nc_ == 0 || K_ == 0) {
       return false;
@@ -773,11 +790,22 @@ int64_t set_backward_chunk_bytes(int64_t bytes) {
   return chunk_bytes().exchange(bytes);
 }
 
+int64_t backward_chunk_min_rows() {
+  return chunk_min_rows().load();
+}
+
+int64_t set_backward_chunk_min_rows(int64_t rows) {
+  TORCH_CHECK(rows >= 1, "fused_rnn: the backward's chunk of dG must be at least 1 row, got ", rows);
+  return chunk_min_rows().exchange(rows);
+}
+
 int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sharers) {
   const int64_t bytes = chunk_bytes().load(std::memory_order_relaxed);
+  const int64_t min_rows = chunk_min_rows().load(std::memory_order_relaxed);
   // A row of dG, and of dGh for the GRU.
   const int64_t row = (a.G * a.H + (a.cell == CellKind::kGru ? a.H : 0)) * element_size;
-  return bytes == 0 || row == 0 ? a.N : std::max<int64_t>(1, bytes / std::max<int64_t>(1, sharers) / row);
+  return bytes == 0 || row == 0 ? a.N
+                                : std::max(min_rows, bytes / std::max<int64_t>(1, sharers) / row);
 }
 
 bool set_concurrent_directions(bool on) {
