@@ -1,13 +1,18 @@
 """Peak memory of one CPU training step (forward + backward), torch.nn against fused_rnn.
 
-torch has no allocator statistics on the CPU, so each side runs in a fresh process: it builds
-the model and the input, warms the libraries up on a tiny input, records its resident set size,
-runs one training step, and reports how far the resident set's high-water mark rose above that.
-Every byte the step allocated and touched counts, freed or not, as in an allocator's peak.
+Two measures, each side in fresh processes that build the model and the input and warm the
+libraries up on a tiny input first:
 
-Each side runs --repeat times (fresh processes, alternating), and the table gives the median
-with the range: the same case moves by tens of percent between processes (glibc's malloc keeps
-or returns freed blocks differently from run to run).
+- The resident set: how far the process's high-water mark rose over the step above its size
+  before. Every page the step touched counts, including buffers outside torch's allocator (MKL's,
+  oneDNN's), but so does how glibc's malloc keeps or returns freed blocks: the same case moves by
+  tens of percent between processes, and a side whose warm-up freed blocks of the sizes the step
+  asks for reuses them without a rise. Each side runs --repeat times (alternating), and the table
+  gives the median with the range.
+- The allocated peak: the most bytes live at once in torch's CPU allocator over the step (every
+  tensor, from the profiler's record of each allocation and free: the CPU's counterpart of
+  torch.cuda.max_memory_allocated). The same in every process; blind to buffers the BLAS and
+  oneDNN allocate for themselves.
 
     python bench/memory.py [--threads 2] [--bidirectional] [--repeat 3] [--markdown PATH]
 """
@@ -31,8 +36,8 @@ CHILD = r"""
 import json, resource, sys
 import torch
 import fused_rnn
-cls, B, I, H, T, side, threads, bidir, steady = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], \
-    int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9])
+cls, B, I, H, T, side, threads, bidir, steady, measure = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], \
+    int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9]), sys.argv[10]
 torch.set_num_threads(threads)
 lib = torch.nn if side == "torch" else fused_rnn
 model = getattr(lib, cls)(I, H, bidirectional=bidir)
@@ -56,6 +61,21 @@ for _ in range(steady):  # steps of the same shape first; then the high-water ma
     out.sum().backward()
     model.zero_grad(set_to_none=True)
     x.grad = None
+if measure == "allocated":
+    from torch.profiler import ProfilerActivity, profile
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out, _ = model(x)
+        out.sum().backward()
+    # Allocations (+bytes) and frees (-bytes) in time order; frees of blocks from before the
+    # step are not recorded, so the count starts at the step's own first allocation.
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    print(json.dumps({"peak_mib": peak / 2**20}))
+    sys.exit(0)
 if steady:
     with open("/proc/self/clear_refs", "w") as f:
         f.write("5")
@@ -66,10 +86,13 @@ print(json.dumps({"peak_mib": max(0, peak - before) / 1024}))
 """
 
 
-def measure(cls, shape, side, threads, bidirectional=False, steady=0):
+def measure(cls, shape, side, threads, bidirectional=False, steady=0, what="resident"):
+    """Peak MiB of one training step in a fresh process: the resident set's rise, or with
+    what="allocated" the allocated peak (module docstring)."""
     B, I, H, T = shape
     out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads),
-                          "1" if bidirectional else "0", str(steady)], capture_output=True, text=True, check=True)
+                          "1" if bidirectional else "0", str(steady), what], capture_output=True, text=True,
+                         check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -95,10 +118,13 @@ def main():
         ("Rise of the resident set's high-water mark over one forward + backward" if not args.steady else
          f"Peak resident set of the training step after {args.steady} of the same shape (the high-water mark reset"
          " in between), above the resident set before them") + ", each side in a fresh process;"
-        f" median (min-max) of {args.repeat} processes a side, alternating.",
+        f" median (min-max) of {args.repeat} processes a side, alternating. Allocated: the most bytes live at"
+        " once in torch's CPU allocator over the step (forward, then `out.sum().backward()`), from the"
+        " profiler's record of every allocation and free; one process a side (it does not vary).",
         "",
-        "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn (medians) |",
-        "|---|---|---|---|---|",
+        "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn (medians) "
+        "| allocated: torch.nn MiB | fused MiB | fused / torch.nn |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
     for cell, cls in CELLS.items():
@@ -109,9 +135,12 @@ def main():
                     got.append(measure(cls, shape, side, args.threads, args.bidirectional, args.steady))
             ref, ours = (statistics.median(runs[side]) for side in ("torch", "fused"))
             spread = {side: f"{min(v):.1f}-{max(v):.1f}" for side, v in runs.items()}
+            a_ref, a_ours = (measure(cls, shape, side, args.threads, args.bidirectional, args.steady, "allocated")
+                             for side in ("torch", "fused"))
             B, I, H, T = shape
             line = (f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} ({spread['torch']}) | "
-                    f"{ours:.1f} ({spread['fused']}) | {ours / max(ref, 1e-9):.2f} |")
+                    f"{ours:.1f} ({spread['fused']}) | {ours / max(ref, 1e-9):.2f} | "
+                    f"{a_ref:.1f} | {a_ours:.1f} | {a_ours / max(a_ref, 1e-9):.2f} |")
             lines.append(line)
             print(line, flush=True)
     if args.markdown:
