@@ -64,7 +64,8 @@ struct BackwardStep {
   int64_t H = 0, P = 0;
   const T* ws = nullptr;     // this step's workspace rows, ld ws_ld
   int64_t ws_ld = 0;
-  const T* out = nullptr;    // (rows, P) output of this step
+  const T* out = nullptr;    // (rows, P) output of this step, rows out_ld apart (P on CUDA,
+  int64_t out_ld = 0;        // whose kernels read it so; 2P for a CPU bidirectional half)
   T* dh = nullptr;           // (rows, P) gradient reaching h_t; GRU leaves the direct path dh*z in it
   const T* dh_raw = nullptr; // projected LSTM: (rows, H) gradient reaching h_t before projection
   Acc<T>* dc = nullptr;      // LSTM (rows, H): gradient reaching c_t in, reaching c_{t-1} out

@@ -44,10 +44,12 @@
 //     the same for the backward's reverse loop: for each segment s in turn, fills dG (and dGh)
 //     for its steps, then calls flush(s), which reads that chunk of dG; leaves grad_hx in st.dh
 //     and grad_cx in st.dc; set_step(t, st) sets a step's rows (in the segment being run);
-//     grad_output's rows are grad_output_ld apart (P unless kStridedRows)
+//     grad_output's rows are grad_output_ld apart (P unless kStridedRows; 0 where every row is
+//     the same one), the output's st.out_ld (or st.prev_ld as h_{t-1})
 //   static constexpr bool kStridedRows
-//     whether the backward reads a bidirectional layer's halves of grad_output (and of the
-//     LSTM's and GRU's output) in place, rows 2P apart; otherwise each half is copied contiguous
+//     whether the backward reads a bidirectional layer's halves of grad_output and of the
+//     output in place, rows 2P apart, and a grad_output that repeats one row as that row;
+//     otherwise each is copied contiguous
 //   static bool runs_pairs()
 //   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
 //       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
@@ -375,10 +377,9 @@ struct BackwardCall {
     }
 
     // A backend with kStridedRows reads a direction's half of a bidirectional layer's
-    // grad_output in place, and the output too where the kernels read it only as h_{t-1}
-    // (through prev_ld: the GRU) or not at all (the LSTM), besides the weight gradients'
-    // GEMMs (the Elman RNN's kernel reads h_t's rows P apart): a contiguous copy of each
-    // half costs N x P a direction, at the backward's peak.
+    // grad_output and output in place (the kernels read the output's rows out_ld apart, as
+    // h_t or, through prev_ld, h_{t-1}), besides the weight gradients' GEMMs: a contiguous
+    // copy of each half costs N x P a direction, at the backward's peak.
     auto rows_of = [&](const Tensor& in, bool in_place, Tensor& kept) {  // kept = in or its copy; its ld
       const int64_t ld = in_place ? row_stride(in) : 0;
       kept = ld > 0 ? in : in.contiguous();
@@ -393,7 +394,7 @@ struct BackwardCall {
     } else {
       go_ld = rows_of(grad_output_in, Backend::kStridedRows, grad_output);
     }
-    out_ld = rows_of(output_in, Backend::kStridedRows && (Cell::kHasCell || Cell::kSeparateRecurrent), output);
+    out_ld = rows_of(output_in, Backend::kStridedRows, output);
     ws = ws_in.contiguous();
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
@@ -443,6 +444,7 @@ struct BackwardCall {
     st.H = H;
     st.P = P;
     st.ws_ld = ws_ld;
+    st.out_ld = out_ld;
     st.dh = dh_t.data_ptr<T>();
     st.dh_raw = proj ? dh_raw.const_data_ptr<T>() : nullptr;
     st.dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
@@ -471,7 +473,7 @@ struct BackwardCall {
       sb.prev = Cell::kHasCell ? ws_p + a.offsets[tp] * ws_ld + 4 * H : out_p + a.offsets[tp] * out_ld;
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
-    sb.out = out_p + off * out_ld;  // rows P apart where a kernel reads them (the Elman RNN's)
+    sb.out = out_p + off * out_ld;
     sb.dg = dg_p + (off - seg_lo()) * GH;
     sb.dgh = dgh_p + (off - seg_lo()) * dgh_ld;
   }

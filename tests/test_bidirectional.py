@@ -379,6 +379,24 @@ def test_input_gradient_panels_from_17_rows_a_step():
         torch.set_num_threads(threads)
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+def test_backward_reads_the_output_halves_in_place(cell):
+    """A bidirectional backward reads each direction's half of the output (and of grad_output)
+    where it lies, rows 2P apart: no contiguous copy of a half (N x P, at the backward's peak),
+    for the Elman RNN too, whose pointwise pass reads h_t."""
+    from torch.profiler import ProfilerActivity, profile
+
+    m = getattr(fused_rnn, cell)(16, 32, bidirectional=True)
+    x = torch.randn(20, 8, 16, requires_grad=True)
+    out, _ = m(x)
+    grad = torch.randn_like(out)
+    half = out.numel() // 2 * out.element_size()
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        out.backward(grad)
+    copies = [(e.name, e.cpu_memory_usage) for e in prof.events() if e.name in ("aten::contiguous", "aten::clone")]
+    assert all(n < half for _, n in copies), copies
+
+
 def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
     """A forward of at most 4 rows whose W_hh lies between 3/4 of a core's L2 cache and twice
     it runs the directions one after the other (each W_hh stays in the two cores' L2s); a

@@ -203,7 +203,7 @@ template <typename T, Activation A>
 void elman_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_t j0, int64_t j1) {
   const int64_t H = s.H;
   for (int64_t r = r0; r < r1; ++r) {
-    const T* h = s.out + r * H;
+    const T* h = s.out + r * s.out_ld;
     const T* dh = s.dh + r * H;
     T* dg = s.dg + r * H;
     for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {

@@ -611,8 +611,8 @@ struct CpuBackend {
     return fused_backward<T>(cell, a, reverse, st, set_step, go, go_ld, gcs, w_hh, segments, flush);
   }
 
-  // The backward reads a bidirectional layer's halves of grad_output (and the LSTM's and
-  // GRU's output) in place, rows 2P apart.
+  // The backward reads a bidirectional layer's halves of grad_output and of the output in
+  // place, rows 2P apart (and a grad_output that repeats one row as that row).
   static constexpr bool kStridedRows = true;
 
   template <typename T>
