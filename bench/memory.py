@@ -11,8 +11,9 @@ libraries up on a tiny input first:
   gives the median with the range.
 - The allocated peak: the most bytes live at once in torch's CPU allocator over the step (every
   tensor, from the profiler's record of each allocation and free: the CPU's counterpart of
-  torch.cuda.max_memory_allocated). The same in every process; blind to buffers the BLAS and
-  oneDNN allocate for themselves.
+  torch.cuda.max_memory_allocated). The same in every process, except by a block or two where
+  two threads allocate at once (a bidirectional layer's directions at up to 16 rows a step, in
+  whichever order they run); blind to buffers the BLAS and oneDNN allocate for themselves.
 
     python bench/memory.py [--threads 2] [--bidirectional] [--repeat 3] [--markdown PATH]
 """
@@ -120,7 +121,8 @@ def main():
          " in between), above the resident set before them") + ", each side in a fresh process;"
         f" median (min-max) of {args.repeat} processes a side, alternating. Allocated: the most bytes live at"
         " once in torch's CPU allocator over the step (forward, then `out.sum().backward()`), from the"
-        " profiler's record of every allocation and free; one process a side (it does not vary).",
+        " profiler's record of every allocation and free; one process a side (it varies only where two threads"
+        " allocate at once).",
         "",
         "| cell | shape | torch.nn MiB | fused MiB | fused / torch.nn (medians) "
         "| allocated: torch.nn MiB | fused MiB | fused / torch.nn |",
