@@ -4,6 +4,8 @@ after the other, opcheck, gradcheck, the modules' routing through them, and bad 
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch.nn.utils.rnn import pack_sequence
@@ -380,21 +382,34 @@ def test_input_gradient_panels_from_17_rows_a_step():
 
 
 @pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
-def test_backward_reads_the_output_halves_in_place(cell):
+@pytest.mark.parametrize("threads", [1, 2], ids=["one-after-the-other", "at-once"])
+def test_backward_reads_the_output_halves_in_place(cell, threads):
     """A bidirectional backward reads each direction's half of the output (and of grad_output)
     where it lies, rows 2P apart: no contiguous copy of a half (N x P, at the backward's peak),
-    for the Elman RNN too, whose pointwise pass reads h_t."""
+    for the Elman RNN too, whose pointwise pass reads h_t. Checked by the shapes the copies take
+    in; by their bytes too on one thread (with two, the profiler may charge a copy on one thread
+    with what the other direction allocates meanwhile)."""
     from torch.profiler import ProfilerActivity, profile
 
     m = getattr(fused_rnn, cell)(16, 32, bidirectional=True)
     x = torch.randn(20, 8, 16, requires_grad=True)
     out, _ = m(x)
     grad = torch.randn_like(out)
-    half = out.numel() // 2 * out.element_size()
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        out.backward(grad)
-    copies = [(e.name, e.cpu_memory_usage) for e in prof.events() if e.name in ("aten::contiguous", "aten::clone")]
-    assert all(n < half for _, n in copies), copies
+    half = out.numel() // 2
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True) as prof:
+            out.backward(grad)
+    finally:
+        torch.set_num_threads(before)
+    copies = [e for e in prof.events() if e.name in ("aten::contiguous", "aten::clone")]
+    assert copies  # the profiler saw the backward's ops (it clones a state gradient of B x H)
+    taken = [(e.name, shape) for e in copies for shape in e.input_shapes if shape and math.prod(shape) >= half]
+    assert not taken, taken
+    if threads == 1:
+        held = [(e.name, e.cpu_memory_usage) for e in copies if e.cpu_memory_usage >= half * out.element_size()]
+        assert not held, held
 
 
 def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
