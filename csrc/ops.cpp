@@ -101,6 +101,7 @@ pybind11::dict build_info() {
   d["cpu_16bit_weights"] = fused_rnn::cpu::read_16bit_weights();
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
+  d["cpu_blas_panel_bytes"] = fused_rnn::cpu::blas_panel_bytes();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
   d["cpu_backward_chunk_min_rows"] = fused_rnn::cpu::backward_chunk_min_rows();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
@@ -152,6 +153,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "
       "(True, the default) or one after the other; returns the previous setting");
   m.def(
+      "_set_cpu_blas_panel_bytes", &fused_rnn::cpu::set_blas_panel_bytes,
+      "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step run on BLAS "
+      "(0: never); returns the previous setting");
+  m.def(
       "_set_cpu_team_min_flops",
       [](int64_t flops) {
         TORCH_CHECK(flops >= 0, "fused_rnn: the team's least work must be >= 0, got ", flops);
@@ -187,11 +192,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["bidir_at_once_forward"] = fused_rnn::cpu::directions_at_once_calls(true);
         d["bidir_at_once_backward"] = fused_rnn::cpu::directions_at_once_calls(false);
         d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
+        d["blas_backward"] = fused_rnn::cpu::blas_backward_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
       "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
-      "and backward calls whose grad_input ran on W_ih packed for the tiles (for tests)");
+      "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
+      "BLAS for their panels' size (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

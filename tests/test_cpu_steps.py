@@ -147,7 +147,7 @@ def test_steps_fixture_takes_the_path_it_names(steps):
     took = {k: after[k] - before[k] for k in after}
     want = {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0, "16bit_weights": 0,
             "bf16_dot": 0, "bf16_backward": 0, "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
-            "input_grad_panels": 0}
+            "input_grad_panels": 0, "blas_backward": 0}
     assert took == want
 
 
@@ -175,6 +175,37 @@ def test_every_capability(steps, capability, cell):
             check_layer(cell, T=3, B=B, I=4, H=H, dtype=torch.float32, reverse=B == 11)
     finally:
         _C._set_cpu_capability(previous)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_backward_products_of_large_panels_run_on_blas(cell):
+    """From 32 rows a step, a backward whose tile panels (K rows of a tile's columns) reach
+    cpu_blas_panel_bytes runs its per-step products and grad_input on BLAS; with fewer rows, or
+    the limit at 0 (never), on the tiles. The gradients are the reference's either way."""
+    def took():
+        c = _C._cpu_forward_calls()
+        return c["blas_backward"], c["input_grad_panels"]
+
+    previous = _C._set_cpu_blas_panel_bytes(1)  # every panel is large
+    try:
+        before = took()
+        check_layer(cell, T=3, B=32, I=5, H=9, dtype=torch.float64)
+        assert took() == (before[0] + 1, before[1])
+        check_layer(cell, T=3, B=31, I=5, H=9, dtype=torch.float64)
+        assert took() == (before[0] + 1, before[1] + 1)
+        _C._set_cpu_blas_panel_bytes(0)
+        check_layer(cell, T=3, B=32, I=5, H=9, dtype=torch.float64, reverse=True)
+        assert took() == (before[0] + 1, before[1] + 2)
+    finally:
+        _C._set_cpu_blas_panel_bytes(previous)
+
+
+def test_blas_panel_bytes_default_to_three_quarters_of_the_l2():
+    info = _C.build_info()
+    assert info["cpu_blas_panel_bytes"] == 3 * info["cpu_l2_bytes"] // 4
+    with pytest.raises(RuntimeError, match="must be >= 0, got -1"):
+        _C._set_cpu_blas_panel_bytes(-1)
+    assert _C.build_info()["cpu_blas_panel_bytes"] == info["cpu_blas_panel_bytes"]
 
 
 @pytest.mark.parametrize("cell", CELLS)

@@ -164,6 +164,14 @@ bool set_concurrent_directions(bool on);
 int64_t directions_at_once_calls(bool forward);
 // Backward calls whose grad_input ran on W_ih packed for the tiles (PackedMatmul), for tests.
 int64_t input_grad_panel_calls();
+// The backward's products over a weight (dh = dG W_hh a step, grad_input = dG W_ih) run on BLAS
+// instead of the tiles where a tile's panel (K rows of column_units) holds at least this many
+// bytes and a step has at least 32 rows: by default 3/4 of a core's L2 (0, never, where the L2
+// is unknown); FUSED_RNN_CPU_BLAS_PANEL_BYTES sets it. The setter returns the previous setting;
+// blas_backward_calls counts the reverse loops sent to BLAS so.
+int64_t blas_panel_bytes();
+int64_t set_blas_panel_bytes(int64_t bytes);
+int64_t blas_backward_calls();
 // Bytes of a core's L2 cache as the C library reports it, or 0 where unknown.
 int64_t l2_cache_bytes();
 

@@ -49,7 +49,8 @@ std::atomic<int>& dot_mode() {
 }
 
 // Calls so far by the path they took (for tests: _cpu_forward_calls): fused forwards by how they
-// read the weights, bf16 backward products, bidirectional calls at once, grad_input on the tiles.
+// read the weights, bf16 backward products, bidirectional calls at once, grad_input on the tiles,
+// backward reverse loops sent to BLAS for their panels' size.
 enum class Path {
   kPanels,
   kDots,
@@ -59,6 +60,7 @@ enum class Path {
   kAtOnceForward,
   kAtOnceBackward,
   kInputGradPanels,
+  kBlasBackward,
   kCount
 };
 
@@ -106,6 +108,34 @@ std::atomic<int64_t>& chunk_bytes() {
 std::atomic<bool>& concurrent_flag() {
   static std::atomic<bool> on{env_on("FUSED_RNN_CPU_CONCURRENT_DIRECTIONS")};
   return on;
+}
+
+// The tile panels (K x column_units) from which a product of at least kBlasPanelMinBatch rows a
+// step goes to BLAS instead (pointwise.h: blas_panel_bytes): 3/4 of a core's L2, or never
+// where the L2 is unknown.
+std::atomic<int64_t>& blas_panel_bytes_setting() {
+  static std::atomic<int64_t> bytes{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_BLAS_PANEL_BYTES");
+    if (env != nullptr) {
+      return std::max<int64_t>(0, std::atoll(env));
+    }
+    return 3 * l2_cache_bytes() / 4;
+  }()};
+  return bytes;
+}
+
+constexpr int64_t kBlasPanelMinBatch = 32;
+
+// Whether a backward product over K rows of a weight (dh = dG W_hh a step, or grad_input =
+// dG W_ih), for `batch` rows a step, runs on BLAS rather than on the tiles: its panels
+// outgrow the L2 with the rows of dG streaming past them. At B = 32-64 an LSTM's backward
+// at H = 1024 (K = 4096, 1 MB panels, this L2 1.25 MB) ran 1.04-1.17x faster (median 1.10)
+// on BLAS a step, and the tiles were as fast or faster at B <= 16 and for panels of 768 KB
+// (GRU H = 1024, LSTM H = 768); Ice Lake, MKL,
+// bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-backward-blas/.
+bool backward_on_blas(int64_t panel_bytes, int64_t batch) {
+  const int64_t limit = blas_panel_bytes_setting().load(std::memory_order_relaxed);
+  return limit > 0 && batch >= kBlasPanelMinBatch && panel_bytes >= limit;
 }
 
 // Whether the fused forward reads 16-bit weights behind their kept float32 casts as they are
@@ -430,6 +460,10 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
   const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
   const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
+  if (!pairs && backward_on_blas(tile_elems * esize, B)) {
+    calls(Path::kBlasBackward).fetch_add(1, std::memory_order_relaxed);
+    return false;
+  }
   at::Tensor panels =
       at::empty({tiles * tile_elems}, a.input.options().dtype(pairs ? at::kBFloat16 : a.input.scalar_type()));
   char* panel = static_cast<char*>(panels.data_ptr());
@@ -523,11 +557,16 @@ template <typename T>
 class PackedMatmul {
  public:
   PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t batch, int64_t sharers)
-      : Nc_(Nc), K_(K), B_(B), ldb_(ldb), declined_(steps < 2 || batch < kMatmulMinBatch || sharers > 1) {}
+      : Nc_(Nc),
+        K_(K),
+        B_(B),
+        ldb_(ldb),
+        declined_(steps < 2 || batch < kMatmulMinBatch || sharers > 1 ||
+                  backward_on_blas(K * pointwise_kernels<T>().column_units * static_cast<int64_t>(sizeof(T)), batch)) {}
 
   // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
-  // sequence of at most 16 rows a step, and where the directions of a bidirectional layer run at
-  // once (sharers > 1). Packing copies all of B into a new buffer: for a single step BLAS reading
+  // sequence of at most 16 rows a step, where the directions of a bidirectional layer run at
+  // once (sharers > 1), and where B's panels outgrow the L2 (backward_on_blas). Packing copies all of B into a new buffer: for a single step BLAS reading
   // B in place is faster (measured 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9%
   // faster on BLAS; bench/results/..._cells-one-step-training/); at up to 16 rows a step BLAS and
   // the tiles ran grad_input at the same speed within noise (Ice Lake: 0.93-1.01x at B=8,
@@ -763,6 +802,19 @@ int64_t directions_at_once_calls(bool forward) {
 
 int64_t input_grad_panel_calls() {
   return calls(Path::kInputGradPanels).load();
+}
+
+int64_t blas_backward_calls() {
+  return calls(Path::kBlasBackward).load();
+}
+
+int64_t blas_panel_bytes() {
+  return blas_panel_bytes_setting().load();
+}
+
+int64_t set_blas_panel_bytes(int64_t bytes) {
+  TORCH_CHECK(bytes >= 0, "fused_rnn: the panel bytes from which the backward uses BLAS must be >= 0, got ", bytes);
+  return blas_panel_bytes_setting().exchange(bytes);
 }
 
 int64_t l2_cache_bytes() {
