@@ -128,10 +128,10 @@ constexpr int64_t kBlasPanelMinBatch = 32;
 
 // Whether a backward product over K rows of a weight (dh = dG W_hh a step, or grad_input =
 // dG W_ih), for `batch` rows a step, runs on BLAS rather than on the tiles: its panels
-// outgrow the L2 with the rows of dG streaming past them. At B = 32-64 an LSTM's backward
-// at H = 1024 (K = 4096, 1 MB panels, this L2 1.25 MB) ran 1.04-1.17x faster (median 1.10)
-// on BLAS a step, and the tiles were as fast or faster at B <= 16 and for panels of 768 KB
-// (GRU H = 1024, LSTM H = 768); Ice Lake, MKL,
+// outgrow the L2 with the rows of dG streaming past them. An LSTM's backward at H = 960-1024
+// (K = 4H, 1 MB panels, this L2 1.25 MB) ran 1.07-1.11x faster so at B = 48-64 and 1.02-1.07x
+// at B = 32, while the tiles were as fast or faster at B <= 16 and for panels of 768 KB (GRU
+// H = 1024, LSTM H = 768); Ice Lake with MKL only (on Zen 3 MKL was the slower side),
 // bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-backward-blas/.
 bool backward_on_blas(int64_t panel_bytes, int64_t batch) {
   const int64_t limit = blas_panel_bytes_setting().load(std::memory_order_relaxed);
@@ -566,9 +566,10 @@ class PackedMatmul {
 
   // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
   // sequence of at most 16 rows a step, where the directions of a bidirectional layer run at
-  // once (sharers > 1), and where B's panels outgrow the L2 (backward_on_blas). Packing copies all of B into a new buffer: for a single step BLAS reading
-  // B in place is faster (measured 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9%
-  // faster on BLAS; bench/results/..._cells-one-step-training/); at up to 16 rows a step BLAS and
+  // once (sharers > 1), and where B's panels outgrow the L2 (backward_on_blas). Packing copies
+  // all of B into a new buffer: for a single step BLAS reading B in place is faster (measured
+  // 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on BLAS;
+  // bench/results/..._cells-one-step-training/); at up to 16 rows a step BLAS and
   // the tiles ran grad_input at the same speed within noise (Ice Lake: 0.93-1.01x at B=8,
   // ..._probes-session18/; Zen 3: 0.87-1.10x, ..._probes-k-chunks/), and the copy is then a large
   // share of the step's peak memory: W_ih's panels (G H x I) against grad_input's T B x I (a GRU
