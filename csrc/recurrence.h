@@ -28,12 +28,10 @@
 //     keep nothing beyond their output, whose training calls train tells apart;
 //     st.h holds h_0 in and h_n out)
 //   template <class T> struct Matmul { Matmul(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t steps,
-//       int64_t batch, int64_t sharers); bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate,
-//       T* C, int64_t ldc); }
+//       int64_t batch); bool operator()(int64_t M, const T* A, int64_t lda, bool accumulate, T* C, int64_t ldc); }
 //     C = A B (C += A B with accumulate), all row-major, for any number of calls with the same
-//     B (N x K) over the rows of a sequence of `steps` steps of up to `batch` rows, in a backward
-//     call run at once with sharers - 1 others (see backward_chunk_rows), returning true, or
-//     false for the gemm here
+//     B (N x K) over the rows of a sequence of `steps` steps of up to `batch` rows, returning
+//     true, or false for the gemm here
 //   template <class T> static int64_t backward_chunk_rows(const LayerArgs&, int64_t sharers)
 //     the rows of dG the backward holds at once (it rounds to whole steps, at least one): a.N
 //     for the whole sequence; sharers backward calls running together split one chunk
@@ -351,7 +349,7 @@ struct BackwardCall {
       : a(args),
         reverse(rev),
         mask(m),
-        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B, sharers) {
+        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
     const auto opts = a.input.options();

@@ -127,14 +127,16 @@ std::atomic<int64_t>& blas_panel_bytes_setting() {
 constexpr int64_t kBlasPanelMinBatch = 32;
 
 // Whether a backward product over K rows of a weight (dh = dG W_hh a step, or grad_input =
-// dG W_ih), for `batch` rows a step, runs on BLAS rather than on the tiles: its panels
-// outgrow the L2 with the rows of dG streaming past them. An LSTM's backward at H = 960-1024
+// dG W_ih), for `batch` rows a step, runs on BLAS rather than on the tiles: its panels (K rows
+// of the single-gate tile's column_units) outgrow the L2 with the rows of dG streaming past them. An LSTM's backward at H = 960-1024
 // (K = 4H, 1 MB panels, this L2 1.25 MB) ran 1.07-1.11x faster so at B = 48-64 and 1.02-1.07x
 // at B = 32, while the tiles were as fast or faster at B <= 16 and for panels of 768 KB (GRU
 // H = 1024, LSTM H = 768); Ice Lake with MKL only (on Zen 3 MKL was the slower side),
 // bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-backward-blas/.
-bool backward_on_blas(int64_t panel_bytes, int64_t batch) {
+template <typename T>
+bool backward_on_blas(int64_t K, int64_t batch) {
   const int64_t limit = blas_panel_bytes_setting().load(std::memory_order_relaxed);
+  const int64_t panel_bytes = K * pointwise_kernels<T>().column_units * static_cast<int64_t>(sizeof(T));
   return limit > 0 && batch >= kBlasPanelMinBatch && panel_bytes >= limit;
 }
 
@@ -460,7 +462,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
   const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
   const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
-  if (!pairs && backward_on_blas(tile_elems * esize, B)) {
+  if (!pairs && backward_on_blas<T>(GH, B)) {
     calls(Path::kBlasBackward).fetch_add(1, std::memory_order_relaxed);
     return false;
   }
@@ -556,17 +558,17 @@ constexpr int64_t kMatmulMinBatch = 17;
 template <typename T>
 class PackedMatmul {
  public:
-  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t batch, int64_t sharers)
+  PackedMatmul(int64_t Nc, int64_t K, const T* B, int64_t ldb, int64_t steps, int64_t batch)
       : Nc_(Nc),
         K_(K),
         B_(B),
         ldb_(ldb),
-        declined_(steps < 2 || batch < kMatmulMinBatch || sharers > 1 ||
-                  backward_on_blas(K * pointwise_kernels<T>().column_units * static_cast<int64_t>(sizeof(T)), batch)) {}
+        declined_(steps < 2 || batch < kMatmulMinBatch || backward_on_blas<T>(K, batch)) {}
 
   // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
-  // sequence of at most 16 rows a step, where the directions of a bidirectional layer run at
-  // once (sharers > 1), and where B's panels outgrow the L2 (backward_on_blas). Packing copies
+  // sequence of at most 16 rows a step (so too wherever a bidirectional layer's directions run
+  // at once: CpuBackend::kTrainingAtOnceBatch), and where B's panels outgrow the L2
+  // (backward_on_blas). Packing copies
   // all of B into a new buffer: for a single step BLAS reading B in place is faster (measured
   // 2026-11-30: an RNNCell training step at H=512 B=32-64 6-9% faster on BLAS;
   // bench/results/..._cells-one-step-training/); at up to 16 rows a step BLAS and
@@ -711,6 +713,8 @@ struct CpuBackend {
   // 1.01-1.15x for GRU and RNN at B = 64; at B <= 8 it gains up to 1.35x
   // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/, ..._memory-training-panels/).
   static constexpr int64_t kTrainingAtOnceBatch = 16;
+  static_assert(kTrainingAtOnceBatch < kMatmulMinBatch,
+                "directions at once must leave grad_input to BLAS: two packed copies of W_ih alive together");
 
   // Whether both() runs the directions at once; decided once a call, and handed to f.
   static bool at_once(const LayerArgs& a, Pass pass) {

@@ -216,7 +216,7 @@ struct CudaBackend {
 
   template <typename T>
   struct Matmul {  // cuBLAS through the gemm of recurrence.h
-    Matmul(int64_t, int64_t, const T*, int64_t, int64_t, int64_t, int64_t) {}
+    Matmul(int64_t, int64_t, const T*, int64_t, int64_t, int64_t) {}
     bool operator()(int64_t, const T*, int64_t, bool, T*, int64_t) const { return false; }
   };
 
