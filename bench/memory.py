@@ -67,15 +67,8 @@ if measure == "allocated":
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         out, _ = model(x)
         out.sum().backward()
-    # Allocations (+bytes) and frees (-bytes) in time order; frees of blocks from before the
-    # step are not recorded, so the count starts at the step's own first allocation.
-    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
-                    if e.name() == "[memory]")
-    live = peak = 0
-    for _, nbytes in events:
-        live += nbytes
-        peak = max(peak, live)
-    print(json.dumps({"peak_mib": peak / 2**20}))
+    from fused_rnn.bench import allocated_peak_bytes
+    print(json.dumps({"peak_mib": allocated_peak_bytes(prof) / 2**20}))
     sys.exit(0)
 if steady:
     with open("/proc/self/clear_refs", "w") as f:

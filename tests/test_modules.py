@@ -12,6 +12,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 from torch.utils._python_dispatch import TorchDispatchMode
 
 import fused_rnn
+from fused_rnn.bench import allocated_peak_bytes
 from conftest import assert_close
 
 MODES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
@@ -694,12 +695,7 @@ def _backward_peak_bytes(m, x, loss):
     h_n = state[0] if isinstance(state, tuple) else state
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         loss(out, h_n).backward()
-    mem = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events() if e.name() == "[memory]")
-    live = peak = 0
-    for _, n in mem:
-        live += n
-        peak = max(peak, live)
-    return peak
+    return allocated_peak_bytes(prof)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])

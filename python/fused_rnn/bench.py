@@ -438,6 +438,20 @@ def summary(rows: list[dict], env: Optional[dict] = None) -> str:
     return text
 
 
+def allocated_peak_bytes(prof) -> int:
+    """The most bytes live at once in torch's CPU allocator while ``prof`` (a
+    ``torch.profiler.profile(profile_memory=True)``) recorded: its allocations (+bytes) and frees
+    (-bytes) summed in time order. Frees of blocks from before the record are not in it, so the
+    count starts at the record's own first allocation."""
+    events = sorted((e.start_ns(), e.nbytes()) for e in prof.profiler.kineto_results.events()
+                    if e.name() == "[memory]")
+    live = peak = 0
+    for _, nbytes in events:
+        live += nbytes
+        peak = max(peak, live)
+    return peak
+
+
 def gemm_gflops(device: str, n: int = 2048, reps: int = 7) -> float:
     """Median GFLOP/s of a plain n x n x n fp32 matmul through torch (the machine's BLAS)."""
     a = torch.randn(n, n, device=device)
