@@ -3,6 +3,7 @@
 #include "autograd.h"
 
 #include <torch/csrc/autograd/custom_function.h>
+#include <torch/csrc/autograd/graph_task.h>
 
 #include <array>
 #include <optional>
@@ -26,12 +27,12 @@ using LstmForward = std::tuple<Tensor, Tensor, Tensor, Tensor>(const Tensor&, co
 using LstmBackward = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Tensor&, const Opt&, const Opt&, const Tensor&,
     const Tensor&, const Opt&, const Opt&, const Opt&, const Opt&, const Tensor&, const Tensor&, bool, const Opt&,
-    bool, bool);
+    bool, bool, bool);
 using SimpleForward = std::tuple<Tensor, Tensor, Tensor>(const Tensor&, const Opt&, const Tensor&, const Tensor&,
                                                          const Opt&, const Opt&, const Opt&, bool, bool);
 using SimpleBackward = std::tuple<Tensor, Tensor, Tensor, Tensor, Tensor, Tensor>(
     const Tensor&, const Tensor&, const Tensor&, const Opt&, const Tensor&, const Tensor&, const Opt&, const Opt&,
-    const Opt&, const Tensor&, const Tensor&, bool, bool, bool);
+    const Opt&, const Tensor&, const Tensor&, bool, bool, bool, bool);
 
 template <typename Sig>
 c10::TypedOperatorHandle<Sig> find_op(const std::string& name) {
@@ -116,6 +117,13 @@ variable_list gradients_for(const Needs& need, const std::vector<Opt>& given, si
   return result;
 }
 
+// Whether this backward may write over its node's workspace (ops.cpp: consume_workspace): the
+// engine's call with the graph not retained, after which the node's saved tensors are freed.
+// Outside a graph task (a node applied by hand) this says keep.
+bool workspace_consumed() {
+  return !torch::autograd::get_current_graph_task_keep_graph();
+}
+
 // The Python function that differentiates a layer's backward (create_graph=True); leaked on
 // purpose, so that nothing touches it after the interpreter is gone.
 pybind11::object*& double_backward_fn() {
@@ -174,7 +182,8 @@ struct LSTMLayerFunction : public torch::autograd::Function<LSTMLayerFunction> {
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
       auto [gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr] = lstm_backward().call(
           go, gh, gc, input, or_none(s[1]), or_none(s[2]), s[3], s[4], or_none(s[5]), or_none(s[6]), or_none(s[7]),
-          or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7));
+          or_none(s[8]), out, ws, reverse, std::nullopt, need(0), need(3) || need(4) || need(7),
+          workspace_consumed());
       given = {gi, ghx, gcx, gw_ih, gw_hh, gb_ih, gb_hh, gw_hr};
     }
     return gradients_for(need, given, 0, 10);
@@ -219,7 +228,8 @@ struct SimpleLayerFunction : public torch::autograd::Function<SimpleLayerFunctio
       const at::AutoDispatchBelowADInplaceOrView below_autograd;
       auto [gi, ghx, gw_ih, gw_hh, gb_ih, gb_hh] =
           simple_backward(cell).call(go, gh, input, or_none(s[1]), s[2], s[3], or_none(s[4]), or_none(s[5]),
-                                     or_none(s[6]), out, ws, reverse, need(0), need(2) || need(3));
+                                     or_none(s[6]), out, ws, reverse, need(0), need(2) || need(3),
+                                     workspace_consumed());
       given = {gi, ghx, gw_ih, gw_hh, gb_ih, gb_hh};
     }
     return gradients_for(need, given, 1, 9);

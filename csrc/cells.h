@@ -69,9 +69,12 @@ struct BackwardStep {
   T* dh = nullptr;           // (rows, P) gradient reaching h_t; GRU leaves the direct path dh*z in it
   const T* dh_raw = nullptr; // projected LSTM: (rows, H) gradient reaching h_t before projection
   Acc<T>* dc = nullptr;      // LSTM (rows, H): gradient reaching c_t in, reaching c_{t-1} out
-  T* dg = nullptr;           // (rows, G*H) gradient of the input-side pre-activations
+  T* dg = nullptr;           // (rows, G*H) gradient of the input-side pre-activations, rows dg_ld apart
   T* dgh = nullptr;          // GRU: (rows, H) gradient of W_hn h + b_hn (the recurrent side's r and z
-                             // gradients are dG's own)
+                             // gradients are dG's own), rows dgh_ld apart
+  // G*H and H (the GRU's dgh), except where the CPU backward writes dG over the workspace rows
+  // it has just read (consume_workspace): ws_ld for both. CUDA's kernels assume the former.
+  int64_t dg_ld = 0, dgh_ld = 0;
   // The state entering this step: row r comes from the previous step's block when
   // r < prev_rows, otherwise from the initial state.
   const T* prev = nullptr;   // LSTM: c_t column of the previous step's ws rows; GRU: previous output rows

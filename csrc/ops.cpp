@@ -9,7 +9,13 @@
 // when given, is the gradient arriving at those c_t from outside the layer. A backward
 // with input_grad false returns an empty grad_input, and with weight_grad false empty
 // grad_w_ih, grad_w_hh (and grad_w_hr), skipping the GEMMs that form them: for a first
-// layer over data that needs no gradient, and for frozen weights.
+// layer over data that needs no gradient, and for frozen weights. consume_workspace is the
+// caller's word that the workspace is read by nothing after this backward (autograd's own
+// calls, the graph not retained: it is the node's saved tensor, freed when the node returns);
+// the CPU backward then writes dG over the gates it has read, and needs no buffer for it
+// (the workspace's values after such a call are unspecified). The schema does not mark the
+// workspace mutable, for a traced graph's sake (functionalization would copy it before every
+// call): only eager autograd passes true, never a trace (ops.py, autograd.cpp).
 #include <torch/extension.h>
 
 #include <string>
@@ -37,7 +43,7 @@ TORCH_LIBRARY(fused_rnn, m) {
       "lstm_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, "
       "Tensor? hx, Tensor? cx, Tensor w_ih, Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? w_hr, "
       "Tensor? batch_sizes, Tensor output, Tensor workspace, bool reverse, Tensor? grad_cell_states=None, "
-      "bool input_grad=True, bool weight_grad=True) "
+      "bool input_grad=True, bool weight_grad=True, bool consume_workspace=False) "
       "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor grad_w_ih, Tensor grad_w_hh, "
       "Tensor grad_b_ih, Tensor grad_b_hh, Tensor grad_w_hr)");
   for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {
@@ -48,7 +54,8 @@ TORCH_LIBRARY(fused_rnn, m) {
     m.def((std::string(cell) +
         "_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor? hx, Tensor w_ih, "
         "Tensor w_hh, Tensor? b_ih, Tensor? b_hh, Tensor? batch_sizes, Tensor output, "
-        "Tensor workspace, bool reverse, bool input_grad=True, bool weight_grad=True) "
+        "Tensor workspace, bool reverse, bool input_grad=True, bool weight_grad=True, "
+        "bool consume_workspace=False) "
         "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_w_ih, Tensor grad_w_hh, "
         "Tensor grad_b_ih, Tensor grad_b_hh)").c_str());
   }
@@ -64,7 +71,7 @@ TORCH_LIBRARY(fused_rnn, m) {
   m.def(
       "lstm_bidir_backward(Tensor grad_output, Tensor grad_h_n, Tensor grad_c_n, Tensor input, Tensor? hx, "
       "Tensor? cx, Tensor?[] weights, Tensor? batch_sizes, Tensor output, Tensor workspace, "
-      "bool input_grad=True, bool weight_grad=True) "
+      "bool input_grad=True, bool weight_grad=True, bool consume_workspace=False) "
       "-> (Tensor grad_input, Tensor grad_hx, Tensor grad_cx, Tensor[] grad_weights)");
   for (const char* cell : {"gru", "rnn_tanh", "rnn_relu"}) {
     m.def((std::string(cell) +
@@ -72,7 +79,8 @@ TORCH_LIBRARY(fused_rnn, m) {
         "-> (Tensor output, Tensor h_n, Tensor workspace)").c_str());
     m.def((std::string(cell) +
         "_bidir_backward(Tensor grad_output, Tensor grad_h_n, Tensor input, Tensor? hx, Tensor?[] weights, "
-        "Tensor? batch_sizes, Tensor output, Tensor workspace, bool input_grad=True, bool weight_grad=True) "
+        "Tensor? batch_sizes, Tensor output, Tensor workspace, bool input_grad=True, bool weight_grad=True, "
+        "bool consume_workspace=False) "
         "-> (Tensor grad_input, Tensor grad_hx, Tensor[] grad_weights)").c_str());
   }
 }

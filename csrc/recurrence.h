@@ -44,6 +44,9 @@
 //     and grad_cx in st.dc; set_step(t, st) sets a step's rows (in the segment being run);
 //     grad_output's rows are grad_output_ld apart (P unless kStridedRows; 0 where every row is
 //     the same one), the output's st.out_ld (or st.prev_ld as h_{t-1})
+//   static constexpr bool kWritesDgOverWorkspace
+//     whether the backward, where its caller consumes the workspace (GradMask), writes dG
+//     over it (dG's rows ws_ld apart in the backend's steps and backward_sequence)
 //   static constexpr bool kStridedRows
 //     whether the backward reads a bidirectional layer's halves of grad_output and of the
 //     output in place, rows 2P apart, and a grad_output that repeats one row as that row;
@@ -255,6 +258,10 @@ std::tuple<Tensor, Tensor, Tensor, Tensor> forward_impl(const LayerArgs& a, bool
 struct GradMask {
   bool input = true;
   bool weights = true;
+  // The caller's word that nothing reads the workspace after this backward (autograd's, with
+  // the graph not retained): a backend with kWritesDgOverWorkspace then writes dG over the
+  // workspace rows each step has just read instead of into a buffer of its own.
+  bool consume_workspace = false;
 };
 
 // The distance between consecutive rows of t viewed as (rows, t.size(-1)), where its columns
@@ -317,6 +324,11 @@ struct BackwardCall {
   const GradMask mask;
   int64_t ws_ld = 0;
   bool keep_dr = false;
+  // Whether dG (and dGh) live in the workspace's rows, over the gates each step has read
+  // (mask.consume_workspace): row for row with the sequence, rows ws_ld apart; otherwise in a
+  // chunk of their own whose first row is the segment's first (seg_lo()), rows G*H (H) apart.
+  bool dg_in_ws = false;
+  int64_t dg_ld = 0, dgh_ld = 0;
   Tensor grad_cell_states, grad_output, output, ws, dh_t, dc_t, dG, dGh, dR, dh_raw;
   // Row strides of grad_output and output: P, or 2P for a half of a bidirectional layer's
   // read in place (kStridedRows); grad_output's is 0 where every row is the same one.
@@ -394,6 +406,10 @@ struct BackwardCall {
     }
     out_ld = rows_of(output_in, Backend::kStridedRows, output);
     ws = ws_in.contiguous();
+    // dG over the workspace: its row's gates first (the GRU's dGh over W_hn h + b_hn, the
+    // LSTM's c_t and h_raw left as they are for the steps still to run).
+    dg_in_ws = mask.consume_workspace && Backend::kWritesDgOverWorkspace &&
+        ws_ld >= GH + (Cell::kSeparateRecurrent ? H : 0) && ws.is_same(ws_in);
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
                           : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
@@ -419,10 +435,18 @@ struct BackwardCall {
       segments.push_back(seg);
       i0 = seg.i1;
     }
-    dG = at::empty({chunk_rows, GH}, opts);
     // The gradient of the recurrent-side pre-activations: dG itself, except the GRU's
-    // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets a buffer of its own.
-    dGh = Cell::kSeparateRecurrent ? at::empty({chunk_rows, H}, opts) : dG;
+    // n gate, whose recurrent part (W_hn h + b_hn, scaled by r) gets columns of its own.
+    if (dg_in_ws) {
+      dG = ws.narrow(1, 0, GH);
+      dGh = Cell::kSeparateRecurrent ? ws.narrow(1, GH, H) : dG;
+      dg_ld = dgh_ld = ws_ld;
+    } else {
+      dG = at::empty({chunk_rows, GH}, opts);
+      dGh = Cell::kSeparateRecurrent ? at::empty({chunk_rows, H}, opts) : dG;
+      dg_ld = GH;
+      dgh_ld = Cell::kSeparateRecurrent ? H : GH;
+    }
     // A projected LSTM keeps every step's dh (the gradient of r_t = W_hr h_raw_t) for grad_w_hr.
     keep_dr = proj && mask.weights;
     if (proj) {
@@ -443,6 +467,8 @@ struct BackwardCall {
     st.P = P;
     st.ws_ld = ws_ld;
     st.out_ld = out_ld;
+    st.dg_ld = dg_ld;
+    st.dgh_ld = dgh_ld;
     st.dh = dh_t.data_ptr<T>();
     st.dh_raw = proj ? dh_raw.const_data_ptr<T>() : nullptr;
     st.dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
@@ -457,14 +483,13 @@ struct BackwardCall {
     }
   }
 
-  // The sequence row in dG's first row: the first row of the segment being run (or of the last).
-  int64_t seg_lo() const { return segments[std::min(flushed, segments.size() - 1)].lo; }
+  // The sequence row in dG's first row: the first row of the segment being run (or of the
+  // last), or the sequence's first where dG is over the workspace.
+  int64_t seg_lo() const { return dg_in_ws ? 0 : segments[std::min(flushed, segments.size() - 1)].lo; }
 
   // The per-step fields of a step struct for step t (of the segment being run: its dG rows).
   void set_step(int64_t t, BackwardStep<T>& sb) const {
-    const int64_t H = a.H, GH = a.G * H;
-    const int64_t dgh_ld = Cell::kSeparateRecurrent ? H : GH;
-    const int64_t off = a.offsets[t];
+    const int64_t H = a.H, off = a.offsets[t];
     const int64_t tp = previous_step(a, t, reverse);
     sb.prev_rows = tp < 0 ? 0 : std::min(a.sizes[t], a.sizes[tp]);
     if (tp >= 0) {
@@ -472,7 +497,7 @@ struct BackwardCall {
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
     sb.out = out_p + off * out_ld;
-    sb.dg = dg_p + (off - seg_lo()) * GH;
+    sb.dg = dg_p + (off - seg_lo()) * dg_ld;
     sb.dgh = dgh_p + (off - seg_lo()) * dgh_ld;
   }
 
@@ -540,10 +565,10 @@ struct BackwardCall {
       // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there,
       // and its n rows of W_hh meet dGh instead of dG.
       if (Cell::kSeparateRecurrent) {
-        gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, GH, w_hh, P, true, dh, P);
-        gemm<T>(dev, false, false, rows, P, H, st.dgh, H, w_hh + 2 * H * P, P, true, dh, P);
+        gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, dg_ld, w_hh, P, true, dh, P);
+        gemm<T>(dev, false, false, rows, P, H, st.dgh, dgh_ld, w_hh + 2 * H * P, P, true, dh, P);
       } else {
-        gemm<T>(dev, false, false, rows, P, GH, st.dgh, GH, w_hh, P, false, dh, P);
+        gemm<T>(dev, false, false, rows, P, GH, st.dgh, dgh_ld, w_hh, P, false, dh, P);
       }
     }
   }
@@ -608,8 +633,8 @@ struct BackwardCall {
     const bool more = flushed > 0;  // whether this segment adds to what earlier ones formed
     const auto opts = a.input.options();
     const at::Device dev = a.input.device();
-    const Tensor dg = dG.narrow(0, 0, rows);
-    const Tensor dgh = dGh.narrow(0, 0, rows);
+    const Tensor dg = dG.narrow(0, lo - seg_lo(), rows);
+    const Tensor dgh = dGh.narrow(0, lo - seg_lo(), rows);
     if (!more) {
       add_input = mask.input && grad_input_into.defined();
       grad_input = !mask.input ? Tensor() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
@@ -644,20 +669,20 @@ struct BackwardCall {
       // has one.
       if (mask.input) {
         T* gi = grad_input.data_ptr<T>() + lo * I;
-        if (!input_matmul(rows, d, GH, add_input, gi, I)) {
-          gemm<T>(dev, false, false, rows, I, GH, d, GH, a.w_ih.const_data_ptr<T>(), I, add_input, gi, I);
+        if (!input_matmul(rows, d, dg_ld, add_input, gi, I)) {
+          gemm<T>(dev, false, false, rows, I, GH, d, dg_ld, a.w_ih.const_data_ptr<T>(), I, add_input, gi, I);
         }
       }
       if (mask.weights) {
-        gemm<T>(dev, true, false, GH, I, rows, d, GH, a.input.const_data_ptr<T>() + lo * I, I, more,
+        gemm<T>(dev, true, false, GH, I, rows, d, dg_ld, a.input.const_data_ptr<T>() + lo * I, I, more,
                 grad_w_ih.data_ptr<T>(), I);
         T* gw_hh = grad_w_hh.data_ptr<T>();
         const Tensor hp = a.packed ? h_prev(seg) : Tensor();
         if (Cell::kSeparateRecurrent) {
-          grad_hh(2 * H, d, GH, seg, hp, more, gw_hh);
-          grad_hh(H, dgh.const_data_ptr<T>(), H, seg, hp, more, gw_hh + 2 * H * P);
+          grad_hh(2 * H, d, dg_ld, seg, hp, more, gw_hh);
+          grad_hh(H, dgh.const_data_ptr<T>(), dgh_ld, seg, hp, more, gw_hh + 2 * H * P);
         } else {
-          grad_hh(GH, d, GH, seg, hp, more, gw_hh);
+          grad_hh(GH, d, dg_ld, seg, hp, more, gw_hh);
         }
       }
     }
@@ -864,11 +889,12 @@ struct LayerOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
       const OptTensor& hx, const OptTensor& cx, const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih,
       const OptTensor& b_hh, const OptTensor& w_hr, const OptTensor& batch_sizes, const Tensor& output,
-      const Tensor& workspace, bool reverse, const OptTensor& grad_cell_states, bool input_grad, bool weight_grad) {
+      const Tensor& workspace, bool reverse, const OptTensor& grad_cell_states, bool input_grad, bool weight_grad,
+      bool consume_workspace) {
     const LayerArgs a = make_layer_args(
         "fused_rnn::lstm_backward", CellKind::kLstm, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes);
     auto g = backward<LstmTraits>(a, grad_output, grad_h_n, grad_c_n, output, workspace, reverse,
-                                  grad_cell_states.value_or(Tensor()), {input_grad, weight_grad});
+                                  grad_cell_states.value_or(Tensor()), {input_grad, weight_grad, consume_workspace});
     return {g[0], g[1], g[2], g[3], g[4], g[5], g[6], g[7]};
   }
 
@@ -897,12 +923,12 @@ struct LayerOps {
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
       const Tensor& w_ih, const Tensor& w_hh, const OptTensor& b_ih, const OptTensor& b_hh,
       const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace, bool reverse, bool input_grad,
-      bool weight_grad) {
+      bool weight_grad, bool consume_workspace) {
     const LayerArgs a = make_layer_args(
         op_name(Cell::kKind, false), Cell::kKind, input, hx, std::nullopt, w_ih, w_hh, b_ih, b_hh, std::nullopt,
         batch_sizes);
     auto g = backward<Cell>(a, grad_output, grad_h_n, Tensor(), output, workspace, reverse, Tensor(),
-                            {input_grad, weight_grad});
+                            {input_grad, weight_grad, consume_workspace});
     return {g[0], g[1], g[3], g[4], g[5], g[6]};
   }
 
@@ -962,13 +988,13 @@ struct LayerOps {
   static std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward(
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& grad_c_n, const Tensor& input,
       const OptTensor& hx, const OptTensor& cx, const WeightList& weights, const OptTensor& batch_sizes,
-      const Tensor& output, const Tensor& workspace, bool input_grad, bool weight_grad) {
+      const Tensor& output, const Tensor& workspace, bool input_grad, bool weight_grad, bool consume_workspace) {
     LayerArgs a[2];
     bidir_args(a, Cell::kKind, false, input, hx, cx, weights, batch_sizes);
     return Backend::dispatch(a[0], [&](auto tag) {
       using T = decltype(tag);
       return detail::bidir_backward_impl<Backend, Cell, T>(a, grad_output, grad_h_n, grad_c_n, output, workspace,
-                                                           {input_grad, weight_grad});
+                                                           {input_grad, weight_grad, consume_workspace});
     });
   }
 
@@ -985,10 +1011,10 @@ struct LayerOps {
   static std::tuple<Tensor, Tensor, std::vector<Tensor>> simple_bidir_backward(
       const Tensor& grad_output, const Tensor& grad_h_n, const Tensor& input, const OptTensor& hx,
       const WeightList& weights, const OptTensor& batch_sizes, const Tensor& output, const Tensor& workspace,
-      bool input_grad, bool weight_grad) {
+      bool input_grad, bool weight_grad, bool consume_workspace) {
     auto [grad_input, grad_hx, grad_cx, grad_weights] = bidir_backward<Cell>(
         grad_output, grad_h_n, Tensor(), input, hx, std::nullopt, weights, batch_sizes, output, workspace,
-        input_grad, weight_grad);
+        input_grad, weight_grad, consume_workspace);
     return {grad_input, grad_hx, grad_weights};
   }
 };

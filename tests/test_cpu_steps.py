@@ -558,3 +558,72 @@ def test_bidirectional_backward_in_segments(chunk, rows):
                 assert _C._cpu_forward_calls()["bidir_at_once_backward"] - before == (2 if at_once else 0)
         finally:
             _C._set_cpu_concurrent_directions(previous)
+
+
+# ---------------------------------------------------------------- dG over a consumed workspace
+
+def _backward_op_twice(cell, bidirectional, P, reverse, packed):
+    """One forward op (train=True), then its backward op twice on the same arguments: first keeping
+    the workspace, then consuming it. Returns (kept grads, consumed grads, the workspace as the
+    forward left it, after the first backward, after the second)."""
+    ops = torch.ops.fused_rnn
+    B, I, H, D = 4, 5, 11, 2 if bidirectional else 1
+    lstm = cell == "lstm"
+    weights = []
+    for d in range(D):
+        p = layer_params(cell, I, H, P=P, seed=d)
+        weights += [p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]] + ([p.get("w_hr")] if lstm else [])
+    if packed:
+        seqs = [torch.randn(k, I, dtype=torch.float64) for k in (7, 5, 5, 2)]
+        x = torch.nn.utils.rnn.pack_sequence(seqs)
+        input, batch_sizes = x.data, x.batch_sizes
+    else:
+        input, batch_sizes = torch.randn(6, B, I, dtype=torch.float64), None
+    st = states(cell, B, H, P=P)
+    hx = torch.stack([st["hx"]] * D) if bidirectional else st["hx"]
+    cx = (torch.stack([st["cx"]] * D) if bidirectional else st["cx"]) if lstm else None
+    name = cell + ("_bidir" if bidirectional else "")
+    fwd, bwd = getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward")
+    if bidirectional:
+        outs = fwd(input, hx, cx, weights, batch_sizes, True) if lstm else fwd(input, hx, weights, batch_sizes, True)
+    elif lstm:
+        outs = fwd(input, hx, cx, *weights, batch_sizes, reverse, True)
+    else:
+        outs = fwd(input, hx, *weights, batch_sizes, reverse, True)
+    output, ws = outs[0], outs[-1]
+    g = torch.Generator().manual_seed(3)
+    grads_out = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in outs[:-1]]
+    forward_ws = ws.clone()
+
+    def backward(consume):
+        if bidirectional:
+            r = bwd(*grads_out, input, hx, *([cx] if lstm else []), weights, batch_sizes, output, ws,
+                    consume_workspace=consume)
+            return [*r[:-1], *r[-1]]
+        if lstm:
+            return bwd(*grads_out, input, hx, cx, *weights, batch_sizes, output, ws, reverse, consume_workspace=consume)
+        return bwd(*grads_out, input, hx, *weights, batch_sizes, output, ws, reverse, consume_workspace=consume)
+
+    kept = backward(False)
+    after_kept = ws.clone()
+    consumed = backward(True)
+    return kept, consumed, forward_ws, after_kept, ws
+
+
+@pytest.mark.parametrize("cell", CELLS + ["lstm-projected"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+@pytest.mark.parametrize("rows", SEGMENT_ROWS)
+def test_consumed_workspace_gives_the_kept_gradients(steps, chunk, cell, bidirectional, rows):
+    """A backward told it may consume the workspace (autograd's, the graph not retained) writes
+    dG over the gates it has read (the LSTM's and GRU's; the Elman RNN keeps none): the same
+    gradients as a backward that keeps it, which leaves the workspace as the forward wrote it.
+    Dense and packed, in segments and whole, on every step path."""
+    P = 3 if cell == "lstm-projected" else 0
+    cell = cell.split("-")[0]
+    chunk((2 * 4 + 1) * _row_bytes(cell, 11, torch.float64) if rows == "2B+1" else rows)
+    for packed, reverse in ((False, False), (False, True), (True, True)):
+        kept, consumed, forward_ws, after_kept, ws = _backward_op_twice(cell, bidirectional, P, reverse, packed)
+        assert torch.equal(after_kept, forward_ws)
+        for k, (a, b) in enumerate(zip(kept, consumed)):
+            assert_close(b, a, msg=f"gradient {k}")
+        assert torch.equal(ws, forward_ws) == (cell not in ("lstm", "gru")), "the workspace was not written over"

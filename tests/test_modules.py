@@ -686,7 +686,7 @@ def test_gradients_of_an_expanded_output_gradient(mode, bidirectional, layout, l
         assert_close(b, a)
 
 
-def _backward_peak_bytes(m, x, loss):
+def _backward_peak_bytes(m, x, loss, retain_graph=False):
     """The peak of the bytes allocated and not yet freed over one backward (torch's CPU allocator,
     as the profiler records it), counted from the backward's start."""
     from torch.profiler import ProfilerActivity, profile
@@ -694,7 +694,7 @@ def _backward_peak_bytes(m, x, loss):
     out, state = m(x)
     h_n = state[0] if isinstance(state, tuple) else state
     with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
-        loss(out, h_n).backward()
+        loss(out, h_n).backward(retain_graph=retain_graph)
     return allocated_peak_bytes(prof)
 
 
@@ -777,3 +777,50 @@ def test_gradients_nobody_asked_for_are_not_formed(mode, what):
     first = {"data-input": (False, True), "frozen-weights": (True, False), "frozen-and-data": (False, False)}[what]
     upper = (True, not frozen)
     assert sorted(calls.flags) == sorted([first, upper])
+
+
+# ---------------------------------------------------------------- a retained graph keeps its workspace
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_backward_through_a_retained_graph(mode, bidirectional, dtype):
+    """The backward that frees the graph may write dG over the workspace it has read; one that
+    retains it (retain_graph=True, torch.autograd.grad's too) must leave it whole. A grad, two
+    retaining backwards and a last one through one graph give torch.nn's gradients (the backwards
+    accumulating three times them), and a fifth raises torch's error, as torch.nn's does."""
+    ref, fused = make_pair(mode, 4, 24, num_layers=2, bidirectional=bidirectional, dtype=dtype)
+    results = []
+    for m in (ref, fused):
+        x = torch.randn(9, 3, 4, dtype=dtype, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        out, _ = m(x)
+        loss = (out * torch.randn(out.shape, dtype=dtype, generator=torch.Generator().manual_seed(1))).sum()
+        first = torch.autograd.grad(loss, [x, *m.parameters()], retain_graph=True)
+        loss.backward(retain_graph=True)
+        loss.backward(retain_graph=True)
+        loss.backward()
+        with pytest.raises(RuntimeError, match="backward through the graph a second time"):
+            loss.backward()
+        results.append([*first, x.grad, *(p.grad for p in m.parameters())])
+    for a, b in zip(*results):
+        assert_close(b, a)
+
+
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+def test_backward_that_frees_the_graph_needs_no_buffer_for_dg(mode, bidirectional):
+    """Where the backward frees the graph, the CPU backward writes dG over the workspace rows it
+    has read (the LSTM's and GRU's gates; the Elman RNN keeps none): its peak is below a
+    retaining backward's by dG's bytes, 160 rows of G x H (and the GRU's H more) a direction
+    (the directions one after the other on one thread)."""
+    m = getattr(fused_rnn, mode)(16, 32, bidirectional=bidirectional)
+    x = torch.randn(20, 8, 16, requires_grad=True)
+    dg_bytes = 20 * 8 * 4 * 32 * 4  # G x H = 4H for the LSTM; 3H + H for the GRU
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the directions one after the other: the same allocations in the same order each call
+    try:
+        kept = _backward_peak_bytes(m, x, lambda out, h_n: out.sum(), retain_graph=True)
+        consumed = _backward_peak_bytes(m, x, lambda out, h_n: out.sum())
+    finally:
+        torch.set_num_threads(threads)
+    assert consumed <= kept - dg_bytes, (consumed, kept)

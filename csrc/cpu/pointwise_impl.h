@@ -123,7 +123,7 @@ void lstm_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64
     const T* c_prev = s.prev_row(r);
     const T* dh = s.dh_raw ? s.dh_raw + r * H : s.dh + r * s.P;
     T* dc = s.dc + r * H;
-    T* dg = s.dg + r * 4 * H;
+    T* dg = s.dg + r * s.dg_ld;  // may be w itself: each lane block reads before it writes
     for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       const auto gr = lstm_backward_point(
           L(w + j), L(w + H + j), L(w + 2 * H + j), L(w + 3 * H + j), L(w + 4 * H + j), L(c_prev + j), L(dh + j),
@@ -171,8 +171,8 @@ void gru_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int64_
     const T* w = s.ws + r * s.ws_ld;
     const T* h_prev = s.prev_row(r);
     T* dh = s.dh + r * H;
-    T* dg = s.dg + r * 3 * H;
-    T* dhn = s.dgh + r * H;
+    T* dg = s.dg + r * s.dg_ld;  // may be w itself: each lane block reads before it writes
+    T* dhn = s.dgh + r * s.dgh_ld;
     for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       const auto gr = gru_backward_point(
           L(w + j), L(w + H + j), L(w + 2 * H + j), L(w + 3 * H + j), L(h_prev + j), L(dh + j));
@@ -205,7 +205,7 @@ void elman_backward_block(const BackwardStep<T>& s, int64_t r0, int64_t r1, int6
   for (int64_t r = r0; r < r1; ++r) {
     const T* h = s.out + r * s.out_ld;
     const T* dh = s.dh + r * H;
-    T* dg = s.dg + r * H;
+    T* dg = s.dg + r * s.dg_ld;
     for_each_lane_block<T>(j0, j1, [&](int64_t j, Lanes<T> L) {
       L.put(dg + j, rnn_backward_point<A>(L(h + j), L(dh + j)));
     });

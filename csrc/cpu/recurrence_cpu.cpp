@@ -499,10 +499,10 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
         BackwardStep<T> st = st0;
         set_step(t, st);
         if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
-          project(st.dg, GH, panel_row(u, 0), 2 * H, H, u, r0, r1, st.dh, P, true);
-          project(st.dgh, H, panel_row(u, 2 * H), H, H, u, r0, r1, st.dh, P, true);
+          project(st.dg, st.dg_ld, panel_row(u, 0), 2 * H, H, u, r0, r1, st.dh, P, true);
+          project(st.dgh, st.dgh_ld, panel_row(u, 2 * H), H, H, u, r0, r1, st.dh, P, true);
         } else {
-          project(st.dg, GH, panel_row(u, 0), GH, H, u, r0, r1, st.dh, P, false);
+          project(st.dg, st.dg_ld, panel_row(u, 0), GH, H, u, r0, r1, st.dh, P, false);
         }
       }
     }
@@ -656,6 +656,11 @@ struct CpuBackend {
   // The backward reads a bidirectional layer's halves of grad_output and of the output in
   // place, rows 2P apart (and a grad_output that repeats one row as that row).
   static constexpr bool kStridedRows = true;
+
+  // Where autograd consumes the workspace, dG goes over it: the pointwise passes read a row's
+  // gates and write its dG in the same lane block, and every step reads the row before (the
+  // LSTM's c_{t-1}) in columns dG does not reach.
+  static constexpr bool kWritesDgOverWorkspace = true;
 
   template <typename T>
   using Matmul = PackedMatmul<T>;

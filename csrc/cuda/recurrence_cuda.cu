@@ -276,6 +276,9 @@ struct CudaBackend {
   // are copied contiguous first.
   static constexpr bool kStridedRows = false;
 
+  // dG has buffers of its own: the kernels write its rows G*H (the GRU's dGh H) apart.
+  static constexpr bool kWritesDgOverWorkspace = false;
+
   template <typename T>
   static bool forward_pair(CellKind cell, const LayerArgs (&a)[2], std::array<const ForwardStep<T>*, 2> st,
                            std::array<T*, 2> gates, std::array<T*, 2> out, std::array<T*, 2> ws) {

@@ -71,7 +71,7 @@ def _lstm_forward_fake(input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes,
 @torch.library.register_fake("fused_rnn::lstm_backward")
 def _lstm_backward_fake(
     grad_output, grad_h_n, grad_c_n, input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr, batch_sizes, output,
-    workspace, reverse, grad_cell_states=None, input_grad=True, weight_grad=True,
+    workspace, reverse, grad_cell_states=None, input_grad=True, weight_grad=True, consume_workspace=False,
 ):
     g = input
     return (
@@ -94,7 +94,7 @@ def _register_simple_fakes(cell):
 
     @torch.library.register_fake(f"fused_rnn::{cell}_backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, w_ih, w_hh, b_ih, b_hh, batch_sizes, output, workspace,
-                       reverse, input_grad=True, weight_grad=True):
+                       reverse, input_grad=True, weight_grad=True, consume_workspace=False):
         g = input
         return (
             _like_or_empty(g, input, input_grad),
@@ -142,7 +142,7 @@ def _lstm_bidir_forward_fake(input, hx, cx, weights, batch_sizes, train):
 
 @torch.library.register_fake("fused_rnn::lstm_bidir_backward")
 def _lstm_bidir_backward_fake(grad_output, grad_h_n, grad_c_n, input, hx, cx, weights, batch_sizes, output,
-                              workspace, input_grad=True, weight_grad=True):
+                              workspace, input_grad=True, weight_grad=True, consume_workspace=False):
     g = input
     return (_like_or_empty(g, input, input_grad), g.new_empty(grad_h_n.shape), g.new_empty(grad_c_n.shape),
             _fake_bidir_weight_grads("lstm", g, weights, weight_grad))
@@ -156,7 +156,7 @@ def _register_simple_bidir_fakes(cell):
 
     @torch.library.register_fake(f"fused_rnn::{cell}_bidir_backward")
     def _backward_fake(grad_output, grad_h_n, input, hx, weights, batch_sizes, output, workspace, input_grad=True,
-                       weight_grad=True):
+                       weight_grad=True, consume_workspace=False):
         g = input
         return (_like_or_empty(g, input, input_grad), g.new_empty(grad_h_n.shape),
                 _fake_bidir_weight_grads(cell, g, weights, weight_grad))
@@ -245,6 +245,14 @@ def apply_function(fn, *args):
     if len(args) < entry[0] or (len(args) > entry[0] and not entry[1]):
         return fn.apply(*args)
     return entry[2](*_unwrap_dead_wrappers(args))
+
+
+def _workspace_consumed() -> bool:
+    """Whether the backward running now may write over its node's workspace: autograd's own eager
+    call with the graph not retained (the node's saved tensors go when it returns), never a
+    trace (the op's schema does not mark the workspace mutable) nor a retained graph (a second
+    backward reads it again)."""
+    return not torch.compiler.is_compiling() and not torch._C._autograd._get_current_graph_task_keep_graph()
 
 
 def _or_zeros(grad, like: torch.Tensor, shape) -> torch.Tensor:
@@ -453,7 +461,7 @@ def _make_bidir_function(cell: str, name: str):
             weight_grad = any(n for k, n in enumerate(need[3 + n_states:]) if _MATRICES[k % per])
             grad_input, *grad_st, grad_weights = backward_op(
                 grad_output, *grad_states, input, *states, list(weights), batch_sizes, out, workspace,
-                input_grad=need[0], weight_grad=weight_grad)
+                input_grad=need[0], weight_grad=weight_grad, consume_workspace=_workspace_consumed())
             grads = (grad_input, *grad_st, *grad_weights)
             grads = tuple(g if t is not None and n else None for g, t, n in zip(grads, given, need_given))
         return grads[:1 + n_states] + (None, None) + grads[1 + n_states:]
