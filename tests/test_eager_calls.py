@@ -138,6 +138,31 @@ def test_saved_tensor_hooks_see_the_nodes_tensors():
         assert torch.equal(a, b)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU"])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-direction", "bidirectional"])
+@pytest.mark.parametrize("use_reentrant", [False, True], ids=["non-reentrant", "reentrant"])
+def test_checkpointed_layers_give_torch_nn_gradients(mode, bidirectional, use_reentrant):
+    """torch.utils.checkpoint recomputes the forward in the backward (under saved-tensor hooks,
+    or in a backward of its own) and its node's backward consumes the recomputed workspace:
+    torch.nn's gradients, including through a graph retained across two backwards."""
+    from torch.utils.checkpoint import checkpoint
+
+    ref = getattr(torch.nn, mode)(3, 6, num_layers=2, bidirectional=bidirectional).double()
+    fused = getattr(fused_rnn, mode)(3, 6, num_layers=2, bidirectional=bidirectional).double()
+    fused.load_state_dict(ref.state_dict())
+    results = []
+    for m in (ref, fused):
+        x = torch.randn(7, 2, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0), requires_grad=True)
+        out = checkpoint(lambda t: m(t)[0], x, use_reentrant=use_reentrant)
+        loss = out.square().sum()
+        loss.backward(retain_graph=not use_reentrant)
+        if not use_reentrant:  # the reentrant form cannot retain its graph
+            loss.backward()
+        results.append([x.grad, *(p.grad for p in m.parameters())])
+    for a, b in zip(*results):
+        assert_close(b, a)
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("packed", [False, True])
 def test_inference_call_gives_the_ops_results(cell, packed):
