@@ -15,6 +15,7 @@ import torch
 
 import fused_rnn
 from conftest import CELLS, GATES, F, R, assert_close, layer_params, run_layer, states
+from test_bidirectional import BIDIR_WEIGHTS, OPS, sample, single_direction, states_args
 from test_layer_ops import _available_capabilities, check_layer
 
 from fused_rnn import _C
@@ -563,46 +564,29 @@ def test_bidirectional_backward_in_segments(chunk, rows):
 # ---------------------------------------------------------------- dG over a consumed workspace
 
 def _backward_op_twice(cell, bidirectional, P, reverse, packed):
-    """One forward op (train=True), then its backward op twice on the same arguments: first keeping
-    the workspace, then consuming it. Returns (kept grads, consumed grads, the workspace as the
-    forward left it, after the first backward, after the second)."""
-    ops = torch.ops.fused_rnn
-    B, I, H, D = 4, 5, 11, 2 if bidirectional else 1
-    lstm = cell == "lstm"
-    weights = []
-    for d in range(D):
-        p = layer_params(cell, I, H, P=P, seed=d)
-        weights += [p["w_ih"], p["w_hh"], p["b_ih"], p["b_hh"]] + ([p.get("w_hr")] if lstm else [])
-    if packed:
-        seqs = [torch.randn(k, I, dtype=torch.float64) for k in (7, 5, 5, 2)]
-        x = torch.nn.utils.rnn.pack_sequence(seqs)
-        input, batch_sizes = x.data, x.batch_sizes
-    else:
-        input, batch_sizes = torch.randn(6, B, I, dtype=torch.float64), None
-    st = states(cell, B, H, P=P)
-    hx = torch.stack([st["hx"]] * D) if bidirectional else st["hx"]
-    cx = (torch.stack([st["cx"]] * D) if bidirectional else st["cx"]) if lstm else None
-    name = cell + ("_bidir" if bidirectional else "")
-    fwd, bwd = getattr(ops, f"{name}_forward"), getattr(ops, f"{name}_backward")
+    """One forward op (train=True; test_bidirectional's sample, B=4 H=11), then its backward op
+    twice on the same arguments: first keeping the workspace, then consuming it. Returns (kept
+    grads, consumed grads, the workspace as the forward left it, after the first backward, after
+    the second). One direction runs the sample's direction 1 where reverse."""
+    x, both, st, batch_sizes = sample(cell, packed=packed, P=P, B=4, T=6, I=5, H=11)
     if bidirectional:
-        outs = fwd(input, hx, cx, weights, batch_sizes, True) if lstm else fwd(input, hx, weights, batch_sizes, True)
-    elif lstm:
-        outs = fwd(input, hx, cx, *weights, batch_sizes, reverse, True)
+        states_in, weights = states_args(cell, st), both
+        outs = getattr(OPS, f"{cell}_bidir_forward")(x, *states_in, weights, batch_sizes, True)
+        bwd, extra = getattr(OPS, f"{cell}_bidir_backward"), ()
     else:
-        outs = fwd(input, hx, *weights, batch_sizes, reverse, True)
+        d, per = int(reverse), BIDIR_WEIGHTS[cell]
+        states_in, weights = tuple(s[d] for s in states_args(cell, st)), both[d * per:(d + 1) * per]
+        outs = single_direction(cell, x, both, st, batch_sizes, d)
+        bwd, extra = getattr(OPS, f"{cell}_backward"), (reverse,)
     output, ws = outs[0], outs[-1]
     g = torch.Generator().manual_seed(3)
     grads_out = [torch.randn(t.shape, generator=g, dtype=t.dtype) for t in outs[:-1]]
     forward_ws = ws.clone()
 
     def backward(consume):
-        if bidirectional:
-            r = bwd(*grads_out, input, hx, *([cx] if lstm else []), weights, batch_sizes, output, ws,
-                    consume_workspace=consume)
-            return [*r[:-1], *r[-1]]
-        if lstm:
-            return bwd(*grads_out, input, hx, cx, *weights, batch_sizes, output, ws, reverse, consume_workspace=consume)
-        return bwd(*grads_out, input, hx, *weights, batch_sizes, output, ws, reverse, consume_workspace=consume)
+        w = (weights,) if bidirectional else tuple(weights)
+        r = bwd(*grads_out, x, *states_in, *w, batch_sizes, output, ws, *extra, consume_workspace=consume)
+        return [*r[:-1], *r[-1]] if bidirectional else list(r)
 
     kept = backward(False)
     after_kept = ws.clone()
