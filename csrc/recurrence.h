@@ -326,7 +326,7 @@ struct BackwardCall {
   bool keep_dr = false;
   // Whether dG (and dGh) live in the workspace's rows, over the gates each step has read
   // (mask.consume_workspace): row for row with the sequence, rows ws_ld apart; otherwise in a
-  // chunk of their own whose first row is the segment's first (seg_lo()), rows G*H (H) apart.
+  // chunk of their own whose first row is the segment's first (dg_row0()), rows G*H (H) apart.
   bool dg_in_ws = false;
   int64_t dg_ld = 0, dgh_ld = 0;
   Tensor grad_cell_states, grad_output, output, ws, dh_t, dc_t, dG, dGh, dR, dh_raw;
@@ -343,7 +343,7 @@ struct BackwardCall {
   T* dg_p = nullptr;
   T* dgh_p = nullptr;
   // The segments of the reverse loop, and how many are flushed: the one being run is the
-  // first not flushed, and dG's first row holds its first row (seg_lo()).
+  // first not flushed (dg_row0(): the sequence row in dG's first row).
   std::vector<BackwardSegment> segments;
   size_t flushed = 0;
   // The dtype of the large products (weight_product_dtype), and what flush() accumulates into.
@@ -406,10 +406,11 @@ struct BackwardCall {
     }
     out_ld = rows_of(output_in, Backend::kStridedRows, output);
     ws = ws_in.contiguous();
-    // dG over the workspace: its row's gates first (the GRU's dGh over W_hn h + b_hn, the
-    // LSTM's c_t and h_raw left as they are for the steps still to run).
+    // dG over the workspace (or over the copy above, ours alike): its row's gates first (the
+    // GRU's dGh over W_hn h + b_hn, the LSTM's c_t and h_raw left as they are for the steps
+    // still to run).
     dg_in_ws = mask.consume_workspace && Backend::kWritesDgOverWorkspace &&
-        ws_ld >= GH + (Cell::kSeparateRecurrent ? H : 0) && ws.is_same(ws_in);
+        ws_ld >= GH + (Cell::kSeparateRecurrent ? H : 0);
     dh_t = grad_h_n.clone(at::MemoryFormat::Contiguous);  // becomes grad_hx
     dc_t = Cell::kHasCell ? grad_c_n.to(acc_type(a.input.scalar_type()), false, true).contiguous()
                           : at::empty({0}, opts);  // in Acc<T>; becomes grad_cx
@@ -483,9 +484,9 @@ struct BackwardCall {
     }
   }
 
-  // The sequence row in dG's first row: the first row of the segment being run (or of the
-  // last), or the sequence's first where dG is over the workspace.
-  int64_t seg_lo() const { return dg_in_ws ? 0 : segments[std::min(flushed, segments.size() - 1)].lo; }
+  // The sequence row held in dG's first row: the first row of the segment being run (or of
+  // the last), or the sequence's first where dG is over the workspace.
+  int64_t dg_row0() const { return dg_in_ws ? 0 : segments[std::min(flushed, segments.size() - 1)].lo; }
 
   // The per-step fields of a step struct for step t (of the segment being run: its dG rows).
   void set_step(int64_t t, BackwardStep<T>& sb) const {
@@ -497,8 +498,8 @@ struct BackwardCall {
     }
     sb.ws = ws_p ? ws_p + off * ws_ld : nullptr;
     sb.out = out_p + off * out_ld;
-    sb.dg = dg_p + (off - seg_lo()) * dg_ld;
-    sb.dgh = dgh_p + (off - seg_lo()) * dgh_ld;
+    sb.dg = dg_p + (off - dg_row0()) * dg_ld;
+    sb.dgh = dgh_p + (off - dg_row0()) * dgh_ld;
   }
 
   const T* grad_output_ptr() const { return grad_output.const_data_ptr<T>(); }
@@ -633,8 +634,8 @@ struct BackwardCall {
     const bool more = flushed > 0;  // whether this segment adds to what earlier ones formed
     const auto opts = a.input.options();
     const at::Device dev = a.input.device();
-    const Tensor dg = dG.narrow(0, lo - seg_lo(), rows);
-    const Tensor dgh = dGh.narrow(0, lo - seg_lo(), rows);
+    const Tensor dg = dG.narrow(0, lo - dg_row0(), rows);
+    const Tensor dgh = dGh.narrow(0, lo - dg_row0(), rows);
     if (!more) {
       add_input = mask.input && grad_input_into.defined();
       grad_input = !mask.input ? Tensor() : add_input ? grad_input_into : at::empty(a.input.sizes(), opts);
