@@ -139,6 +139,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_set_cpu_panel_cache", &fused_rnn::cpu::set_panel_cache,
       "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting");
   m.def(
+      "_set_cpu_compare_chunk", &fused_rnn::cpu::set_compare_chunk,
+      "Bytes each task compares when the panel cache checks a weight (weights over twice this are "
+      "compared on all threads); returns the previous setting");
+  m.def(
       "_set_cpu_dots", &fused_rnn::cpu::set_cpu_dots,
       "How the CPU forward reads the weights: auto, always (in place) or never (packed panels); "
       "returns the previous mode");

@@ -297,6 +297,29 @@ def test_panel_cache_sees_writes_that_bypass_the_version_counter(mode):
         assert_close(ours(x)[0], ref(x)[0], torch.float32)
 
 
+@pytest.mark.parametrize("where", ["first", "middle", "last"])
+def test_panel_cache_compares_in_parallel_chunks(threads, where):
+    """A weight compared in chunks on every thread: one element changed behind the version counter,
+    in the first chunk, the middle or the last (a partial chunk), is seen."""
+    torch.set_num_threads(max(2, torch.get_num_threads()))
+    ref, ours = _module_pair("LSTM", I=6, H=50)  # W_hh 200 x 50 floats: 40,000 bytes, 10 chunks
+    x = torch.randn(5, 3, 6)
+    previous = _C._set_cpu_compare_chunk(4096)
+    try:
+        with torch.no_grad():
+            ours(x)
+            ours(x)
+            found = _C._cpu_cache_calls()["panels_found"]
+            ours(x)
+            assert _C._cpu_cache_calls()["panels_found"] == found + 2  # W_ih and W_hh, unchanged
+            i = {"first": 0, "middle": 5003, "last": ref.weight_hh_l0.numel() - 1}[where]
+            for m in (ref, ours):
+                m.weight_hh_l0.data.view(-1)[i] += 0.25
+            assert_close(ours(x)[0], ref(x)[0], torch.float32)
+    finally:
+        _C._set_cpu_compare_chunk(previous)
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_panel_cache_sees_data_assignment_and_new_parameters(mode):
     ref, ours = _module_pair(mode)

@@ -67,11 +67,25 @@ std::atomic<int64_t>& count(CacheCall c) {
   return counts[static_cast<int>(c)];
 }
 
+// Bytes a task of the comparison compares; weights over twice this are compared on all threads.
+// 64 KB (from 1 MB) sped up B=1 calls that find their panels by up to 1.18x at H = 256 (1 MB
+// weights, compared on one core before) and by 3-9% at H = 128, with torch.nn's call between
+// (caches cold, as in the benchmark), and changed nothing where the weights were already
+// compared in parallel or read in place (2026-11-30, Ice Lake, 2 threads;
+// bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-session22/compare_chunk_*.txt).
+// _C._set_cpu_compare_chunk sets it, for such A/Bs.
+constexpr int64_t kCompareChunk = int64_t{64} << 10;
+
+std::atomic<int64_t>& compare_chunk() {
+  static std::atomic<int64_t> bytes{kCompareChunk};
+  return bytes;
+}
+
 // Whether n bytes at a and b are equal: in parallel chunks for a large weight, whose
 // comparison on one core at batch 1 is a good part of a call (two 8 MB bf16 weights: about
 // 0.5 ms of 6).
 bool equal_bytes(const void* a, const void* b, int64_t n) {
-  constexpr int64_t kChunk = int64_t{1} << 20;
+  const int64_t kChunk = std::max<int64_t>(4096, compare_chunk().load(std::memory_order_relaxed));
   if (n <= 2 * kChunk || at::in_parallel_region()) {
     return std::memcmp(a, b, n) == 0;
   }
@@ -190,6 +204,10 @@ CastSource kept_cast_source(const at::Tensor& cast) {
     break;
   }
   return src;
+}
+
+int64_t set_compare_chunk(int64_t bytes) {
+  return compare_chunk().exchange(bytes);
 }
 
 bool panel_cache_enabled() {

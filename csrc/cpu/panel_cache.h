@@ -60,5 +60,6 @@ CastSource kept_cast_source(const at::Tensor& cast);
 
 bool panel_cache_enabled();
 bool set_panel_cache(bool on);  // returns the previous setting; off also empties the cache
+int64_t set_compare_chunk(int64_t bytes);  // bytes a task of a weight's comparison compares; returns the previous
 
 }  // namespace fused_rnn::cpu
