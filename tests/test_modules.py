@@ -232,6 +232,31 @@ def test_backward_after_eval(mode):
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (1, True), (2, False)])
+def test_final_states_leave_the_given_states_alone(mode, num_layers, bidirectional):
+    """Outside autograd a one-layer stack's final states take their leading dimension in place
+    (functional._lead): only ever on the op's fresh state, never on the caller's h0 / c0 or a view
+    of them, and every call gives torch.nn's states."""
+    ref, fused = make_pair(mode, 3, 4, num_layers=num_layers, bidirectional=bidirectional)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    n = num_layers * (2 if bidirectional else 1)
+    h0 = torch.randn(n, 2, 4, dtype=torch.float64)
+    hx = (h0, torch.randn(n, 2, 4, dtype=torch.float64)) if mode == "LSTM" else h0
+    given = [t.clone() for t in (hx if mode == "LSTM" else (hx,))]
+    with torch.no_grad():
+        for _ in range(2):
+            _, hidden = fused(x, hx)
+            _, want = ref(x, hx)
+            for got, w, h in zip(hidden if mode == "LSTM" else (hidden,), want if mode == "LSTM" else (want,),
+                                 hx if mode == "LSTM" else (hx,)):
+                assert got.shape == w.shape and not got._is_view()
+                assert got.data_ptr() != h.data_ptr()
+                assert_close(got, w)
+    for t, g in zip(hx if mode == "LSTM" else (hx,), given):
+        assert torch.equal(t, g) and t.shape == g.shape
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("num_layers, bidirectional", [(1, False), (1, True), (2, False), (2, True)])
 @pytest.mark.parametrize("grad", [True, False])
 def test_final_states_detach_in_place(mode, num_layers, bidirectional, grad):

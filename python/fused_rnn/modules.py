@@ -81,6 +81,18 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
                         f"{input.device} and {name} tensor at {t.device}"
                     )
 
+    def _update_flat_weights(self) -> None:
+        """torch.nn's check that the flat weights are still the module's attributes (they are not
+        after ``torch.func.functional_call`` or a parametrization), answered first from the
+        parameter dict: while every flat weight is the parameter registered under its name, as it
+        is call after call, nothing has changed. Anything else takes torch.nn's own check, which
+        reads each name through ``getattr`` (about 6 us a call: a fifth of a small layer's call)."""
+        params = self._parameters
+        for w, name in zip(self._flat_weights, self._flat_weights_names):
+            if w is None or params.get(name) is not w:
+                super()._update_flat_weights()
+                return
+
     def forward(self, input, hx: Optional[_HX] = None):
         self._update_flat_weights()
         packed = isinstance(input, PackedSequence)
