@@ -281,11 +281,12 @@ def _bidir_layer(mode, input, weights, hx, cx, batch_sizes):
 
 def _lead(t: Tensor) -> tuple[Tensor, bool]:
     """A direction's final state ``(B, .)`` as a ``(1, B, .)`` piece of the stack's states, and
-    whether the piece is a view. Outside autograd and tracing, a tensor of its own (the ops return
-    fresh states) takes the leading dimension in place: for a one-layer stack that piece is then
-    the state itself, with no view and no copy (a small layer's call spent about a tenth of its
-    time on the unsqueeze and the concatenation)."""
-    if not t.requires_grad and t._base is None and not torch.compiler.is_compiling():
+    whether the piece is a view. Outside autograd, tracing and functorch's transforms, a tensor of
+    its own (the ops return fresh states) takes the leading dimension in place: for a one-layer
+    stack that piece is then the state itself, with no view and no copy (a small layer's call spent
+    about a tenth of its time on the unsqueeze and the concatenation)."""
+    if (not t.requires_grad and t._base is None and not torch.compiler.is_compiling()
+            and not torch._C._are_functorch_transforms_active()):
         return t.unsqueeze_(0), False
     return t.unsqueeze(0), True
 
