@@ -412,6 +412,50 @@ def test_backward_reads_the_output_halves_in_place(cell, threads):
         assert not held, held
 
 
+@pytest.mark.parametrize("cell", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("segments", ["whole", "two"])
+def test_directions_at_once_form_one_input_gradient(cell, segments):
+    """An Elman RNN's directions at once, each holding its dG whole, leave the input's gradient to
+    after both: one T x B x I buffer, the second direction's product added into it, where a buffer
+    a direction alive with all four weight gradients made the peak of small batches. Directions
+    whose dG runs in segments (their flushes add into grad_input as they go), and the LSTM's and
+    GRU's (whose two products run side by side, measured faster so), keep a buffer each.
+    Gradients against torch.nn either way."""
+    from torch.profiler import ProfilerActivity, profile
+
+    T, B, I = 20, 3, 7
+    ref = getattr(torch.nn, cell)(I, 32, bidirectional=True)
+    m = getattr(fused_rnn, cell)(I, 32, bidirectional=True)
+    m.load_state_dict(ref.state_dict())
+    x = torch.randn(T, B, I, requires_grad=True)
+    threads = torch.get_num_threads()
+    concurrent = _C._set_cpu_concurrent_directions(True)
+    chunk = _C._set_cpu_backward_chunk(0)
+    _C._set_cpu_backward_chunk(chunk)
+    min_rows = _C._set_cpu_backward_chunk_min_rows(1)
+    torch.set_num_threads(2)
+    try:
+        if segments == "two":  # each direction's share of the chunk: half the sequence's rows of dG
+            G = {"LSTM": 4, "GRU": 4, "RNN": 1}[cell]  # the GRU's dGh counts with its dG
+            _C._set_cpu_backward_chunk(T * B * G * 32 * 4)
+        out, _ = m(x)
+        start = _at_once()[1]
+        with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+            grads = torch.autograd.grad(out.square().sum(), [x, *m.parameters()])
+        assert _at_once()[1] - start == 1
+    finally:
+        _C._set_cpu_concurrent_directions(concurrent)
+        _C._set_cpu_backward_chunk(chunk)
+        _C._set_cpu_backward_chunk_min_rows(min_rows)
+        torch.set_num_threads(threads)
+    input_bytes = T * B * I * 4
+    buffers = [e for e in prof.profiler.kineto_results.events() if e.name() == "[memory]" and e.nbytes() == input_bytes]
+    assert len(buffers) == (1 if segments == "whole" and cell == "RNN" else 2)
+    out_ref, _ = ref(x)
+    for got, want in zip(grads, torch.autograd.grad(out_ref.square().sum(), [x, *ref.parameters()])):
+        assert_close(got, want)
+
+
 def test_small_batch_forward_splits_a_direction_that_outgrows_l2():
     """A forward of at most 4 rows whose W_hh lies between 3/4 of a core's L2 cache and twice
     it runs the directions one after the other (each W_hh stays in the two cores' L2s); a
