@@ -850,7 +850,8 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
   };
   if (Backend::runs_pairs() && !f.w_hr.defined()) {
     // Both directions' reverse loops in one launch where the backend can, else each on its own.
-    BackwardCall<Backend, Cell, T>&c0 = call(0, false), &c1 = call(1, false);
+    auto& c0 = call(0, false);
+    auto& c1 = call(1, false);
     BackwardStep<T> base0 = c0.st, base1 = c1.st;  // with step 0's rows: the sequence's first rows
     c0.set_step(0, base0);
     c1.set_step(0, base1);
@@ -863,11 +864,13 @@ std::tuple<Tensor, Tensor, Tensor, std::vector<Tensor>> bidir_backward_impl(
     // An Elman RNN's directions at once, each with its dG whole (one segment), leave the input's
     // gradient to after both: dG_0 W_ih0 into one buffer, then dG_1 W_ih1 added, rather than a
     // buffer a direction alive with both directions' weight gradients, the peak at small batches
-    // (bidirectional RNN B=1 I=H=256 T=200: 2.18 -> 1.99 MiB, torch.nn 2.0). The two products then
-    // run one after the other instead of side by side, a thread each: the same speed for the Elman
-    // RNN (old/new 1.00 over 7 process pairs), 0.94x for the LSTM and 0.99x for the GRU, whose
-    // W_ih is 4x and 3x larger (bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_memory-consumed-
-    // workspace/one_input_buffer_ab/); those keep a buffer a direction.
+    // (bidirectional RNN B=1 I=H=256 T=200: 2.2 -> 2.0 MiB, torch.nn 2.0). The two products then
+    // run one after the other instead of side by side, a thread each: no slower for the Elman RNN
+    // (old/new 1.00 over 7 process pairs; 1.04-1.25 over 20 in ..._memory-session22/), 0.94x for
+    // the LSTM and 0.99x for the GRU, whose W_ih is 4x and 3x larger
+    // (bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_memory-consumed-workspace/
+    // one_input_buffer_ab/); those keep a buffer a direction. (The CUDA backend never runs the
+    // directions at once, so this is CPU only.)
     constexpr bool kDeferInput = Cell::kKind != CellKind::kLstm && Cell::kKind != CellKind::kGru;
     Backend::both(a[0], Pass::kBackward, [&](int d, bool at_once) {
       BackwardCall<Backend, Cell, T>& c = call(d, at_once);

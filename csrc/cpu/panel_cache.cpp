@@ -68,8 +68,8 @@ std::atomic<int64_t>& count(CacheCall c) {
 }
 
 // Bytes a task of the comparison compares; weights over twice this are compared on all threads.
-// 64 KB (from 1 MB) sped up B=1 calls that find their panels by up to 1.18x at H = 256 (1 MB
-// weights, compared on one core before) and by 3-9% at H = 128, with torch.nn's call between
+// 64 KB (from 1 MB) sped up B=1 LSTM/GRU calls that find their panels 1.09-1.13x at H = 256 (1 MB
+// weights, compared on one core before) and 0.99-1.11x at H = 128, with torch.nn's call between
 // (caches cold, as in the benchmark), and changed nothing where the weights were already
 // compared in parallel or read in place (2026-11-30, Ice Lake, 2 threads;
 // bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-session22/compare_chunk_*.txt).
@@ -85,14 +85,14 @@ std::atomic<int64_t>& compare_chunk() {
 // comparison on one core at batch 1 is a good part of a call (two 8 MB bf16 weights: about
 // 0.5 ms of 6).
 bool equal_bytes(const void* a, const void* b, int64_t n) {
-  const int64_t kChunk = std::max<int64_t>(4096, compare_chunk().load(std::memory_order_relaxed));
-  if (n <= 2 * kChunk || at::in_parallel_region()) {
+  const int64_t chunk = std::max<int64_t>(4096, compare_chunk().load(std::memory_order_relaxed));
+  if (n <= 2 * chunk || at::in_parallel_region()) {
     return std::memcmp(a, b, n) == 0;
   }
   std::atomic<bool> equal{true};
-  at::parallel_for(0, (n + kChunk - 1) / kChunk, 1, [&](int64_t c0, int64_t c1) {
+  at::parallel_for(0, (n + chunk - 1) / chunk, 1, [&](int64_t c0, int64_t c1) {
     for (int64_t c = c0; c < c1 && equal.load(std::memory_order_relaxed); ++c) {
-      const int64_t off = c * kChunk, len = std::min(kChunk, n - off);
+      const int64_t off = c * chunk, len = std::min(chunk, n - off);
       if (std::memcmp(static_cast<const char*>(a) + off, static_cast<const char*>(b) + off, len) != 0) {
         equal.store(false, std::memory_order_relaxed);
       }
