@@ -16,7 +16,10 @@
 
 #include <ATen/ATen.h>
 
+#include <algorithm>
+#include <atomic>
 #include <climits>
+#include <cstdlib>
 #include <type_traits>
 #include <vector>
 
@@ -29,6 +32,14 @@ void sgemm_(const char* transa, const char* transb, const int* m, const int* n, 
 void dgemm_(const char* transa, const char* transb, const int* m, const int* n, const int* k, const double* alpha,
             const double* a, const int* lda, const double* b, const int* ldb, const double* beta, double* c,
             const int* ldc) __attribute__((weak));
+// MKL's packed GEMM (an operand packed once into MKL's own layout, then multiplied many times),
+// the LP64 CBLAS entry points; weak like the above. The enum arguments are passed as the ints
+// they are (CBLAS_LAYOUT, CBLAS_IDENTIFIER, CBLAS_TRANSPOSE, and MKL_INT 151 for a packed operand).
+size_t cblas_sgemm_pack_get_size(int identifier, int m, int n, int k) __attribute__((weak));
+void cblas_sgemm_pack(int layout, int identifier, int trans, int m, int n, int k, float alpha, const float* src,
+                      int ld, float* dest) __attribute__((weak));
+void cblas_sgemm_compute(int layout, int transa, int transb, int m, int n, int k, const float* a, int lda,
+                         const float* b, int ldb, float beta, float* c, int ldc) __attribute__((weak));
 }
 
 namespace fused_rnn {
@@ -130,5 +141,95 @@ void gemm(
     at::mm_out(c, a, b);
   }
 }
+
+// C (M x N) (+)= A B for many calls with the same B (K x N, row-major): a backward's per-step
+// dh_{t-1} = dG_t W_hh. On the CPU in float32, where torch's MKL exports its packed GEMM, B is
+// packed into MKL's layout at the first call of at least kMinRows rows and multiplied from there
+// after: sgemm repacks the whole of B at every call (at H = 1024 an LSTM's 16 MB W_hh each
+// step). Measured 2026-11-30 on the Ice Lake VM, 2 threads, 50 products against a 4096 x 1024
+// B: M = 64 147 -> 189 GFLOP/s, M = 8 42 -> 76, M = 4 28 -> 52, M = 1 16 -> 15 (the packed
+// form is no faster for a single row; bench/results/..._probes-session23/mkl_packed.txt).
+// Elsewhere (no MKL, another dtype, CUDA, fewer rows, packed_gemm() off) each call is gemm().
+// The packed B lives until release() or the object's end.
+inline std::atomic<bool>& packed_gemm_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_PACKED_GEMM");
+    return env == nullptr || *env == '\0' || std::atoi(env) != 0;
+  }()};
+  return on;
+}
+
+// Calls of RepeatedGemm that packed B (for tests).
+inline std::atomic<int64_t>& packed_gemm_packs() {
+  static std::atomic<int64_t> n{0};
+  return n;
+}
+
+inline bool mkl_packed_gemm_available() {
+  return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr && cblas_sgemm_compute != nullptr;
+}
+
+template <typename T>
+class RepeatedGemm {
+ public:
+  static constexpr int64_t kMinRows = 4;
+  // MKL's packed form of even a small B takes about 8 MB (measured: 7.9 MB for 300 x 77, 9.2 MB
+  // for 1024 x 256, 34 MB for 4096 x 1024): a B of fewer elements (1 MB of float32) is
+  // multiplied as it is.
+  static constexpr int64_t kMinElements = int64_t{1} << 18;
+
+  // calls: how many products the caller expects (packing pays from two); max_rows: the most
+  // rows of any of them (MKL's packed B serves products of any rows; it is sized for these).
+  RepeatedGemm(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t calls, int64_t max_rows)
+      : N_(N), K_(K), B_(B), ldb_(ldb), calls_(calls), max_rows_(max_rows) {}
+
+  void operator()(const at::Device& device, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
+                  int64_t ldc) {
+    if constexpr (std::is_same_v<T, float>) {
+      if (device.is_cpu() && M > 0 && lda <= INT_MAX && ldc <= INT_MAX && (packed_.defined() || try_pack(M))) {
+        cblas_sgemm_compute(kRowMajor, kNoTrans, kPacked, static_cast<int>(M), static_cast<int>(N_),
+                            static_cast<int>(K_), A, static_cast<int>(lda), packed_.const_data_ptr<float>(),
+                            static_cast<int>(N_), accumulate ? 1.0f : 0.0f, C, static_cast<int>(ldc));
+        return;
+      }
+    }
+    gemm<T>(device, false, false, M, N_, K_, A, lda, B_, ldb_, accumulate, C, ldc);
+  }
+
+  void release() { packed_ = at::Tensor(); }
+
+ private:
+  static constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151, kBMatrix = 162;
+
+  bool try_pack(int64_t M) {
+    if (tried_ || M < kMinRows || calls_ < 2 || N_ * K_ < kMinElements || !mkl_packed_gemm_available() ||
+        !packed_gemm_flag().load(std::memory_order_relaxed)) {
+      return false;
+    }
+    tried_ = true;
+    const int64_t m = std::max(M, max_rows_);
+    for (int64_t v : {m, N_, K_, ldb_}) {
+      if (v > INT_MAX) {
+        return false;
+      }
+    }
+    const size_t bytes = cblas_sgemm_pack_get_size(kBMatrix, static_cast<int>(m), static_cast<int>(N_),
+                                                   static_cast<int>(K_));
+    if (bytes == 0) {
+      return false;
+    }
+    packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, at::kFloat);
+    cblas_sgemm_pack(kRowMajor, kBMatrix, kNoTrans, static_cast<int>(m), static_cast<int>(N_), static_cast<int>(K_),
+                     1.0f, reinterpret_cast<const float*>(B_), static_cast<int>(ldb_), packed_.data_ptr<float>());
+    packed_gemm_packs().fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+
+  int64_t N_, K_;
+  const T* B_;
+  int64_t ldb_, calls_, max_rows_;
+  bool tried_ = false;
+  at::Tensor packed_;
+};
 
 }  // namespace fused_rnn

@@ -116,6 +116,8 @@ pybind11::dict build_info() {
   d["cpu_team_min_flops"] = fused_rnn::cpu::team_min_flops().load();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
+  // Whether the per-step BLAS products may multiply a weight packed once (MKL's packed GEMM).
+  d["cpu_packed_gemm"] = fused_rnn::packed_gemm_flag().load() && fused_rnn::mkl_packed_gemm_available();
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
 #if defined(__VERSION__)
   d["compiler"] = std::string(__VERSION__);
@@ -166,8 +168,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "(True, the default) or one after the other; returns the previous setting");
   m.def(
       "_set_cpu_blas_panel_bytes", &fused_rnn::cpu::set_blas_panel_bytes,
-      "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step run on BLAS "
+      "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step (>= 8 with MKL's "
+      "packed GEMM) run on BLAS "
       "(0: never); returns the previous setting");
+  m.def(
+      "_set_cpu_packed_gemm", [](bool on) { return fused_rnn::packed_gemm_flag().exchange(on); },
+      "Whether a CPU backward's per-step products run by BLAS multiply a weight packed once for MKL's "
+      "packed GEMM (where torch's MKL has it) rather than plain sgemm; returns the previous setting");
   m.def(
       "_set_cpu_team_min_flops",
       [](int64_t flops) {
@@ -205,12 +212,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["bidir_at_once_backward"] = fused_rnn::cpu::directions_at_once_calls(false);
         d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
         d["blas_backward"] = fused_rnn::cpu::blas_backward_calls();
+        d["packed_gemm"] = fused_rnn::packed_gemm_packs().load();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
       "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
       "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
-      "BLAS for their panels' size (for tests)");
+      "BLAS for their panels' size, and weights packed for MKL's packed GEMM (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

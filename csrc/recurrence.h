@@ -356,6 +356,9 @@ struct BackwardCall {
   bool add_input = false;
   // The backend's product for grad_input's rows: W_ih prepared once for every segment.
   typename Backend::template Matmul<T> input_matmul;
+  // dh_{t-1} = dG_t W_hh where the reverse loop runs here (run_steps_here): W_hh's rows (the
+  // GRU's r and z rows, and its n rows apart) for every step's product.
+  RepeatedGemm<T> hh_product, hn_product;
 
   // sharers: how many backward calls run at once and share the backend's chunk of dG (the two
   // directions of a bidirectional layer run together hold half a chunk each).
@@ -365,7 +368,12 @@ struct BackwardCall {
       : a(args),
         reverse(rev),
         mask(m),
-        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B) {
+        input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B),
+        hh_product(args.P, (Cell::kSeparateRecurrent ? 2 : args.G) * args.H, args.w_hh.const_data_ptr<T>(), args.P,
+                   args.T, args.B),
+        hn_product(args.P, Cell::kSeparateRecurrent ? args.H : 0,
+                   Cell::kSeparateRecurrent ? args.w_hh.const_data_ptr<T>() + 2 * args.H * args.P : nullptr, args.P,
+                   args.T, args.B) {
     const int64_t G = a.G, H = a.H, P = a.P, N = a.N, GH = G * H, B = a.B;
     const bool proj = a.w_hr.defined();
     const auto opts = a.input.options();
@@ -540,11 +548,10 @@ struct BackwardCall {
 
   // The reverse loop of backward steps [i0, i1) here, a step at a time.
   void run_steps_here(int64_t i0, int64_t i1) {
-    const int64_t H = a.H, P = a.P, GH = a.G * H;
+    const int64_t H = a.H, P = a.P;
     const bool proj = a.w_hr.defined();
     const at::Device dev = a.input.device();
     const T* go = grad_output.const_data_ptr<T>();
-    const T* w_hh = a.w_hh.const_data_ptr<T>();
     T* dh = dh_t.data_ptr<T>();
     Acc<T>* dc = Cell::kHasCell ? dc_t.data_ptr<Acc<T>>() : nullptr;
     const T* gcs = grad_cell_states_ptr();
@@ -570,11 +577,15 @@ struct BackwardCall {
       // dh_{t-1} = dG_t W_hh; the GRU's pointwise pass already left its direct path z*dh there,
       // and its n rows of W_hh meet dGh instead of dG.
       if (Cell::kSeparateRecurrent) {
-        gemm<T>(dev, false, false, rows, P, 2 * H, st.dg, dg_ld, w_hh, P, true, dh, P);
-        gemm<T>(dev, false, false, rows, P, H, st.dgh, dgh_ld, w_hh + 2 * H * P, P, true, dh, P);
+        hh_product(dev, rows, st.dg, dg_ld, true, dh, P);
+        hn_product(dev, rows, st.dgh, dgh_ld, true, dh, P);
       } else {
-        gemm<T>(dev, false, false, rows, P, GH, st.dgh, dgh_ld, w_hh, P, false, dh, P);
+        hh_product(dev, rows, st.dgh, dgh_ld, false, dh, P);
       }
+    }
+    if (i1 == a.T) {  // the last steps: W_hh's packed copies are done with before the last flush
+      hh_product.release();
+      hn_product.release();
     }
   }
 

@@ -148,7 +148,7 @@ def test_steps_fixture_takes_the_path_it_names(steps):
     took = {k: after[k] - before[k] for k in after}
     want = {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0, "16bit_weights": 0,
             "bf16_dot": 0, "bf16_backward": 0, "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
-            "input_grad_panels": 0, "blas_backward": 0}
+            "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0}
     assert took == want
 
 
@@ -199,6 +199,72 @@ def test_backward_products_of_large_panels_run_on_blas(cell):
         assert took() == (before[0] + 1, before[1] + 2)
     finally:
         _C._set_cpu_blas_panel_bytes(previous)
+
+
+PACKED_GEMM = _C.build_info()["cpu_packed_gemm"]
+
+
+@pytest.fixture
+def blas_backward():
+    previous = _C._set_cpu_blas_panel_bytes(1)  # every panel is large
+    yield
+    _C._set_cpu_blas_panel_bytes(previous)
+
+
+def packs():
+    return _C._cpu_forward_calls()["packed_gemm"]
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
+@pytest.mark.parametrize("reverse", [False, True])
+def test_backward_on_blas_multiplies_w_hh_packed_once(blas_backward, reverse):
+    """Where the backward's steps run on BLAS, float32 W_hh is packed for MKL once a call (not once a
+    step, nor a segment) and serves steps of every size: a packed batch whose steps have fewer
+    rows than the batch, on a backward of several segments. Gradients are the reference's."""
+    previous_rows = _C._set_cpu_backward_chunk_min_rows(8)
+    previous_chunk = _C._set_cpu_backward_chunk(1)  # one step a segment
+    try:
+        lengths = [9, 7, 7, 6, 5, 4, 4, 4]
+        x = torch.nn.utils.rnn.pack_sequence([torch.randn(n, 5) for n in lengths])
+        before = packs()
+        check_layer("lstm", T=0, B=len(lengths), I=5, H=256, dtype=torch.float32, reverse=reverse,
+                    batch_sizes=x.batch_sizes, input=x.data)
+        assert packs() == before + 1
+        check_layer("lstm", T=5, B=8, I=5, H=256, dtype=torch.float32, reverse=reverse)
+        assert packs() == before + 2
+    finally:
+        _C._set_cpu_backward_chunk(previous_chunk)
+        _C._set_cpu_backward_chunk_min_rows(previous_rows)
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
+def test_packed_gemm_spares_small_weights_and_rows_and_single_steps(blas_backward):
+    """The GRU's r and z rows of W_hh (2H x H) are packed, its n rows (H x H) under 1 MB are not;
+    neither is a W_hh under 1 MB, a step of fewer than 8 rows (those stay on the tiles), a single
+    step, or anything with the switch off; float64 has no packed GEMM."""
+    before = packs()
+    check_layer("gru", T=3, B=8, I=4, H=384, dtype=torch.float32)
+    assert packs() == before + 1
+    check_layer("lstm", T=3, B=8, I=4, H=255, dtype=torch.float32)
+    check_layer("lstm", T=3, B=7, I=4, H=256, dtype=torch.float32)
+    check_layer("lstm", T=1, B=8, I=4, H=256, dtype=torch.float32)
+    check_layer("lstm", T=3, B=8, I=4, H=256, dtype=torch.float64)
+    previous = _C._set_cpu_packed_gemm(False)
+    try:
+        assert _C.build_info()["cpu_packed_gemm"] is False
+        check_layer("lstm", T=3, B=32, I=4, H=256, dtype=torch.float32)
+    finally:
+        _C._set_cpu_packed_gemm(previous)
+    assert packs() == before + 1
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
+def test_projected_lstm_multiplies_w_hh_packed():
+    """A projected LSTM's reverse loop runs here whatever the panels: its W_hh (4H x P) of 1 MB
+    and more is packed once a call."""
+    before = packs()
+    check_layer("lstm", T=4, B=4, I=3, H=512, P=128, dtype=torch.float32, reverse=True)
+    assert packs() == before + 1
 
 
 def test_blas_panel_bytes_default_to_three_quarters_of_the_l2():
