@@ -259,6 +259,30 @@ def test_packed_gemm_spares_small_weights_and_rows_and_single_steps(blas_backwar
 
 
 @pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
+def test_bidirectional_directions_at_once_each_pack_w_hh(blas_backward, threads):
+    """On two threads a bidirectional layer's directions run their backward at once, one a thread,
+    each multiplying its own packed W_hh from inside the other's parallel region; the module's
+    gradients are torch.nn's."""
+    torch.set_num_threads(2)
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(6, 256, bidirectional=True)
+    ours = fused_rnn.LSTM(6, 256, bidirectional=True)
+    ours.load_state_dict(ref.state_dict())
+    x = torch.randn(5, 8, 6)
+    xs = [x.clone().requires_grad_() for _ in range(2)]
+    before, at_once = packs(), _C._cpu_forward_calls()["bidir_at_once_backward"]
+    outs = [m(xi)[0] for m, xi in zip((ref, ours), xs)]
+    for o in outs:
+        o.pow(2).sum().backward()
+    assert packs() == before + 2
+    assert _C._cpu_forward_calls()["bidir_at_once_backward"] == at_once + 1
+    assert_close(outs[1], outs[0], torch.float32)
+    assert_close(xs[1].grad, xs[0].grad, torch.float32)
+    for (name, a), b in zip(ref.named_parameters(), ours.parameters()):
+        assert_close(b.grad, a.grad, torch.float32, msg=name)
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
 def test_projected_lstm_multiplies_w_hh_packed():
     """A projected LSTM's reverse loop runs here whatever the panels: its W_hh (4H x P) of 1 MB
     and more is packed once a call."""

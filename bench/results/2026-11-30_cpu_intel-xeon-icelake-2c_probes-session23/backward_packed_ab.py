@@ -3,7 +3,7 @@ default), plain sgemm repacking it every step (_set_cpu_packed_gemm(False): from
 the tiles below), and the tiles (_set_cpu_blas_panel_bytes(0)). torch.nn's step before each
 variant; variant order rotated each round; medians.
 
-    python backward_packed_ab.py CELL B H T LAYERS ROUNDS
+    python backward_packed_ab.py CELL B H T LAYERS ROUNDS [bidirectional]
 """
 import statistics, sys, time
 
@@ -14,9 +14,10 @@ import fused_rnn
 C = fused_rnn._C
 torch.set_num_threads(2)
 cell, B, H, T, L, rounds = sys.argv[1], *map(int, sys.argv[2:7])
+bidir = sys.argv[7:] == ["bidirectional"]
 torch.manual_seed(0)
-t = getattr(torch.nn, cell)(H, H, num_layers=L)
-m = getattr(fused_rnn, cell)(H, H, num_layers=L)
+t = getattr(torch.nn, cell)(H, H, num_layers=L, bidirectional=bidir)
+m = getattr(fused_rnn, cell)(H, H, num_layers=L, bidirectional=bidir)
 m.load_state_dict(t.state_dict())
 x = torch.randn(T, B, H).requires_grad_()
 default = C._set_cpu_blas_panel_bytes(0)
@@ -53,7 +54,7 @@ for i in range(rounds):
 use(variants["packed"])
 c = C._cpu_forward_calls()
 med = {k: statistics.median(v) * 1e3 for k, v in times.items()}
-print(f"{cell} B={B} H={H} T={T} L={L} rounds={rounds}: " + " ".join(f"{k} {v:.1f} ms" for k, v in med.items())
+print(f"{cell} B={B} H={H} T={T} L={L}{' bidirectional' if bidir else ''} rounds={rounds}: " + " ".join(f"{k} {v:.1f} ms" for k, v in med.items())
       + " | torch/variant " + " ".join(f"{k} {med['torch'] / med[k]:.3f}" for k in variants)
       + f" | packed/tiles {med['tiles'] / med['packed']:.3f} packed/plain {med['plain'] / med['packed']:.3f}"
       + " | min " + " ".join(f"{k} {min(v) * 1e3:.1f}" for k, v in times.items())
