@@ -3,9 +3,11 @@ default), plain sgemm repacking it every step (_set_cpu_packed_gemm(False): from
 the tiles below), and the tiles (_set_cpu_blas_panel_bytes(0)). torch.nn's step before each
 variant; variant order rotated each round; medians.
 
-    python backward_packed_ab.py CELL B H T LAYERS ROUNDS [bidirectional]
+    [AB_PANEL_BYTES=N] python backward_packed_ab.py CELL B H T LAYERS ROUNDS [bidirectional]
+
+AB_PANEL_BYTES: the BLAS panel limit of the packed and plain variants (default: the build's).
 """
-import statistics, sys, time
+import os, statistics, sys, time
 
 import torch
 
@@ -20,7 +22,7 @@ t = getattr(torch.nn, cell)(H, H, num_layers=L, bidirectional=bidir)
 m = getattr(fused_rnn, cell)(H, H, num_layers=L, bidirectional=bidir)
 m.load_state_dict(t.state_dict())
 x = torch.randn(T, B, H).requires_grad_()
-default = C._set_cpu_blas_panel_bytes(0)
+default = int(os.environ.get("AB_PANEL_BYTES", "0")) or C._set_cpu_blas_panel_bytes(0)
 C._set_cpu_blas_panel_bytes(default)
 variants = {"packed": (default, True), "plain": (default, False), "tiles": (0, True)}
 
