@@ -149,7 +149,8 @@ void gemm(
 // step). Measured 2026-11-30 on the Ice Lake VM, 2 threads, 50 products against a 4096 x 1024
 // B: M = 64 147 -> 189 GFLOP/s, M = 8 42 -> 76, M = 4 28 -> 52, M = 1 16 -> 15 (the packed
 // form is no faster for a single row; bench/results/..._probes-session23/mkl_packed.txt).
-// Elsewhere (no MKL, another dtype, CUDA, fewer rows, packed_gemm() off) each call is gemm().
+// Elsewhere (no MKL, another dtype, CUDA, a B under kMinElements, a single call, fewer rows,
+// packed_gemm_flag() off: FUSED_RNN_CPU_PACKED_GEMM=0) each call is gemm().
 // The packed B lives until release() or the object's end.
 inline std::atomic<bool>& packed_gemm_flag() {
   static std::atomic<bool> on{[] {
