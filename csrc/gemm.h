@@ -170,6 +170,13 @@ inline bool mkl_packed_gemm_available() {
   return cblas_sgemm_pack_get_size != nullptr && cblas_sgemm_pack != nullptr && cblas_sgemm_compute != nullptr;
 }
 
+// Whether RepeatedGemm<T> may pack at all: float32, MKL's packed GEMM there, the switch on.
+template <typename T>
+bool packed_gemm_on() {
+  return std::is_same_v<T, float> && mkl_packed_gemm_available() &&
+      packed_gemm_flag().load(std::memory_order_relaxed);
+}
+
 template <typename T>
 class RepeatedGemm {
  public:
@@ -203,8 +210,7 @@ class RepeatedGemm {
   static constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151, kBMatrix = 162;
 
   bool try_pack(int64_t M) {
-    if (tried_ || M < kMinRows || calls_ < 2 || N_ * K_ < kMinElements || !mkl_packed_gemm_available() ||
-        !packed_gemm_flag().load(std::memory_order_relaxed)) {
+    if (tried_ || M < kMinRows || calls_ < 2 || N_ * K_ < kMinElements || !packed_gemm_on<T>()) {
       return false;
     }
     tried_ = true;

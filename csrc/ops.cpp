@@ -117,7 +117,7 @@ pybind11::dict build_info() {
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   // Whether the per-step BLAS products may multiply a weight packed once (MKL's packed GEMM).
-  d["cpu_packed_gemm"] = fused_rnn::packed_gemm_flag().load() && fused_rnn::mkl_packed_gemm_available();
+  d["cpu_packed_gemm"] = fused_rnn::packed_gemm_on<float>();
   d["built_with_torch"] = std::string(FUSED_RNN_TORCH_VERSION);
 #if defined(__VERSION__)
   d["compiler"] = std::string(__VERSION__);
@@ -168,8 +168,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "(True, the default) or one after the other; returns the previous setting");
   m.def(
       "_set_cpu_blas_panel_bytes", &fused_rnn::cpu::set_blas_panel_bytes,
-      "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step (>= 8 with MKL's "
-      "packed GEMM) run on BLAS "
+      "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step (dh from 8 with "
+      "MKL's packed GEMM) run on BLAS "
       "(0: never); returns the previous setting");
   m.def(
       "_set_cpu_packed_gemm", [](bool on) { return fused_rnn::packed_gemm_flag().exchange(on); },

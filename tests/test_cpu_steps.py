@@ -238,6 +238,17 @@ def test_backward_on_blas_multiplies_w_hh_packed_once(blas_backward, reverse):
 
 
 @pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
+def test_packed_steps_leave_grad_input_on_the_tiles_under_32_rows(blas_backward):
+    """From 8 rows a step the reverse loop's products go to BLAS on packed W_hh, while grad_input,
+    a product over a segment's many rows, keeps to the tiles below 32 rows a step."""
+    c0 = _C._cpu_forward_calls()
+    check_layer("lstm", T=3, B=20, I=5, H=256, dtype=torch.float32)
+    c1 = _C._cpu_forward_calls()
+    assert (c1["blas_backward"] - c0["blas_backward"], c1["packed_gemm"] - c0["packed_gemm"],
+            c1["input_grad_panels"] - c0["input_grad_panels"]) == (1, 1, 1)
+
+
+@pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
 def test_packed_gemm_spares_small_weights_and_rows_and_single_steps(blas_backward):
     """The GRU's r and z rows of W_hh (2H x H) are packed, its n rows (H x H) under 1 MB are not;
     neither is a W_hh under 1 MB, a step of fewer than 8 rows (those stay on the tiles), a single

@@ -166,8 +166,8 @@ int64_t directions_at_once_calls(bool forward);
 int64_t input_grad_panel_calls();
 // The backward's products over a weight (dh = dG W_hh a step, grad_input = dG W_ih) run on BLAS
 // instead of the tiles where a tile's panel (K rows of column_units) holds at least this many
-// bytes and a step has at least 32 rows (8 where float32 W_hh is packed for MKL's packed GEMM,
-// gemm.h: RepeatedGemm): by default 3/4 of a core's L2 (0, never, where the L2
+// bytes and a step has at least 32 rows (8 for dh where float32 W_hh is packed for MKL's packed
+// GEMM, gemm.h: RepeatedGemm): by default 3/4 of a core's L2 (0, never, where the L2
 // is unknown); FUSED_RNN_CPU_BLAS_PANEL_BYTES sets it. The setter returns the previous setting;
 // blas_backward_calls counts the reverse loops sent to BLAS so.
 int64_t blas_panel_bytes();

@@ -111,8 +111,9 @@ std::atomic<bool>& concurrent_flag() {
 }
 
 // The tile panels (K x column_units) from which a product of at least kBlasPanelMinBatch rows a
-// step (kPackedBlasMinBatch where MKL's packed GEMM serves it) goes to BLAS instead
-// (pointwise.h: blas_panel_bytes): 3/4 of a core's L2, or never where the L2 is unknown.
+// step (kPackedBlasMinBatch for the reverse loop's where MKL's packed GEMM serves it) goes to
+// BLAS instead (pointwise.h: blas_panel_bytes): 3/4 of a core's L2, or never where the L2 is
+// unknown.
 std::atomic<int64_t>& blas_panel_bytes_setting() {
   static std::atomic<int64_t> bytes{[] {
     const char* env = std::getenv("FUSED_RNN_CPU_BLAS_PANEL_BYTES");
@@ -125,12 +126,6 @@ std::atomic<int64_t>& blas_panel_bytes_setting() {
 }
 
 constexpr int64_t kBlasPanelMinBatch = 32;
-// The same from 8 rows where the per-step products multiply W_hh packed once for MKL (gemm.h:
-// RepeatedGemm): an LSTM's training step at H = 1024 ran 1.03-1.09x faster so than on the tiles
-// at B = 8-16 in a quiet stretch (0.84-1.12x in one under host load), plain sgemm repacking W_hh
-// every step being no faster than the tiles there (measured 2026-11-30,
-// bench/results/..._probes-session23/backward_packed_LSTM_H1024.txt).
-constexpr int64_t kPackedBlasMinBatch = 8;
 
 // Whether a backward product over K rows of a weight (dh = dG W_hh a step, or grad_input =
 // dG W_ih), for `batch` rows a step, runs on BLAS rather than on the tiles: its panels (K rows
@@ -140,12 +135,23 @@ constexpr int64_t kPackedBlasMinBatch = 8;
 // H = 1024, LSTM H = 768); Ice Lake with MKL only (on Zen 3 MKL was the slower side),
 // bench/results/2026-11-30_cpu_intel-xeon-icelake-2c_probes-backward-blas/.
 template <typename T>
-bool backward_on_blas(int64_t K, int64_t batch) {
+bool backward_on_blas(int64_t K, int64_t batch, int64_t min_batch = kBlasPanelMinBatch) {
   const int64_t limit = blas_panel_bytes_setting().load(std::memory_order_relaxed);
   const int64_t panel_bytes = K * pointwise_kernels<T>().column_units * static_cast<int64_t>(sizeof(T));
-  const bool packed = std::is_same_v<T, float> && packed_gemm_flag().load(std::memory_order_relaxed) &&
-      mkl_packed_gemm_available();
-  return limit > 0 && batch >= (packed ? kPackedBlasMinBatch : kBlasPanelMinBatch) && panel_bytes >= limit;
+  return limit > 0 && batch >= min_batch && panel_bytes >= limit;
+}
+
+// The same for the reverse loop's per-step products (dh = dG W_hh), from 8 rows a step where they
+// multiply W_hh packed once for MKL (gemm.h: RepeatedGemm): an LSTM's training step at H = 1024
+// ran 1.03-1.09x faster so than on the tiles at B = 8-16 in a quiet stretch (0.84-1.12x in one
+// under host load), plain sgemm repacking W_hh every step being no faster than the tiles there
+// (measured 2026-11-30, bench/results/..._probes-session23/backward_packed_LSTM_H1024.txt).
+// grad_input's product, one per segment of many rows, keeps backward_on_blas's 32.
+constexpr int64_t kPackedBlasMinBatch = 8;
+
+template <typename T>
+bool steps_on_blas(int64_t K, int64_t batch) {
+  return backward_on_blas<T>(K, batch, packed_gemm_on<T>() ? kPackedBlasMinBatch : kBlasPanelMinBatch);
 }
 
 // Whether the fused forward reads 16-bit weights behind their kept float32 casts as they are
@@ -470,7 +476,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   const auto project = kern.tiles[pairs ? kWeightsBf16Pairs : kWeightsAsT].project_tile[col];
   const int64_t esize = pairs ? 2 : static_cast<int64_t>(sizeof(T));
   const int64_t tile_elems = (pairs ? (GH + 1) / 2 * 2 : GH) * units;
-  if (!pairs && backward_on_blas<T>(GH, B)) {
+  if (!pairs && steps_on_blas<T>(GH, B)) {
     calls(Path::kBlasBackward).fetch_add(1, std::memory_order_relaxed);
     return false;
   }
