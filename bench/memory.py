@@ -15,7 +15,9 @@ libraries up on a tiny input first:
   two threads allocate at once (a bidirectional layer's directions at up to 16 rows a step, in
   whichever order they run); blind to buffers the BLAS and oneDNN allocate for themselves.
 
-    python bench/memory.py [--threads 2] [--bidirectional] [--repeat 3] [--markdown PATH]
+    python bench/memory.py [--threads 2] [--bidirectional] [--projected] [--repeat 3] [--markdown PATH]
+
+--projected measures projected LSTMs (proj_size = H / 4) only.
 """
 
 from __future__ import annotations
@@ -37,11 +39,11 @@ CHILD = r"""
 import json, resource, sys
 import torch
 import fused_rnn
-cls, B, I, H, T, side, threads, bidir, steady, measure = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], \
-    int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9]), sys.argv[10]
+cls, B, I, H, T, side, threads, bidir, steady, measure, proj = sys.argv[1], *map(int, sys.argv[2:6]), sys.argv[6], \
+    int(sys.argv[7]), sys.argv[8] == "1", int(sys.argv[9]), sys.argv[10], int(sys.argv[11])
 torch.set_num_threads(threads)
 lib = torch.nn if side == "torch" else fused_rnn
-model = getattr(lib, cls)(I, H, bidirectional=bidir)
+model = getattr(lib, cls)(I, H, bidirectional=bidir, **({"proj_size": proj} if proj else {}))
 x = torch.randn(T, B, I, requires_grad=True)
 warm = torch.randn(2, 1, I, requires_grad=True)
 out, _ = model(warm)
@@ -80,13 +82,13 @@ print(json.dumps({"peak_mib": max(0, peak - before) / 1024}))
 """
 
 
-def measure(cls, shape, side, threads, bidirectional=False, steady=0, what="resident"):
+def measure(cls, shape, side, threads, bidirectional=False, steady=0, what="resident", proj=0):
     """Peak MiB of one training step in a fresh process: the resident set's rise, or with
-    what="allocated" the allocated peak (module docstring)."""
+    what="allocated" the allocated peak (module docstring); proj: an LSTM's proj_size."""
     B, I, H, T = shape
     out = subprocess.run([sys.executable, "-c", CHILD, cls, str(B), str(I), str(H), str(T), side, str(threads),
-                          "1" if bidirectional else "0", str(steady), what], capture_output=True, text=True,
-                         check=True)
+                          "1" if bidirectional else "0", str(steady), what, str(proj)], capture_output=True,
+                         text=True, check=True)
     return json.loads(out.stdout.strip().splitlines()[-1])["peak_mib"]
 
 
@@ -94,6 +96,7 @@ def main():
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--bidirectional", action="store_true", help="bidirectional layers")
+    p.add_argument("--projected", action="store_true", help="projected LSTMs only (proj_size = H / 4)")
     p.add_argument("--repeat", type=int, default=3, help="processes a side and case (median reported)")
     p.add_argument("--steady", type=int, default=0, metavar="N",
                    help="first N training steps of the same shape, then the peak of the next one above the RSS "
@@ -107,6 +110,7 @@ def main():
         "",
         f"{platform.processor() or platform.machine()} | torch {torch.__version__} | fused_rnn {fused_rnn.__version__}"
         f" | {args.threads} threads | float32 | {'bidirectional | ' if args.bidirectional else ''}"
+        f"{'projected LSTM, proj_size = H / 4 | ' if args.projected else ''}"
         + datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "",
         ("Rise of the resident set's high-water mark over one forward + backward" if not args.steady else
@@ -122,18 +126,19 @@ def main():
         "|---|---|---|---|---|---|---|---|",
     ]
     print("\n".join(lines), flush=True)
-    for cell, cls in CELLS.items():
+    for cell, cls in ({"lstm": "LSTM"} if args.projected else CELLS).items():
         for shape in SHAPES:
+            proj = shape[2] // 4 if args.projected else 0
             runs = {"torch": [], "fused": []}
             for _ in range(args.repeat):
                 for side, got in runs.items():
-                    got.append(measure(cls, shape, side, args.threads, args.bidirectional, args.steady))
+                    got.append(measure(cls, shape, side, args.threads, args.bidirectional, args.steady, proj=proj))
             ref, ours = (statistics.median(runs[side]) for side in ("torch", "fused"))
             spread = {side: f"{min(v):.1f}-{max(v):.1f}" for side, v in runs.items()}
-            a_ref, a_ours = (measure(cls, shape, side, args.threads, args.bidirectional, args.steady, "allocated")
-                             for side in ("torch", "fused"))
+            a_ref, a_ours = (measure(cls, shape, side, args.threads, args.bidirectional, args.steady, "allocated",
+                                     proj) for side in ("torch", "fused"))
             B, I, H, T = shape
-            line = (f"| {cell} | B={B} I={I} H={H} T={T} | {ref:.1f} ({spread['torch']}) | "
+            line = (f"| {cell} | B={B} I={I} H={H}{f' P={proj}' if proj else ''} T={T} | {ref:.1f} ({spread['torch']}) | "
                     f"{ours:.1f} ({spread['fused']}) | {ours / max(ref, 1e-9):.2f} | "
                     f"{a_ref:.1f} | {a_ours:.1f} | {a_ours / max(a_ref, 1e-9):.2f} |")
             lines.append(line)

@@ -142,8 +142,9 @@ void gemm(
   }
 }
 
-// C (M x N) (+)= A B for many calls with the same B (K x N, row-major): a backward's per-step
-// dh_{t-1} = dG_t W_hh. On the CPU in float32, where torch's MKL exports its packed GEMM, B is
+// C (M x N) (+)= A op(B) for many calls with the same B (K x N row-major, or N x K with trans_b):
+// a backward's per-step dh_{t-1} = dG_t W_hh, a projected LSTM's per-step h W_hh^T, h_raw W_hr^T
+// and dh W_hr. On the CPU in float32, where torch's MKL exports its packed GEMM, B is
 // packed into MKL's layout at the first call of at least kMinRows rows and multiplied from there
 // after: sgemm repacks the whole of B at every call (at H = 1024 an LSTM's 16 MB W_hh each
 // step). Measured 2026-11-30 on the Ice Lake VM, 2 threads, 50 products against a 4096 x 1024
@@ -188,8 +189,8 @@ class RepeatedGemm {
 
   // calls: how many products the caller expects (packing pays from two); max_rows: the most
   // rows of any of them (MKL's packed B serves products of any rows; it is sized for these).
-  RepeatedGemm(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t calls, int64_t max_rows)
-      : N_(N), K_(K), B_(B), ldb_(ldb), calls_(calls), max_rows_(max_rows) {}
+  RepeatedGemm(int64_t N, int64_t K, const T* B, int64_t ldb, int64_t calls, int64_t max_rows, bool trans_b = false)
+      : N_(N), K_(K), B_(B), ldb_(ldb), calls_(calls), max_rows_(max_rows), trans_b_(trans_b) {}
 
   void operator()(const at::Device& device, int64_t M, const T* A, int64_t lda, bool accumulate, T* C,
                   int64_t ldc) {
@@ -201,13 +202,13 @@ class RepeatedGemm {
         return;
       }
     }
-    gemm<T>(device, false, false, M, N_, K_, A, lda, B_, ldb_, accumulate, C, ldc);
+    gemm<T>(device, false, trans_b_, M, N_, K_, A, lda, B_, ldb_, accumulate, C, ldc);
   }
 
   void release() { packed_ = at::Tensor(); }
 
  private:
-  static constexpr int kRowMajor = 101, kNoTrans = 111, kPacked = 151, kBMatrix = 162;
+  static constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112, kPacked = 151, kBMatrix = 162;
 
   bool try_pack(int64_t M) {
     if (tried_ || M < kMinRows || calls_ < 2 || N_ * K_ < kMinElements || !packed_gemm_on<T>()) {
@@ -226,7 +227,7 @@ class RepeatedGemm {
       return false;
     }
     packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, at::kFloat);
-    cblas_sgemm_pack(kRowMajor, kBMatrix, kNoTrans, static_cast<int>(m), static_cast<int>(N_), static_cast<int>(K_),
+    cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b_ ? kTrans : kNoTrans, static_cast<int>(m), static_cast<int>(N_), static_cast<int>(K_),
                      1.0f, reinterpret_cast<const float*>(B_), static_cast<int>(ldb_), packed_.data_ptr<float>());
     packed_gemm_packs().fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -235,6 +236,7 @@ class RepeatedGemm {
   int64_t N_, K_;
   const T* B_;
   int64_t ldb_, calls_, max_rows_;
+  bool trans_b_;
   bool tried_ = false;
   at::Tensor packed_;
 };

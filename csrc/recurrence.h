@@ -51,6 +51,9 @@
 //     whether the backward reads a bidirectional layer's halves of grad_output and of the
 //     output in place, rows 2P apart, and a grad_output that repeats one row as that row;
 //     otherwise each is copied contiguous
+//   static constexpr int64_t kInferenceInputChunkRows
+//     where the steps run here in inference, the rows of the input projection formed at once
+//     (a chunk of whole steps, at least one, just ahead of them); 0 for the whole sequence
 //   static bool runs_pairs()
 //   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
 //       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
@@ -206,29 +209,57 @@ struct ForwardCall {
     T* ws_p = ws_ptr();
     Tensor gh;
     T* gates_p = nullptr;
+    // The input projection's rows in the gate buffer: [chunk_lo, chunk_hi) of the sequence,
+    // the whole of it unless an inference call forms it a chunk of steps at a time (the
+    // backend's kInferenceInputChunkRows; the gate buffer then holds one chunk).
+    int64_t chunk_rows = N, chunk_lo = 0, chunk_hi = 0;
+    auto project_chunk = [&](int64_t s0) {
+      int64_t s1 = s0, rows = 0;
+      while (s1 < a.T && (s1 == s0 || rows + a.sizes[reverse ? a.T - 1 - s1 : s1] <= chunk_rows)) {
+        rows += a.sizes[reverse ? a.T - 1 - s1 : s1];
+        ++s1;
+      }
+      const int64_t t0 = reverse ? a.T - s1 : s0, t1 = reverse ? a.T - 1 - s0 : s1 - 1;  // t0 <= t1
+      chunk_lo = a.offsets[t0];
+      chunk_hi = a.offsets[t1] + a.sizes[t1];
+      gemm<T>(dev, false, true, chunk_hi - chunk_lo, GH, I, a.input.const_data_ptr<T>() + chunk_lo * I, I,
+              a.w_ih.const_data_ptr<T>(), I, false, gates_p, gates_ld);
+    };
     if (!whole) {
       if (!gates.defined()) {
-        gates = at::empty({N, GH}, a.input.options());
+        // Only an inference LSTM or GRU comes here without a gate buffer (see the constructor).
+        if (Backend::kInferenceInputChunkRows > 0) {
+          chunk_rows = std::max(Backend::kInferenceInputChunkRows, a.B);
+        }
+        gates = at::empty({std::min(N, chunk_rows), GH}, a.input.options());
       }
       gates_p = gates.data_ptr<T>();
-      gemm<T>(dev, false, true, N, GH, I, a.input.const_data_ptr<T>(), I, a.w_ih.const_data_ptr<T>(), I, false,
-              gates_p, gates_ld);
       if (Cell::kSeparateRecurrent) {
         gh = at::empty({a.B, GH}, a.input.options());
         st.gh = gh.const_data_ptr<T>();
       }
     }
+    // Every step multiplies the same W_hh (and a projected LSTM's W_hr, whose steps all run
+    // here): packed once for MKL where RepeatedGemm does, in inference. MKL's packed form of
+    // a B holds about 8-12 MB beyond B's own size, which in a training step of a projected
+    // LSTM at small T * B would be most of the step's memory (see BackwardCall::hh_product).
+    const int64_t repeats = whole || train ? 0 : a.T;
+    RepeatedGemm<T> hh_product(GH, P, w_hh, P, repeats, a.B, true);
+    RepeatedGemm<T> hr_product(P, H, proj ? a.w_hr.const_data_ptr<T>() : nullptr, H, proj ? repeats : 0, a.B, true);
     for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
       const int64_t t = reverse ? a.T - 1 - s : s;
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       if (rows == 0) {
         continue;
       }
-      T* g = gates_p + off * gates_ld;
+      if (off < chunk_lo || off >= chunk_hi) {
+        project_chunk(s);
+      }
+      T* g = gates_p + (off - chunk_lo) * gates_ld;
       if (Cell::kSeparateRecurrent) {
-        gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, false, gh.data_ptr<T>(), GH);
+        hh_product(dev, rows, h, P, false, gh.data_ptr<T>(), GH);
       } else {
-        gemm<T>(dev, false, true, rows, GH, P, h, P, w_hh, P, true, g, gates_ld);
+        hh_product(dev, rows, h, P, true, g, gates_ld);
       }
       st.gates = g;
       st.out = out + off * P;
@@ -238,7 +269,7 @@ struct ForwardCall {
       }
       Backend::template forward<T>(Cell::kKind, st, rows);
       if (proj) {
-        gemm<T>(dev, false, true, rows, P, H, st.h_raw, st.h_raw_ld, a.w_hr.const_data_ptr<T>(), H, false, h, P);
+        hr_product(dev, rows, st.h_raw, st.h_raw_ld, false, h, P);
         Backend::copy(st.out, h, rows * P);
       }
     }
@@ -357,7 +388,12 @@ struct BackwardCall {
   // The backend's product for grad_input's rows: W_ih prepared once for every segment.
   typename Backend::template Matmul<T> input_matmul;
   // dh_{t-1} = dG_t W_hh where the reverse loop runs here (run_steps_here): W_hh's rows (the
-  // GRU's r and z rows, and its n rows apart) for every step's product.
+  // GRU's r and z rows, and its n rows apart) for every step's product. Not packed for a
+  // projected LSTM: there MKL's packed copy (W_hh's size and 8-12 MB more) took the training
+  // step's allocated peak above torch.nn's (B=8 I=H=512 P=128 T=200: 39.8 against 36.0 MiB,
+  // 28.8 unpacked) for no gain beyond the A/B's noise (training steps at H = 512-1024, B = 8-64:
+  // 0.96-1.14x; measured 2026-12-01, bench/results/..._probes-session24/memory_projected_*.md,
+  // projected_backward_packing_ab.txt).
   RepeatedGemm<T> hh_product, hn_product;
 
   // sharers: how many backward calls run at once and share the backend's chunk of dG (the two
@@ -370,7 +406,7 @@ struct BackwardCall {
         mask(m),
         input_matmul(args.I, args.G * args.H, args.w_ih.const_data_ptr<T>(), args.I, args.T, args.B),
         hh_product(args.P, (Cell::kSeparateRecurrent ? 2 : args.G) * args.H, args.w_hh.const_data_ptr<T>(), args.P,
-                   args.T, args.B),
+                   args.w_hr.defined() ? 0 : args.T, args.B),
         hn_product(args.P, Cell::kSeparateRecurrent ? args.H : 0,
                    Cell::kSeparateRecurrent ? args.w_hh.const_data_ptr<T>() + 2 * args.H * args.P : nullptr, args.P,
                    args.T, args.B) {

@@ -294,12 +294,53 @@ def test_bidirectional_directions_at_once_each_pack_w_hh(blas_backward, threads)
 
 
 @pytest.mark.skipif(not PACKED_GEMM, reason="torch's BLAS has no MKL packed GEMM")
-def test_projected_lstm_multiplies_w_hh_packed():
-    """A projected LSTM's reverse loop runs here whatever the panels: its W_hh (4H x P) of 1 MB
-    and more is packed once a call."""
+@pytest.mark.parametrize("reverse", [False, True])
+def test_projected_lstm_inference_multiplies_w_hh_and_w_hr_packed(reverse):
+    """A projected LSTM's steps all run here: in inference its W_hh (4H x P) and W_hr (P x H) are
+    packed for MKL once a call each where they hold 1 MB of float32 or more, and the results are
+    the reference's; a training call (forward and backward) packs neither, its memory kept below
+    torch.nn's."""
     before = packs()
-    check_layer("lstm", T=4, B=4, I=3, H=512, P=128, dtype=torch.float32, reverse=True)
-    assert packs() == before + 1
+    check_layer("lstm", T=4, B=4, I=3, H=1024, P=256, dtype=torch.float32, reverse=reverse)
+    assert packs() == before
+    for H, P, n in [(512, 128, 1), (1024, 256, 2)]:  # W_hr of 256 KB multiplied as it is
+        params = layer_params("lstm", 3, H, P=P, dtype=torch.float32)
+        st = states("lstm", 4, H, P=P, dtype=torch.float32)
+        x = torch.randn(5, 4, 3)
+        with torch.no_grad():
+            got = run_layer(F, "lstm", x, params, st, reverse=reverse)
+            assert packs() == before + n
+            want = run_layer(R, "lstm", x, params, st, reverse=reverse)
+        for name, a, b in zip(["output", "h_n", "c_n"], got, want):
+            assert_close(a, b, msg=name)
+        before += n
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+@pytest.mark.parametrize("reverse", [False, True])
+@pytest.mark.parametrize("packed", [False, True])
+def test_projected_lstm_inference_projects_the_input_a_chunk_at_a_time(dtype, reverse, packed):
+    """An inference projected LSTM forms x W_ih^T a chunk of whole steps (about 512 rows) ahead of
+    the steps that read it: over chunk boundaries that fall inside no step, with steps that shrink
+    (forward) or grow (reverse) in a packed batch and one longer than the rest, the output and
+    final states are the reference's."""
+    torch.manual_seed(0)
+    I, H, P = 5, 24, 7
+    params = layer_params("lstm", I, H, P=P, dtype=dtype)
+    st = states("lstm", 9 if packed else 7, H, P=P, dtype=dtype)
+    if packed:
+        lengths = [300, 250, 197, 197, 150, 100, 33, 2, 1]
+        x = torch.nn.utils.rnn.pack_sequence([torch.randn(n, I, dtype=dtype) for n in lengths])
+        args = dict(batch_sizes=x.batch_sizes)
+        x = x.data
+    else:
+        x, args = torch.randn(150, 7, I, dtype=dtype), {}
+    assert x.shape[:-1].numel() > 2 * 512  # rows of the sequence: three chunks at least
+    with torch.no_grad():
+        got = run_layer(F, "lstm", x, params, st, reverse=reverse, **args)
+        want = run_layer(R, "lstm", x, params, st, reverse=reverse, **args)
+    for name, a, b in zip(["output", "h_n", "c_n"], got, want):
+        assert_close(a, b, dtype, msg=name)
 
 
 def test_blas_panel_bytes_default_to_three_quarters_of_the_l2():

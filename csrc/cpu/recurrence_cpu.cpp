@@ -671,6 +671,10 @@ struct CpuBackend {
   // place, rows 2P apart (and a grad_output that repeats one row as that row).
   static constexpr bool kStridedRows = true;
 
+  // A projected LSTM's inference forms its input projection a chunk of steps ahead, as the
+  // fused steps do: a buffer of kChunkRows rows instead of the whole sequence's gates.
+  static constexpr int64_t kInferenceInputChunkRows = kChunkRows;
+
   // Where autograd consumes the workspace, dG goes over it: the pointwise passes read a row's
   // gates and write its dG in the same lane block, and every step reads the row before (the
   // LSTM's c_{t-1}) in columns dG does not reach.

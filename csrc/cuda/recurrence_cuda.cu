@@ -276,6 +276,9 @@ struct CudaBackend {
   // are copied contiguous first.
   static constexpr bool kStridedRows = false;
 
+  // The input projection of every step is one GEMM: one launch.
+  static constexpr int64_t kInferenceInputChunkRows = 0;
+
   // dG has buffers of its own: the kernels write its rows G*H (the GRU's dGh H) apart.
   static constexpr bool kWritesDgOverWorkspace = false;
 
