@@ -138,7 +138,8 @@ def main():
             a_ref, a_ours = (measure(cls, shape, side, args.threads, args.bidirectional, args.steady, "allocated",
                                      proj) for side in ("torch", "fused"))
             B, I, H, T = shape
-            line = (f"| {cell} | B={B} I={I} H={H}{f' P={proj}' if proj else ''} T={T} | {ref:.1f} ({spread['torch']}) | "
+            size = f"H={H} P={proj}" if proj else f"H={H}"
+            line = (f"| {cell} | B={B} I={I} {size} T={T} | {ref:.1f} ({spread['torch']}) | "
                     f"{ours:.1f} ({spread['fused']}) | {ours / max(ref, 1e-9):.2f} | "
                     f"{a_ref:.1f} | {a_ours:.1f} | {a_ours / max(a_ref, 1e-9):.2f} |")
             lines.append(line)

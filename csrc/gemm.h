@@ -143,8 +143,8 @@ void gemm(
 }
 
 // C (M x N) (+)= A op(B) for many calls with the same B (K x N row-major, or N x K with trans_b):
-// a backward's per-step dh_{t-1} = dG_t W_hh, a projected LSTM's per-step h W_hh^T, h_raw W_hr^T
-// and dh W_hr. On the CPU in float32, where torch's MKL exports its packed GEMM, B is
+// a backward's per-step dh_{t-1} = dG_t W_hh, and in inference a projected LSTM's per-step h W_hh^T
+// and h_raw W_hr^T. On the CPU in float32, where torch's MKL exports its packed GEMM, B is
 // packed into MKL's layout at the first call of at least kMinRows rows and multiplied from there
 // after: sgemm repacks the whole of B at every call (at H = 1024 an LSTM's 16 MB W_hh each
 // step). Measured 2026-11-30 on the Ice Lake VM, 2 threads, 50 products against a 4096 x 1024
@@ -227,8 +227,9 @@ class RepeatedGemm {
       return false;
     }
     packed_ = at::empty({static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))}, at::kFloat);
-    cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b_ ? kTrans : kNoTrans, static_cast<int>(m), static_cast<int>(N_), static_cast<int>(K_),
-                     1.0f, reinterpret_cast<const float*>(B_), static_cast<int>(ldb_), packed_.data_ptr<float>());
+    cblas_sgemm_pack(kRowMajor, kBMatrix, trans_b_ ? kTrans : kNoTrans, static_cast<int>(m), static_cast<int>(N_),
+                     static_cast<int>(K_), 1.0f, reinterpret_cast<const float*>(B_), static_cast<int>(ldb_),
+                     packed_.data_ptr<float>());
     packed_gemm_packs().fetch_add(1, std::memory_order_relaxed);
     return true;
   }

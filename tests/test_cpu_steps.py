@@ -298,8 +298,8 @@ def test_bidirectional_directions_at_once_each_pack_w_hh(blas_backward, threads)
 def test_projected_lstm_inference_multiplies_w_hh_and_w_hr_packed(reverse):
     """A projected LSTM's steps all run here: in inference its W_hh (4H x P) and W_hr (P x H) are
     packed for MKL once a call each where they hold 1 MB of float32 or more, and the results are
-    the reference's; a training call (forward and backward) packs neither, its memory kept below
-    torch.nn's."""
+    the reference's. A training call (forward and backward) packs neither: MKL's packed copy would
+    take the step's memory above torch.nn's (BackwardCall::hh_product in csrc/recurrence.h)."""
     before = packs()
     check_layer("lstm", T=4, B=4, I=3, H=1024, P=256, dtype=torch.float32, reverse=reverse)
     assert packs() == before
@@ -321,9 +321,9 @@ def test_projected_lstm_inference_multiplies_w_hh_and_w_hr_packed(reverse):
 @pytest.mark.parametrize("packed", [False, True])
 def test_projected_lstm_inference_projects_the_input_a_chunk_at_a_time(dtype, reverse, packed):
     """An inference projected LSTM forms x W_ih^T a chunk of whole steps (about 512 rows) ahead of
-    the steps that read it: over chunk boundaries that fall inside no step, with steps that shrink
-    (forward) or grow (reverse) in a packed batch and one longer than the rest, the output and
-    final states are the reference's."""
+    the steps that read it: across the chunks' boundaries (between whole steps), dense and in a
+    packed batch whose steps shrink (forward) or grow (reverse), the output and final states are
+    the reference's."""
     torch.manual_seed(0)
     I, H, P = 5, 24, 7
     params = layer_params("lstm", I, H, P=P, dtype=dtype)
