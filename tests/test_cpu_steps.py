@@ -318,23 +318,25 @@ def test_projected_lstm_inference_multiplies_w_hh_and_w_hr_packed(reverse):
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
 @pytest.mark.parametrize("reverse", [False, True])
-@pytest.mark.parametrize("packed", [False, True])
-def test_projected_lstm_inference_projects_the_input_a_chunk_at_a_time(dtype, reverse, packed):
+@pytest.mark.parametrize("layout", ["dense", "packed", "wide"])
+def test_projected_lstm_inference_projects_the_input_a_chunk_at_a_time(dtype, reverse, layout):
     """An inference projected LSTM forms x W_ih^T a chunk of whole steps (about 512 rows) ahead of
-    the steps that read it: across the chunks' boundaries (between whole steps), dense and in a
-    packed batch whose steps shrink (forward) or grow (reverse), the output and final states are
-    the reference's."""
+    the steps that read it: across the chunks' boundaries (between whole steps), dense, in a
+    packed batch whose steps shrink (forward) or grow (reverse), and with a batch wider than a
+    chunk (a step a chunk), the output and final states are the reference's."""
     torch.manual_seed(0)
     I, H, P = 5, 24, 7
     params = layer_params("lstm", I, H, P=P, dtype=dtype)
-    st = states("lstm", 9 if packed else 7, H, P=P, dtype=dtype)
-    if packed:
+    if layout == "packed":
         lengths = [300, 250, 197, 197, 150, 100, 33, 2, 1]
         x = torch.nn.utils.rnn.pack_sequence([torch.randn(n, I, dtype=dtype) for n in lengths])
         args = dict(batch_sizes=x.batch_sizes)
         x = x.data
+        st = states("lstm", len(lengths), H, P=P, dtype=dtype)
     else:
-        x, args = torch.randn(150, 7, I, dtype=dtype), {}
+        T, B = (150, 7) if layout == "dense" else (4, 600)
+        x, args = torch.randn(T, B, I, dtype=dtype), {}
+        st = states("lstm", B, H, P=P, dtype=dtype)
     assert x.shape[:-1].numel() > 2 * 512  # rows of the sequence: three chunks at least
     with torch.no_grad():
         got = run_layer(F, "lstm", x, params, st, reverse=reverse, **args)
