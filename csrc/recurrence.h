@@ -52,8 +52,9 @@
 //     output in place, rows 2P apart, and a grad_output that repeats one row as that row;
 //     otherwise each is copied contiguous
 //   static constexpr int64_t kInferenceInputChunkRows
-//     where the steps run here in inference, the rows of the input projection formed at once
-//     (a chunk of whole steps, at least one, just ahead of them); 0 for the whole sequence
+//     where the steps run here in inference, about how many rows of the input projection are
+//     formed at once, just ahead of the steps that read them (kInferenceInputChunkRows / B
+//     whole steps, at least one); 0 for the whole sequence
 //   static bool runs_pairs()
 //   template <class T> static bool forward_pair(CellKind, const LayerArgs (&a)[2],
 //       std::array<const ForwardStep<T>*, 2> st, std::array<T*, 2> gates, std::array<T*, 2> out,
@@ -86,6 +87,7 @@
 #include <optional>
 #include <string>
 #include <tuple>
+#include <utility>
 #include <vector>
 
 #include "cells.h"
@@ -107,6 +109,13 @@ struct BackwardSegment {
 // The step t of backward step i (0: the last step processed).
 inline int64_t backward_step(const LayerArgs& a, int64_t i, bool reverse) {
   return reverse ? i : a.T - 1 - i;
+}
+
+// The rows of the sequence, [first, last), that the steps processed q0 .. q1 - 1 (q0 < q1, in
+// processing order) cover: one run, a direction's steps sitting at consecutive offsets.
+inline std::pair<int64_t, int64_t> rows_of_steps(const LayerArgs& a, int64_t q0, int64_t q1, bool reverse) {
+  const int64_t t_lo = reverse ? a.T - q1 : q0, t_hi = reverse ? a.T - 1 - q0 : q1 - 1;
+  return {a.offsets[t_lo], a.offsets[t_hi] + a.sizes[t_hi]};
 }
 
 namespace detail {
@@ -209,29 +218,18 @@ struct ForwardCall {
     T* ws_p = ws_ptr();
     Tensor gh;
     T* gates_p = nullptr;
-    // The input projection's rows in the gate buffer: [chunk_lo, chunk_hi) of the sequence,
-    // the whole of it unless an inference call forms it a chunk of steps at a time (the
-    // backend's kInferenceInputChunkRows; the gate buffer then holds one chunk).
-    int64_t chunk_rows = N, chunk_lo = 0, chunk_hi = 0;
-    auto project_chunk = [&](int64_t s0) {
-      int64_t s1 = s0, rows = 0;
-      while (s1 < a.T && (s1 == s0 || rows + a.sizes[reverse ? a.T - 1 - s1 : s1] <= chunk_rows)) {
-        rows += a.sizes[reverse ? a.T - 1 - s1 : s1];
-        ++s1;
-      }
-      const int64_t t0 = reverse ? a.T - s1 : s0, t1 = reverse ? a.T - 1 - s0 : s1 - 1;  // t0 <= t1
-      chunk_lo = a.offsets[t0];
-      chunk_hi = a.offsets[t1] + a.sizes[t1];
-      gemm<T>(dev, false, true, chunk_hi - chunk_lo, GH, I, a.input.const_data_ptr<T>() + chunk_lo * I, I,
-              a.w_ih.const_data_ptr<T>(), I, false, gates_p, gates_ld);
-    };
+    // The input projection goes into the gate buffer for chunk_steps steps at a time: the whole
+    // sequence at once, unless an inference call forms it a chunk ahead (the backend's
+    // kInferenceInputChunkRows, as the CPU's fused steps do; the gate buffer then holds one chunk).
+    // Its first row is the sequence's row chunk_lo.
+    int64_t chunk_steps = a.T, chunk_lo = 0;
     if (!whole) {
       if (!gates.defined()) {
         // Only an inference LSTM or GRU comes here without a gate buffer (see the constructor).
         if (Backend::kInferenceInputChunkRows > 0) {
-          chunk_rows = std::max(Backend::kInferenceInputChunkRows, a.B);
+          chunk_steps = std::max<int64_t>(1, Backend::kInferenceInputChunkRows / std::max<int64_t>(a.B, 1));
         }
-        gates = at::empty({std::min(N, chunk_rows), GH}, a.input.options());
+        gates = at::empty({std::min(N, chunk_steps * a.B), GH}, a.input.options());
       }
       gates_p = gates.data_ptr<T>();
       if (Cell::kSeparateRecurrent) {
@@ -247,13 +245,16 @@ struct ForwardCall {
     RepeatedGemm<T> hh_product(GH, P, w_hh, P, repeats, a.B, true);
     RepeatedGemm<T> hr_product(P, H, proj ? a.w_hr.const_data_ptr<T>() : nullptr, H, proj ? repeats : 0, a.B, true);
     for (int64_t s = 0; s < (whole ? 0 : a.T); ++s) {
+      if (s % chunk_steps == 0) {
+        const auto [lo, hi] = rows_of_steps(a, s, std::min(a.T, s + chunk_steps), reverse);
+        chunk_lo = lo;
+        gemm<T>(dev, false, true, hi - lo, GH, I, a.input.const_data_ptr<T>() + lo * I, I,
+                a.w_ih.const_data_ptr<T>(), I, false, gates_p, gates_ld);
+      }
       const int64_t t = reverse ? a.T - 1 - s : s;
       const int64_t rows = a.sizes[t], off = a.offsets[t];
       if (rows == 0) {
         continue;
-      }
-      if (off < chunk_lo || off >= chunk_hi) {
-        project_chunk(s);
       }
       T* g = gates_p + (off - chunk_lo) * gates_ld;
       if (Cell::kSeparateRecurrent) {

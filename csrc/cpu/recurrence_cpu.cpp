@@ -344,10 +344,8 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   const int64_t chunks = (T_ + chunk_steps - 1) / chunk_steps;
   std::vector<int64_t> chunk_row0(chunks), chunk_row1(chunks);
   for (int64_t k = 0; k < chunks; ++k) {
-    const int64_t q0 = k * chunk_steps, q1 = std::min(T_, q0 + chunk_steps);
-    const int64_t t_lo = reverse ? T_ - q1 : q0, t_hi = reverse ? T_ - 1 - q0 : q1 - 1;
-    chunk_row0[k] = a.offsets[t_lo];
-    chunk_row1[k] = a.offsets[t_hi] + a.sizes[t_hi];
+    const int64_t q0 = k * chunk_steps;
+    std::tie(chunk_row0[k], chunk_row1[k]) = rows_of_steps(a, q0, std::min(T_, q0 + chunk_steps), reverse);
   }
   // An inference LSTM or GRU keeps its projected inputs in a buffer for one chunk.
   at::Tensor chunk_buf;
