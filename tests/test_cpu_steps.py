@@ -441,27 +441,44 @@ def test_panel_cache_sees_writes_that_bypass_the_version_counter(mode):
         assert_close(ours(x)[0], ref(x)[0], torch.float32)
 
 
-@pytest.mark.parametrize("where", ["first", "middle", "last"])
-def test_panel_cache_compares_in_parallel_chunks(threads, where):
-    """A weight compared in chunks on every thread: one element changed behind the version counter,
-    in the first chunk, the middle or the last (a partial chunk), is seen."""
-    torch.set_num_threads(max(2, torch.get_num_threads()))
-    ref, ours = _module_pair("LSTM", I=6, H=50)  # W_hh 200 x 50 floats: 40,000 bytes, 10 chunks
-    x = torch.randn(5, 3, 6)
-    previous = _C._set_cpu_compare_chunk(4096)
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("which", ["hh", "ih", "both"])
+@pytest.mark.parametrize("where", ["first", "last"])
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+@pytest.mark.parametrize("nthreads", [1, 2])
+def test_panel_cache_checks_each_tile_against_its_weight(threads, mode, which, where, dtype, nthreads):
+    """Panels found for a weight are compared with it tile by tile, each tile by the thread that
+    then reads it: one element changed behind the version counter, in the first tile or the last
+    (a partial one: H = 50 is no multiple of a tile's units), of W_hh, W_ih or both, is seen; the
+    stale panels count as missed and are packed afresh (and kept: the next call finds them), the
+    others as found."""
+    torch.set_num_threads(nthreads)
+    ref, ours = _module_pair(mode, I=6, H=50)
+    ref, ours = ref.to(dtype), ours.to(dtype)
+    x = torch.randn(5, 3, 6, dtype=dtype)
+    changed = ["hh", "ih"] if which == "both" else [which]
+    previous = _C._set_cpu_dots("never")
+
+    def lookups():
+        before = _C._cpu_cache_calls()
+        out = ours(x)[0]
+        after = _C._cpu_cache_calls()
+        return out, (after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"])
+
     try:
         with torch.no_grad():
-            ours(x)
-            ours(x)
-            found = _C._cpu_cache_calls()["panels_found"]
-            ours(x)
-            assert _C._cpu_cache_calls()["panels_found"] == found + 2  # W_ih and W_hh, unchanged
-            i = {"first": 0, "middle": 5003, "last": ref.weight_hh_l0.numel() - 1}[where]
-            for m in (ref, ours):
-                m.weight_hh_l0.data.view(-1)[i] += 0.25
-            assert_close(ours(x)[0], ref(x)[0], torch.float32)
+            assert lookups()[1] == (0, 2)
+            assert lookups()[1] == (2, 0)
+            for name in changed:
+                for m in (ref, ours):
+                    w = getattr(m, f"weight_{name}_l0").data.view(-1)
+                    w[0 if where == "first" else -1] += 0.25
+            out, moved = lookups()
+            assert moved == (2 - len(changed), len(changed))
+            assert_close(out, ref(x)[0], dtype)
+            assert lookups()[1] == (2, 0)
     finally:
-        _C._set_cpu_compare_chunk(previous)
+        _C._set_cpu_dots(previous)
 
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
@@ -566,8 +583,8 @@ def _flatten(x):
 
 def test_training_calls_do_not_keep_their_panels():
     """A training forward packs its panels (or finds those an inference call kept) but keeps
-    none: the optimizer step after it would change the weights, and the panels with the copy
-    kept for the comparison would double the weights' memory through the backward."""
+    none: the optimizer step after it would change the weights, and the panels would stay
+    alive through the backward, the step's peak."""
     ref, ours = _module_pair("LSTM", H=40)
     x = torch.randn(12, 8, 6, requires_grad=True)  # 8 rows: panels in every dots mode but "always"
     previous = _C._set_cpu_dots("never")

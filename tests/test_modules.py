@@ -537,8 +537,9 @@ def test_bf16_training_error_within_torch_nn(mode, I, H, T, B, stacked):
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("where", [0, -1])
 def test_large_weight_changed_through_data_is_seen(dtype, where):
-    """The byte comparison that guards kept panels and casts runs in parallel chunks for a weight
-    over 2 MB: one element changed through .data, first or last, is seen all the same."""
+    """One element of a large weight changed through .data, first or last, is seen: float32
+    weights' kept panels are checked tile by tile, bfloat16 weights' kept casts by a byte
+    comparison in parallel chunks (a weight over 2 MB)."""
     torch.manual_seed(0)
     H = 512 if dtype == torch.float32 else 1024  # W_hh: 4 MB float32, 8 MB bfloat16
     _, fused = make_pair("LSTM", H, H, dtype=torch.float32)

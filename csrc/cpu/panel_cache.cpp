@@ -26,7 +26,7 @@ struct Entry {
   at::ScalarType dtype;
   PanelLayout layout;
   at::Tensor panels;
-  at::Tensor contents;  // the weight as it was packed; undefined for a kept cast (see trusted)
+  at::Tensor contents;  // a cast's weight as it was cast; undefined for panels (see find_panels)
 };
 
 std::mutex& lock() {
@@ -67,7 +67,8 @@ std::atomic<int64_t>& count(CacheCall c) {
   return counts[static_cast<int>(c)];
 }
 
-// Bytes a task of the comparison compares; weights over twice this are compared on all threads.
+// Bytes a task of a cast's comparison compares; weights over twice this are compared on all
+// threads. (Panels were compared so too until they were checked tile by tile, panel_cache.h.)
 // 64 KB (from 1 MB) sped up B=1 LSTM/GRU calls that find their panels 1.09-1.13x at H = 256 (1 MB
 // weights, compared on one core before) and 0.99-1.11x at H = 128, with torch.nn's call between
 // (caches cold, as in the benchmark), and changed nothing where the weights were already
@@ -101,37 +102,54 @@ bool equal_bytes(const void* a, const void* b, int64_t n) {
   return equal.load();
 }
 
-bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l, bool trust) {
+// Whether e is w's as far as can be told without its contents.
+bool same_tensor(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
   return !e.weight.expired() && e.impl == w.unsafeGetTensorImpl() && e.data == w.const_data_ptr() &&
       e.version == w._version() && e.sizes == w.sizes().vec() && e.dtype == w.scalar_type() &&
-      e.layout.role == l.role && e.layout.cell == l.cell && e.layout.kernels == l.kernels &&
-      (e.contents.defined() ? equal_bytes(e.contents.const_data_ptr(), w.const_data_ptr(), w.nbytes()) : trust);
+      e.layout.role == l.role && e.layout.cell == l.cell && e.layout.kernels == l.kernels;
+}
+
+// A cast's contents compared here; panels of a trusted weight need no comparison, others are
+// compared by the caller (find_panels: unchecked).
+bool same(const Entry& e, const at::Tensor& w, const PanelLayout& l) {
+  return same_tensor(e, w, l) &&
+      (!e.contents.defined() || equal_bytes(e.contents.const_data_ptr(), w.const_data_ptr(), w.nbytes()));
 }
 
 }  // namespace
 
-at::Tensor find_panels(const at::Tensor& w_in, const PanelLayout& layout) {
+FoundPanels find_panels(const at::Tensor& w_in, const PanelLayout& layout) {
   const at::Tensor key = trusted_key(w_in, layout);
   const bool trust = key.defined();
   const at::Tensor& w = trust ? key : w_in;
   if (!trackable(w, layout, trust)) {
-    return at::Tensor();
+    return {};
   }
   std::lock_guard<std::mutex> g(lock());
   auto& e = entries();
   for (auto it = e.begin(); it != e.end(); ++it) {
-    if (same(*it, w, layout, trust)) {
+    if (same(*it, w, layout)) {
       e.splice(e.begin(), e, it);
-      if (layout.role != kCastRole) {
+      const bool unchecked = layout.role != kCastRole && !trust;
+      if (layout.role != kCastRole && !unchecked) {
         count(CacheCall::kPanelsFound).fetch_add(1, std::memory_order_relaxed);
       }
-      return e.front().panels;
+      return {e.front().panels, unchecked};
     }
   }
   if (layout.role != kCastRole) {
     count(CacheCall::kPanelsMissed).fetch_add(1, std::memory_order_relaxed);
   }
-  return at::Tensor();
+  return {};
+}
+
+void panels_checked(const at::Tensor& w, const PanelLayout& layout, bool matched) {
+  if (matched) {
+    count(CacheCall::kPanelsFound).fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  std::lock_guard<std::mutex> g(lock());
+  entries().remove_if([&](const Entry& x) { return same_tensor(x, w, layout); });
 }
 
 void keep_panels(const at::Tensor& w_in, const PanelLayout& layout, const at::Tensor& panels) {
@@ -151,7 +169,7 @@ void keep_panels(const at::Tensor& w_in, const PanelLayout& layout, const at::Te
   });
   e.push_front(Entry{c10::weak_intrusive_ptr<c10::TensorImpl>(w.getIntrusivePtr()), w.unsafeGetTensorImpl(),
                      w.const_data_ptr(), w._version(), w.sizes().vec(), w.scalar_type(), layout, panels,
-                     trust ? at::Tensor() : w.clone()});
+                     layout.role == kCastRole ? w.clone() : at::Tensor()});
   while (e.size() > kMaxEntries) {
     e.pop_back();
   }
@@ -165,7 +183,7 @@ bool panels_cacheable(const at::Tensor& w) {
 
 at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype) {
   const PanelLayout layout{kCastRole, static_cast<int>(dtype), nullptr};
-  at::Tensor cast = find_panels(w, layout);
+  at::Tensor cast = find_panels(w, layout).panels;
   const bool kept = cast.defined();
   if (!kept) {
     cast = w.detach().to(dtype);

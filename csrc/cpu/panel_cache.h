@@ -3,13 +3,17 @@
 // Packing W_hh and W_ih into tile panels is a transpose of the whole weight; at
 // batch 1 it costs as much as tens of steps. A panel is used again only for the
 // same live tensor (same TensorImpl, held weakly) at the same data pointer and
-// version, and only after its contents compare equal to a copy taken when it was
-// packed: writes through `.data` or a raw pointer leave the version counter alone,
-// so the version alone cannot be trusted (gradcheck perturbs weights that way).
+// version, and only after its contents are seen to be what packing the weight now
+// would give: writes through `.data` or a raw pointer leave the version counter alone,
+// so the version alone cannot be trusted (gradcheck perturbs weights that way). That
+// check is the caller's (find_panels returns such panels `unchecked`): the fused steps
+// compare each tile's panel with its rows of the weight on the thread that then reads
+// the panel (TileKernels::tile_matches), so the weight is read once, no copy of it is
+// kept, and the panel is left in that thread's cache for the steps.
 // Inference tensors carry no version counter and are never cached, nor are weights
 // over kMaxWeightBytes (their calls are long enough that packing does not show).
-// Panels of a cast kept by kept_cast (below) skip the comparison and the copy: kept_cast
-// compared its weight when the call began, and no one else holds the cast; they are kept
+// Panels of a cast kept by kept_cast (below) need no check: kept_cast compared its
+// weight with a copy when the call began, and no one else holds the cast; they are kept
 // up to the casts' size limit.
 // FUSED_RNN_CPU_PANEL_CACHE=0 or fused_rnn._C._set_cpu_panel_cache(False) turn it off.
 #pragma once
@@ -26,8 +30,18 @@ struct PanelLayout {
   const void* kernels;
 };
 
-// The panels packed from w with layout, or an undefined tensor.
-at::Tensor find_panels(const at::Tensor& w, const PanelLayout& layout);
+// The panels packed from w with layout (undefined where none are kept). Where `unchecked`,
+// they are w's panels only if w's contents have not changed behind its version counter:
+// the caller compares them with w before using them and reports with panels_checked.
+struct FoundPanels {
+  at::Tensor panels;
+  bool unchecked = false;
+};
+FoundPanels find_panels(const at::Tensor& w, const PanelLayout& layout);
+
+// The caller's comparison of unchecked panels found for w: panels that match count as
+// found; those that do not are forgotten (and the caller packs afresh, a miss then).
+void panels_checked(const at::Tensor& w, const PanelLayout& layout, bool matched);
 
 // Keeps panels for later calls (a no-op for tensors that cannot be tracked).
 void keep_panels(const at::Tensor& w, const PanelLayout& layout, const at::Tensor& panels);
@@ -43,7 +57,8 @@ bool panels_cacheable(const at::Tensor& w);
 at::Tensor kept_cast(const at::Tensor& w, at::ScalarType dtype);
 
 // Calls so far of kept_cast that found their cast kept or made it, and of find_panels (for
-// panels, not casts) for a trackable weight that found its panels or not.
+// panels, not casts) for a trackable weight that found its panels (unchecked ones once the
+// check matched) or not.
 enum class CacheCall { kCastKept, kCastMade, kPanelsFound, kPanelsMissed };
 int64_t cache_calls(CacheCall c);
 

@@ -40,6 +40,10 @@ struct TileKernels {
   c10::ScalarType stored;
   int64_t k_align;
   PackTile pack_tile[4];  // indexed by CellKind
+  // Whether tile u's panel is what pack_tile would pack from w now (kWeightsAsT only: the
+  // 16-bit forms' panels come from kept casts, which need no such check).
+  using TileMatches = bool (*)(const void* w, int64_t H, int64_t K, int64_t u, const void* panel);
+  TileMatches tile_matches[4];
   ForwardTile forward_tile[4];
   ProjectTile project_tile[4];
   ForwardTile forward_dots[4];  // the in-place reading (pointwise_impl.h: tile_dots)

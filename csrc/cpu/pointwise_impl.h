@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 #include <type_traits>
 #include <utility>
 #include <vector>
@@ -250,12 +251,50 @@ struct TileShape {
   static constexpr int DR = sizeof(V) >= 64 ? 4 : 2;
 };
 
-template <typename T, CellKind C, typename Tw = T>
-void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
+// pack_tile's k-block: rows kb..kb + kPackBlock (at most K) of the panel.
+template <typename T, typename Tw>
+constexpr int64_t kPackBlock = std::max<int64_t>(4 * (64 / static_cast<int64_t>(sizeof(Tw))), TileShape<T, CellKind::kLstm>::W);
+
+// Rows kb..ke of tile u's panel, written to dst (row k at dst + (k - kb) * kWidth).
+template <typename T, CellKind C, typename Tw>
+inline void pack_tile_block(const Tw* w_hh, int64_t H, int64_t K, int64_t u, int64_t kb, int64_t ke, Tw* dst) {
   using S = TileShape<T, C>;
   constexpr int64_t kWidth = S::G * S::kUnits;
   constexpr int W = S::W;
+  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(Tw));
+  constexpr int64_t kBlock = kPackBlock<T, Tw>;
   const int64_t j0 = u * S::kUnits;
+  for (int g = 0; g < S::G; ++g) {
+    for (int q0 = 0; q0 < S::kUnits; q0 += W) {
+      const int64_t j = j0 + q0;
+      const int64_t n = std::max<int64_t>(0, std::min<int64_t>(W, H - j));
+      const Tw* rows = n > 0 ? w_hh + (g * H + j) * K : w_hh;  // rows j.. of gate g (none past H)
+      Tw* d = dst + g * S::kUnits + q0 - kb * kWidth;
+      for (int64_t i = 0; i < n; ++i) {
+        for (int64_t p = kb + 2 * kBlock; p < std::min(K, kb + 3 * kBlock); p += kLine) {
+          __builtin_prefetch(rows + i * K + p, 0, 2);
+        }
+      }
+      int64_t k = kb;
+      if constexpr (std::is_same_v<Tw, float>) {
+        if (n == W) {
+          for (; k + W <= ke; k += W) {
+            at::vec::transpose_mxn<float, W, W>(rows + k, K, d + k * kWidth, kWidth);
+          }
+        }
+      }
+      for (; k < ke; ++k) {
+        for (int64_t i = 0; i < W; ++i) {
+          d[k * kWidth + i] = i < n ? rows[i * K + k] : Tw(0);
+        }
+      }
+    }
+  }
+}
+
+template <typename T, CellKind C, typename Tw = T>
+void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
+  constexpr int64_t kWidth = TileShape<T, C>::G * TileShape<T, C>::kUnits;
   // A transpose, in blocks of k whose destination (kBlock x kWidth) stays in L1 while each
   // source row gives it kBlock contiguous elements (four cache lines); float32 weights as W x W
   // register transposes, a group of W rows at a time. The rows are more streams than a hardware
@@ -263,37 +302,29 @@ void pack_tile(const Tw* w_hh, int64_t H, int64_t K, int64_t u, Tw* dst) {
   // faster in the probe). Element by element, and without the prefetches, the
   // source lines were misses waiting on L3 or memory: 1.4-2.9 GB/s packing LSTM weights of
   // 1-4 MB (measured 2026-11-29; bench/results/..._probes-pack-panels).
-  constexpr int64_t kLine = 64 / static_cast<int64_t>(sizeof(Tw));
-  constexpr int64_t kBlock = std::max<int64_t>(4 * kLine, W);
+  constexpr int64_t kBlock = kPackBlock<T, Tw>;
+  for (int64_t kb = 0; kb < K; kb += kBlock) {
+    pack_tile_block<T, C, Tw>(w_hh, H, K, u, kb, std::min(K, kb + kBlock), dst + kb * kWidth);
+  }
+}
+
+// Whether tile u's panel holds what pack_tile would pack from w_hh now: each k-block packed
+// into an L1 buffer and compared with the panel's, so the weight is read once and the panel
+// is left in the cache of the thread that compared it (the panel cache's check of a weight
+// that may have been written without its version counter knowing: panel_cache.h).
+template <typename T, CellKind C, typename Tw = T>
+bool tile_matches(const Tw* w_hh, int64_t H, int64_t K, int64_t u, const Tw* panel) {
+  constexpr int64_t kWidth = TileShape<T, C>::G * TileShape<T, C>::kUnits;
+  constexpr int64_t kBlock = kPackBlock<T, Tw>;
+  alignas(64) Tw block[kBlock * kWidth];
   for (int64_t kb = 0; kb < K; kb += kBlock) {
     const int64_t ke = std::min(K, kb + kBlock);
-    for (int g = 0; g < S::G; ++g) {
-      for (int q0 = 0; q0 < S::kUnits; q0 += W) {
-        const int64_t j = j0 + q0;
-        const int64_t n = std::max<int64_t>(0, std::min<int64_t>(W, H - j));
-        const Tw* rows = n > 0 ? w_hh + (g * H + j) * K : w_hh;  // rows j.. of gate g (none past H)
-        Tw* d = dst + g * S::kUnits + q0;
-        for (int64_t i = 0; i < n; ++i) {
-          for (int64_t p = kb + 2 * kBlock; p < std::min(K, kb + 3 * kBlock); p += kLine) {
-            __builtin_prefetch(rows + i * K + p, 0, 2);
-          }
-        }
-        int64_t k = kb;
-        if constexpr (std::is_same_v<Tw, float>) {
-          if (n == W) {
-            for (; k + W <= ke; k += W) {
-              at::vec::transpose_mxn<float, W, W>(rows + k, K, d + k * kWidth, kWidth);
-            }
-          }
-        }
-        for (; k < ke; ++k) {
-          for (int64_t i = 0; i < W; ++i) {
-            d[k * kWidth + i] = i < n ? rows[i * K + k] : Tw(0);
-          }
-        }
-      }
+    pack_tile_block<T, C, Tw>(w_hh, H, K, u, kb, ke, block);
+    if (std::memcmp(block, panel + kb * kWidth, sizeof(Tw) * (ke - kb) * kWidth) != 0) {
+      return false;
     }
   }
+  return true;
 }
 
 // A vector of T from weights stored as Tw: T itself, or (T = float) bfloat16 / float16
@@ -823,6 +854,11 @@ void pack_tile_erased(const void* w, int64_t H, int64_t K, int64_t u, void* dst)
   pack_tile<T, C, Tw>(static_cast<const Tw*>(w), H, K, u, static_cast<Tw*>(dst));
 }
 
+template <typename T, CellKind C>
+bool tile_matches_erased(const void* w, int64_t H, int64_t K, int64_t u, const void* panel) {
+  return tile_matches<T, C, T>(static_cast<const T*>(w), H, K, u, static_cast<const T*>(panel));
+}
+
 template <typename T, CellKind C, bool kDots, typename Tw>
 void forward_tile_erased(const ForwardStep<T>& st, const T* h_prev, const void* w, int64_t K, int64_t u, int64_t r0,
                          int64_t r1) {
@@ -857,6 +893,7 @@ void set_tiles(PointwiseKernels<T>& k) {
   k.tile_width[i] = S::G * S::kUnits;
   k.tile_rows[i] = S::MR;
   set_tile_kernels<T, C, T>(k.tiles[kWeightsAsT], c10::CppTypeToScalarType<T>::value);
+  k.tiles[kWeightsAsT].tile_matches[i] = &tile_matches_erased<T, C>;
   if constexpr (std::is_same_v<T, float>) {
     set_tile_kernels<T, C, c10::BFloat16>(k.tiles[kWeightsBf16], at::kBFloat16);
     set_tile_kernels<T, C, c10::Half>(k.tiles[kWeightsHalf], at::kHalf);

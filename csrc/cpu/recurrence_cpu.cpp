@@ -5,6 +5,7 @@
 #include <ATen/ThreadLocalState.h>
 #include <torch/library.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 #include <string>
@@ -302,8 +303,8 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   //
   // A training call packs (or finds) panels as an inference call does, but does not keep
   // them: the optimizer step that follows changes the weights, so they would not be found
-  // again, while they and the copy kept for the comparison (twice the weights) stayed alive
-  // through the backward, the step's peak. Measured 2026-11-29 (training steps, fp32, 2
+  // again, while they stayed alive through the backward, the step's peak (with the copy then
+  // kept for their comparison, twice the weights). Measured 2026-11-29 (training steps, fp32, 2
   // threads): panels kept and found against none kept, 0.92-1.05x; at B <= 4, reading in
   // place against panels packed every call, 0.93-1.12x either way, so the choice between
   // them is left as it was.
@@ -319,22 +320,13 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   auto round_k = [&](int64_t k) { return (k + tk.k_align - 1) / tk.k_align * tk.k_align; };
   const int64_t hh_elems = round_k(K) * kern.tile_width[c], ih_elems = round_k(I) * kern.tile_width[c];
   const PanelLayout hh_layout{0, c, &tk}, ih_layout{1, c, &tk};
-  at::Tensor hh, ih;
+  FoundPanels hh_found, ih_found;
   if (!dots) {
-    hh = find_panels(a.w_hh, hh_layout);
-    ih = find_panels(a.w_ih, ih_layout);
-  }
-  const bool hh_cached = dots || hh.defined(), ih_cached = dots || ih.defined();
-  if (!hh_cached) {
-    hh = at::empty({grid.tiles * hh_elems}, a.input.options().dtype(tk.stored));
-  }
-  if (!ih_cached) {
-    ih = at::empty({grid.tiles * ih_elems}, a.input.options().dtype(tk.stored));
+    hh_found = find_panels(a.w_hh, hh_layout);
+    ih_found = find_panels(a.w_ih, ih_layout);
   }
   // Tile u's weights: its panel, or (dots) the weight itself.
   const auto tile_of = [esize](const void* p, int64_t offset) { return static_cast<const char*>(p) + offset * esize; };
-  const void* hh_p = dots ? w_hh : hh.const_data_ptr();
-  const void* ih_p = dots ? w_ih : ih.const_data_ptr();
   const int64_t hh_tile = dots ? 0 : hh_elems, ih_tile = dots ? 0 : ih_elems;
   const auto forward_tile = dots ? tk.forward_dots[c] : tk.forward_tile[c];
   const auto project_tile = dots ? tk.project_dots[c] : tk.project_tile[c];
@@ -386,51 +378,95 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   }
 
   const int64_t flops = 2 * B * T_ * GH * (K + I);
-  run_steps(static_cast<int64_t>(plan.size()), grid.items(), [&](int64_t s, int64_t item) {
-    const int64_t u = item / groups, grp = item % groups;
-    const int64_t e = plan[s];
-    if (e == kPack) {
-      if (grp == 0 && !hh_cached) {
-        tk.pack_tile[c](w_hh, H, K, u, static_cast<char*>(hh.data_ptr()) + u * hh_elems * esize);
-      }
-      if (grp == 0 && !ih_cached) {
-        tk.pack_tile[c](w_ih, H, I, u, static_cast<char*>(ih.data_ptr()) + u * ih_elems * esize);
-      }
-      return;
+  // Panels found unchecked (panel_cache.h) are compared with their weight tile by tile in the
+  // packing step, each by the thread that reads it in the steps. Where one differs (the
+  // weight written behind its version counter), the steps after do nothing, those panels are
+  // forgotten, and the team runs again on panels packed afresh.
+  for (;;) {
+    at::Tensor hh = hh_found.panels, ih = ih_found.panels;
+    const bool hh_cached = dots || hh.defined(), ih_cached = dots || ih.defined();
+    if (!hh_cached) {
+      hh = at::empty({grid.tiles * hh_elems}, a.input.options().dtype(tk.stored));
     }
-    if (e < 0) {
-      const int64_t k = -2 - e, row0 = chunk_row0[k], rows = chunk_row1[k] - row0;
-      const int64_t per = (rows + groups - 1) / groups;
-      const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
-      if (r0 < r1) {
-        project_tile(x + row0 * I, I, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+    if (!ih_cached) {
+      ih = at::empty({grid.tiles * ih_elems}, a.input.options().dtype(tk.stored));
+    }
+    const void* hh_p = dots ? w_hh : hh.const_data_ptr();
+    const void* ih_p = dots ? w_ih : ih.const_data_ptr();
+    std::atomic<bool> hh_stale{false}, ih_stale{false};
+    run_steps(static_cast<int64_t>(plan.size()), grid.items(), [&](int64_t s, int64_t item) {
+      const int64_t u = item / groups, grp = item % groups;
+      const int64_t e = plan[s];
+      if (e == kPack) {
+        if (grp != 0) {
+          return;
+        }
+        if (hh_found.unchecked && !tk.tile_matches[c](w_hh, H, K, u, tile_of(hh_p, u * hh_tile))) {
+          hh_stale.store(true, std::memory_order_relaxed);
+        }
+        if (ih_found.unchecked && !tk.tile_matches[c](w_ih, H, I, u, tile_of(ih_p, u * ih_tile))) {
+          ih_stale.store(true, std::memory_order_relaxed);
+        }
+        if (!hh_cached) {
+          tk.pack_tile[c](w_hh, H, K, u, static_cast<char*>(hh.data_ptr()) + u * hh_elems * esize);
+        }
+        if (!ih_cached) {
+          tk.pack_tile[c](w_ih, H, I, u, static_cast<char*>(ih.data_ptr()) + u * ih_elems * esize);
+        }
+        return;
       }
-      return;
-    }
-    const int64_t q = e, t = reverse ? T_ - 1 - q : q;
-    const int64_t rows = a.sizes[t], off = a.offsets[t];
-    const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
-    if (r0 >= r1) {
-      return;
-    }
-    const int64_t k = q / chunk_steps;
-    ForwardStep<T> st = st0;
-    st.gates = gate_rows(k) + (off - chunk_row0[k]) * gates_ld;
-    st.gates_ld = gates_ld;
-    st.out = out + off * K;
-    st.ws = ws ? ws + off * st0.ws_ld : nullptr;
-    st.h = buf[(q + 1) % 2];
-    st.h16_prev = h16_bufs[q % 2];
-    st.h16 = h16_bufs[(q + 1) % 2];
-    st.h16_ld = h16_ld;
-    forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
-  }, flops);
+      if (hh_stale.load(std::memory_order_relaxed) || ih_stale.load(std::memory_order_relaxed)) {
+        return;
+      }
+      if (e < 0) {
+        const int64_t k = -2 - e, row0 = chunk_row0[k], rows = chunk_row1[k] - row0;
+        const int64_t per = (rows + groups - 1) / groups;
+        const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
+        if (r0 < r1) {
+          project_tile(x + row0 * I, I, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+        }
+        return;
+      }
+      const int64_t q = e, t = reverse ? T_ - 1 - q : q;
+      const int64_t rows = a.sizes[t], off = a.offsets[t];
+      const int64_t r0 = grp * group_rows, r1 = std::min(rows, r0 + group_rows);
+      if (r0 >= r1) {
+        return;
+      }
+      const int64_t k = q / chunk_steps;
+      ForwardStep<T> st = st0;
+      st.gates = gate_rows(k) + (off - chunk_row0[k]) * gates_ld;
+      st.gates_ld = gates_ld;
+      st.out = out + off * K;
+      st.ws = ws ? ws + off * st0.ws_ld : nullptr;
+      st.h = buf[(q + 1) % 2];
+      st.h16_prev = h16_bufs[q % 2];
+      st.h16 = h16_bufs[(q + 1) % 2];
+      st.h16_ld = h16_ld;
+      forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
+    }, flops);
 
-  if (!hh_cached && keep) {
-    keep_panels(a.w_hh, hh_layout, hh);
-  }
-  if (!ih_cached && keep) {
-    keep_panels(a.w_ih, ih_layout, ih);
+    // Checked panels are trusted for the rest of the call; stale ones are looked up again (a
+    // miss: they were forgotten) and packed afresh.
+    const auto settle = [](FoundPanels& found, const at::Tensor& w, const PanelLayout& layout, bool stale) {
+      if (found.unchecked) {
+        panels_checked(w, layout, !stale);
+        found = stale ? find_panels(w, layout) : FoundPanels{found.panels, false};
+      }
+    };
+    const bool stale = hh_stale.load() || ih_stale.load();
+    settle(hh_found, a.w_hh, hh_layout, hh_stale.load());
+    settle(ih_found, a.w_ih, ih_layout, ih_stale.load());
+    if (stale) {
+      continue;
+    }
+    if (!hh_cached && keep) {
+      keep_panels(a.w_hh, hh_layout, hh);
+    }
+    if (!ih_cached && keep) {
+      keep_panels(a.w_ih, ih_layout, ih);
+    }
+    break;
   }
   // h_n: each row's state after the last step it was active in (step q wrote buf[(q + 1) % 2]).
   std::vector<int64_t> last(B, -1);
