@@ -114,6 +114,7 @@ pybind11::dict build_info() {
   d["cpu_backward_chunk_min_rows"] = fused_rnn::cpu::backward_chunk_min_rows();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
   d["cpu_team_min_flops"] = fused_rnn::cpu::team_min_flops().load();
+  d["cpu_zigzag"] = fused_rnn::cpu::zigzag_flag().load();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   // Whether the per-step BLAS products may multiply a weight packed once (MKL's packed GEMM).
@@ -183,6 +184,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       "The least work (flops) a CPU recurrence runs on a thread team for; smaller ones stay on the "
       "calling thread; returns the previous setting");
+  m.def(
+      "_set_cpu_zigzag", [](bool on) { return fused_rnn::cpu::zigzag_flag().exchange(on); },
+      "Whether a CPU thread team's threads run their items in reverse at every other step (step_team.h); "
+      "returns the previous setting");
   m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
       "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");

@@ -795,3 +795,44 @@ def test_consumed_workspace_gives_the_kept_gradients(steps, chunk, cell, bidirec
         for k, (a, b) in enumerate(zip(kept, consumed)):
             assert_close(b, a, msg=f"gradient {k}")
         assert torch.equal(ws, forward_ws) == (cell not in ("lstm", "gru")), "the workspace was not written over"
+
+
+# ---------------------------------------------------------------- the team's item order
+
+def test_zigzag_is_on_by_default():
+    assert _C.build_info()["cpu_zigzag"] is True
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dots", ["always", "never"])
+@pytest.mark.parametrize("nthreads", [1, 2])
+@pytest.mark.parametrize("reverse", [False, True])
+def test_zigzag_order_gives_the_same_bits(threads, cell, dots, nthreads, reverse):
+    """The team's threads run their items in reverse at every other step (step_team.h): forward
+    (weights packed or read in place) and backward give bit for bit the results of running them
+    in order, on one thread and on two, over a packed batch whose rows shrink (grow in reverse),
+    with more tiles than threads and a partial last tile; and those results are the reference's."""
+    torch.set_num_threads(nthreads)
+    T, B, I, H = 9, 5, 7, 200
+    batch_sizes = torch.tensor([5, 5, 4, 4, 3, 2, 2, 1, 1])
+    x = torch.randn(int(batch_sizes.sum()), I, dtype=torch.float64)
+    params = layer_params(cell, I, H, requires_grad=True)
+    st = states(cell, B, H, requires_grad=True)
+    leaves = [x.requires_grad_(), *params.values(), *st.values()]
+
+    def run(zigzag):
+        previous, previous_dots = _C._set_cpu_zigzag(zigzag), _C._set_cpu_dots(dots)
+        try:
+            out = run_layer(F, cell, x, params, st, batch_sizes, reverse)
+            g = torch.autograd.grad(out, leaves, [torch.ones_like(o) for o in out])
+        finally:
+            _C._set_cpu_zigzag(previous)
+            _C._set_cpu_dots(previous_dots)
+        return [o.detach() for o in out] + list(g)
+
+    on, off = run(True), run(False)
+    for a, b in zip(on, off):
+        assert torch.equal(a, b)
+    want = run_layer(R, cell, x, params, st, batch_sizes, reverse)
+    for a, b in zip(on, want):
+        assert_close(a, b.detach(), torch.float64)
