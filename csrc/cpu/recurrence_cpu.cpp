@@ -444,7 +444,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
       st.h16 = h16_bufs[(q + 1) % 2];
       st.h16_ld = h16_ld;
       forward_tile(st, buf[q % 2], tile_of(hh_p, u * hh_tile), K, u, r0, r1);
-    }, flops);
+    }, flops, B <= kZigzagMaxRows);
 
     // Checked panels are trusted for the rest of the call; stale ones are looked up again (a
     // miss: they were forgotten) and packed afresh.
@@ -582,7 +582,7 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
   for (size_t g = 0; g < segments.size(); ++g) {
     k0 = segments[g].i0;
     k1 = segments[g].i1;
-    run_steps(1 + k1 - k0, grid.items(), team_step, 2 * B * (k1 - k0) * GH * P);
+    run_steps(1 + k1 - k0, grid.items(), team_step, 2 * B * (k1 - k0) * GH * P, B <= kZigzagMaxRows);
     if (g + 1 == segments.size()) {
       panels = at::Tensor();  // W_hh's panels are done with: not alive with the flush's own buffers
     }

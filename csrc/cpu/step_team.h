@@ -7,15 +7,12 @@
 // items read stays in that thread's cache, and the threads meet at one spinning
 // barrier per step instead of a fork and join.
 //
-// A thread runs its items in order at even steps and in reverse at odd ones (zigzag):
-// where its slice of W_hh is larger than its L2, the items it ran last, whose weights are
-// the ones still in that cache, are then the first it runs again, so fewer of the weights
-// stream from L3 each step than a sweep in one direction (which an LRU-like cache misses
-// throughout) reads. Items of a step are independent, so the order changes no result.
-// Measured 2026-12-01 (Ice Lake, 2 threads, L2 1.25 MB a core): inference at B = 1 1.29x
-// faster for an LSTM at H = 512 (W_hh 4 MB), 1.32x for an Elman RNN at H = 1024 (4 MB),
-// 1.08x for a GRU at H = 1024 (12 MB) and an LSTM at B = 8 H = 512; 1.06x at H = 256,
-// which fits (bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session25/zigzag_*.txt).
+// Where the caller asks (zigzag), a thread runs its items in order at even steps and in
+// reverse at odd ones: where its slice of W_hh is larger than its L2, the items it ran last,
+// whose weights are the ones still in that cache, are then the first it runs again, so fewer
+// of the weights stream from L3 each step than a sweep in one direction (which an LRU-like
+// cache misses throughout) reads. Items of a step are independent, so the order changes no
+// result. The recurrences ask for it at small batches (kZigzagMaxRows).
 // FUSED_RNN_CPU_ZIGZAG=0 or _C._set_cpu_zigzag(False) turn it off.
 //
 // Items are claimed with a compare-and-swap, and a thread that has waited long
@@ -72,6 +69,20 @@ inline std::atomic<int64_t>& team_min_flops() {
   return flops;
 }
 
+// The most rows a step for which the recurrences run zigzag. A step of a few rows reads each
+// weight for a few multiply-adds, so it runs at the rate the weights arrive, and what stays
+// in L2 is time saved; from about 16 rows a step the tiles' arithmetic, not the weights'
+// traffic, sets the pace on a core whose L3 delivers ~20 GB/s against ~110 GFLOP/s of
+// products (a weight of 4 bytes serves 2 flops a row). Measured 2026-12-01 (Ice Lake, 2
+// threads, L2 1.25 MB a core, same-process A/B of the order): inference at B = 1 1.31-1.39x
+// faster for an LSTM at H = 512 (W_hh 4 MB), 1.46x for a GRU at H = 512, 1.36-1.43x for an
+// Elman RNN at H = 1024 (4 MB), 1.07-1.11x for an LSTM or GRU at H = 1024, 1.03-1.09x for an
+// LSTM at B = 8, H = 512-1024; training at B = 1 1.26x (LSTM H = 512), 1.28x (RNN H = 1024);
+// at B = 16-32 0.91-1.07x across two runs, and at B = 64 0.97-1.03x (training 0.97-0.99x in
+// three cases of three), so larger batches keep one order
+// (bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session25/zigzag_*.txt).
+constexpr int64_t kZigzagMaxRows = 16;
+
 inline std::atomic<bool>& zigzag_flag() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("FUSED_RNN_CPU_ZIGZAG");
@@ -85,15 +96,16 @@ inline int64_t item_at(int64_t s, int64_t n, int64_t i0, int64_t i1, bool zigzag
   return zigzag && s % 2 == 1 ? i1 - 1 - n : i0 + n;
 }
 
-// flops: about the work of the whole run, which decides whether it runs on a team at all.
+// flops: about the work of the whole run, which decides whether it runs on a team at all;
+// zigzag: whether a thread runs its items in reverse at odd steps (with the switch on).
 template <class F>
-void run_steps(int64_t nsteps, int64_t nitems, const F& fn, int64_t flops) {
+void run_steps(int64_t nsteps, int64_t nitems, const F& fn, int64_t flops, bool zigzag_steps = false) {
   if (nsteps <= 0 || nitems <= 0) {
     return;
   }
   const bool team = flops >= team_min_flops().load(std::memory_order_relaxed);
   const int64_t nw = team ? std::min<int64_t>(at::get_num_threads(), nitems) : 1;
-  const bool zigzag = zigzag_flag().load(std::memory_order_relaxed);
+  const bool zigzag = zigzag_steps && zigzag_flag().load(std::memory_order_relaxed);
   if (nw <= 1 || at::in_parallel_region()) {
     for (int64_t s = 0; s < nsteps; ++s) {
       for (int64_t n = 0; n < nitems; ++n) {
