@@ -402,6 +402,14 @@ def test_more_threads_than_tiles(threads, cell):
 # ---------------------------------------------------------------- packed weight panels kept between calls
 
 
+def _panel_lookups(call):
+    """call()'s result, and the panel cache's (found, missed) lookups during it."""
+    before = _C._cpu_cache_calls()
+    out = call()
+    after = _C._cpu_cache_calls()
+    return out, (after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"])
+
+
 def _module_pair(mode, I=6, H=20):
     import fused_rnn
 
@@ -460,10 +468,7 @@ def test_panel_cache_checks_each_tile_against_its_weight(threads, mode, which, w
     previous = _C._set_cpu_dots("never")
 
     def lookups():
-        before = _C._cpu_cache_calls()
-        out = ours(x)[0]
-        after = _C._cpu_cache_calls()
-        return out, (after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"])
+        return _panel_lookups(lambda: ours(x)[0])
 
     try:
         with torch.no_grad():
@@ -590,13 +595,14 @@ def test_training_calls_do_not_keep_their_panels():
     previous = _C._set_cpu_dots("never")
 
     def lookups(train):
-        before = _C._cpu_cache_calls()
-        with torch.set_grad_enabled(train):
-            out = ours(x)[0]
-            if train:
-                out.sum().backward()
-        after = _C._cpu_cache_calls()
-        return out, (after["panels_found"] - before["panels_found"], after["panels_missed"] - before["panels_missed"])
+        def call():
+            with torch.set_grad_enabled(train):
+                out = ours(x)[0]
+                if train:
+                    out.sum().backward()
+            return out
+
+        return _panel_lookups(call)
 
     try:
         assert lookups(True)[1] == (0, 2)

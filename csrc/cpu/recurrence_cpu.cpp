@@ -70,12 +70,6 @@ std::atomic<int64_t>& calls(Path p) {
   return counts[static_cast<int>(p)];
 }
 
-// A switch that is on unless the environment variable `name` is "0".
-bool env_on(const char* name) {
-  const char* env = std::getenv(name);
-  return env == nullptr || std::string(env) != "0";
-}
-
 // Whether unprojected layers run their steps fused (pointwise.h: fused_steps).
 std::atomic<bool>& fused_flag() {
   static std::atomic<bool> on{env_on("FUSED_RNN_CPU_FUSED")};
@@ -324,6 +318,8 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   if (!dots) {
     hh_found = find_panels(a.w_hh, hh_layout);
     ih_found = find_panels(a.w_ih, ih_layout);
+    // Only plain weights' panels come unchecked, and their kernels have the check.
+    TORCH_INTERNAL_ASSERT(!(hh_found.unchecked || ih_found.unchecked) || tk.tile_matches[c] != nullptr);
   }
   // Tile u's weights: its panel, or (dots) the weight itself.
   const auto tile_of = [esize](const void* p, int64_t offset) { return static_cast<const char*>(p) + offset * esize; };
@@ -454,10 +450,10 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
         found = stale ? find_panels(w, layout) : FoundPanels{found.panels, false};
       }
     };
-    const bool stale = hh_stale.load() || ih_stale.load();
-    settle(hh_found, a.w_hh, hh_layout, hh_stale.load());
-    settle(ih_found, a.w_ih, ih_layout, ih_stale.load());
-    if (stale) {
+    const bool hh_bad = hh_stale.load(), ih_bad = ih_stale.load();
+    settle(hh_found, a.w_hh, hh_layout, hh_bad);
+    settle(ih_found, a.w_ih, ih_layout, ih_bad);
+    if (hh_bad || ih_bad) {
       continue;
     }
     if (!hh_cached && keep) {

@@ -83,11 +83,14 @@ inline std::atomic<int64_t>& team_min_flops() {
 // (bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session25/zigzag_*.txt).
 constexpr int64_t kZigzagMaxRows = 16;
 
+// A switch that is on unless the environment variable `name` is "0".
+inline bool env_on(const char* name) {
+  const char* env = std::getenv(name);
+  return env == nullptr || std::string(env) != "0";
+}
+
 inline std::atomic<bool>& zigzag_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_ZIGZAG");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_ZIGZAG")};
   return on;
 }
 
