@@ -486,6 +486,41 @@ def test_panel_cache_checks_each_tile_against_its_weight(threads, mode, which, w
         _C._set_cpu_dots(previous)
 
 
+@pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
+@pytest.mark.parametrize("capability", _available_capabilities())
+def test_panel_check_sees_a_change_anywhere_in_a_tile(mode, capability):
+    """Whole tiles (H = 64) are compared bit for bit however the kernels compare them (on
+    AVX-512, float32 blocks of 16 rows x 16 k transposed in registers; elsewhere packed into a
+    buffer): panels found unchanged count as found, and one element changed behind the version
+    counter anywhere (each corner and inside of a block, the k tail past the last whole block of
+    W_ih (I = 40), the first and the last gate) counts its weight's panels as missed."""
+    torch.set_num_threads(1)
+    ref, ours = _module_pair(mode, I=40, H=64)
+    x = torch.randn(20, 1, 40)
+    G = ref.weight_hh_l0.shape[0] // 64
+    places = {
+        "hh": [(r, k) for r in (0, 5, 15, 16, 64 * G - 1) for k in (0, 9, 15, 63)],
+        "ih": [(r, k) for r in (0, 15, 64 * G - 1) for k in (0, 17, 31, 32, 39)],
+    }
+    previous_dots = _C._set_cpu_dots("never")
+    previous_capability = _C._set_cpu_capability(capability)
+    try:
+        with torch.no_grad():
+            ours(x)
+            assert _panel_lookups(lambda: ours(x)[0])[1] == (2, 0)
+            for name, where in places.items():
+                for r, k in where:
+                    for m in (ref, ours):
+                        getattr(m, f"weight_{name}_l0").data[r, k] *= 1.5
+                    out, moved = _panel_lookups(lambda: ours(x)[0])
+                    assert moved == (1, 1), (name, r, k)
+                    assert_close(out, ref(x)[0], torch.float32)
+                    assert _panel_lookups(lambda: ours(x)[0])[1] == (2, 0)
+    finally:
+        _C._set_cpu_dots(previous_dots)
+        _C._set_cpu_capability(previous_capability)
+
+
 @pytest.mark.parametrize("mode", ["LSTM", "GRU"])
 def test_panel_cache_sees_data_assignment_and_new_parameters(mode):
     ref, ours = _module_pair(mode)
