@@ -488,7 +488,7 @@ def test_panel_cache_checks_each_tile_against_its_weight(threads, mode, which, w
 
 @pytest.mark.parametrize("mode", ["LSTM", "GRU", "RNN"])
 @pytest.mark.parametrize("capability", _available_capabilities())
-def test_panel_check_sees_a_change_anywhere_in_a_tile(mode, capability):
+def test_panel_check_sees_a_change_anywhere_in_a_tile(threads, mode, capability):
     """Whole tiles (H = 64) are compared bit for bit however the kernels compare them (on
     AVX-512, float32 blocks of 16 rows x 16 k transposed in registers; elsewhere packed into a
     buffer): panels found unchanged count as found, and one element changed behind the version

@@ -350,7 +350,9 @@ inline __m512i transposed_diff16(const float* rows, int64_t ld, const float* lin
 // float32 on AVX-512, a whole tile: 16 rows of a gate at a time, their 16 x 16 blocks transposed
 // in registers and compared bit for bit with the panel's lines, each row read from start to end
 // with a software prefetch four lines ahead (the rows are more streams than the hardware
-// prefetcher follows). Calls at batch 1, which this check starts, ran 0.99-1.05x as fast as with
+// prefetcher follows). Not pack_tile_block's at::vec::transpose_mxn: it stores each block to
+// memory, and a probe comparing from that store ran no faster than the packed form (`aten_pf`
+// in check_cost_probe5.txt, below). Calls at batch 1, which this check starts, ran 0.99-1.05x as fast as with
 // blocks packed into a buffer for memcmp (LSTM H = 256 T = 50: 1.04-1.05x), the two forms switched
 // in one process with their order rotated (LSTM/GRU/RNN H = 128-512, T = 50-200;
 // bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session26/check_ab_rotated.txt).
