@@ -5,7 +5,8 @@
 
 Dense, packed and reverse-direction layers in float32, bfloat16 and float16, each checked
 against the alternating tier (and the persistent kernels required to have run), both with the
-tensor-core products (TF32 for float32), which must then have launched, and without; then
+tensor-core products (TF32 for float32), which must then have launched, and without, in cluster
+mode (which must then have launched, on sm_90+), and with the tensor cores in grid mode; then
 bidirectional layers, whose two directions must have run in one launch forward and backward;
 exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
 """
@@ -36,10 +37,14 @@ def layer(cell, dtype, packed, reverse):
     results = {}
     # float32 with mma: TF32 tensor cores, which the persistent tier takes where
     # torch.backends.cudnn.allow_tf32 is on (as torch.nn's cuDNN RNNs do); off elsewhere here.
-    variants = [("alternating", False), ("persistent", False), ("persistent", True)]
-    for tier, mma in variants:
+    # (tier, mma, cluster): H=40 fits one cluster, so cluster mode runs wherever it is on (sm_90+).
+    variants = [("alternating", False, True), ("persistent", False, True), ("persistent", True, True),
+                ("persistent", True, False)]
+    sm90 = torch.cuda.get_device_capability()[0] >= 9
+    for tier, mma, cluster in variants:
         old = fused_rnn._C._set_cuda_tier(tier)
         old_mma = fused_rnn._C._set_persistent_mma(mma)
+        old_cluster = fused_rnn._C._set_persistent_cluster(cluster)
         old_tf32 = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = mma
         try:
@@ -57,21 +62,25 @@ def layer(cell, dtype, packed, reverse):
             ran = after["forward"] > before["forward"] and after["backward"] > before["backward"]
             if mma:  # the tensor-core kernels, forward and backward, are what ran
                 ran = ran and after["mma_forward"] > before["mma_forward"] and after["mma_backward"] > before["mma_backward"]
+            clustered = (after["cluster_forward"] > before["cluster_forward"],
+                         after["cluster_backward"] > before["cluster_backward"])
+            ran = ran and clustered == ((True, True) if cluster and sm90 else (False, False))
         finally:
             fused_rnn._C._set_cuda_tier(old)
             fused_rnn._C._set_persistent_mma(old_mma)
+            fused_rnn._C._set_persistent_cluster(old_cluster)
             torch.backends.cudnn.allow_tf32 = old_tf32
-        results[(tier, mma)] = ([out[0], *grads], ran)
-    alt, _ = results[("alternating", False)]
+        results[(tier, mma, cluster)] = ([out[0], *grads], ran)
+    alt, _ = results[("alternating", False, True)]
     ok = True
-    for (tier, mma), (got, ran) in results.items():
+    for (tier, mma, cluster), (got, ran) in results.items():
         if tier == "alternating":
             continue
         tol = (1e-2 if mma else 1e-5) if dtype == torch.float32 else 3e-2
         good = ran and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
         ok &= good
         print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} reverse={reverse!s:5s} mma={mma!s:5s} "
-              f"persistent ran={ran} {'ok' if good else 'MISMATCH'}", flush=True)
+              f"cluster={cluster!s:5s} persistent ran={ran} {'ok' if good else 'MISMATCH'}", flush=True)
     return ok
 
 

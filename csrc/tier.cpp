@@ -35,11 +35,19 @@ std::atomic<int>& tier_flag() {
   return tier;
 }
 
-std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2];
+std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2];
 
 std::atomic<bool>& mma_flag() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("FUSED_RNN_PERSISTENT_MMA");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+std::atomic<bool>& cluster_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_PERSISTENT_CLUSTER");
     return env == nullptr || std::string(env) != "0";
   }()};
   return on;
@@ -103,6 +111,22 @@ void count_persistent_pair_launch(bool forward) {
 
 int64_t persistent_pair_launches(bool forward) {
   return pair_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
+}
+
+bool persistent_cluster() {
+  return cluster_flag().load(std::memory_order_relaxed);
+}
+
+bool set_persistent_cluster(bool on) {
+  return cluster_flag().exchange(on);
+}
+
+void count_persistent_cluster_launch(bool forward) {
+  cluster_launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t persistent_cluster_launches(bool forward) {
+  return cluster_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
 }  // namespace fused_rnn

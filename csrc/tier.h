@@ -34,6 +34,14 @@ std::string set_cuda_tier(const std::string& name);
 bool persistent_mma();
 bool set_persistent_mma(bool on);  // returns the previous setting
 
+// Whether the persistent tier runs a layer whose W_hh fits in the shared memory of one
+// thread-block cluster (8 or 16 CTAs; devices of compute capability 9.0 and newer) in cluster
+// mode: each cluster holds all of W_hh, runs a slice of the batch and meets at the cluster's
+// barrier, no grid barrier at all. On by default; FUSED_RNN_PERSISTENT_CLUSTER=0 keeps every
+// layer on the grid-wide kernel. UNVERIFIED ON A GPU like the rest of the persistent tier.
+bool persistent_cluster();
+bool set_persistent_cluster(bool on);  // returns the previous setting
+
 // Launch counters of the persistent kernels, so tests can tell which tier ran (and
 // which of those launches took the tensor-core products).
 void count_persistent_launch(bool forward, bool mma);
@@ -42,5 +50,8 @@ int64_t persistent_mma_launches(bool forward);
 // Of the launches, those that ran both directions of a bidirectional layer.
 void count_persistent_pair_launch(bool forward);
 int64_t persistent_pair_launches(bool forward);
+// Of the launches, those in cluster mode.
+void count_persistent_cluster_launch(bool forward);
+int64_t persistent_cluster_launches(bool forward);
 
 }  // namespace fused_rnn

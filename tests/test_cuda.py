@@ -1,8 +1,10 @@
 """The CUDA kernels, where a GPU is visible and fused_rnn was built with CUDA; skipped elsewhere.
 
 Every test runs on both recurrent tiers (alternating: a GEMM and a pointwise kernel a
-step; persistent: one cooperative kernel a sequence, falling back to the alternating
-tier where a layer does not fit on chip). fp32 is compared with TF32 off on both sides;
+step; persistent: one kernel a sequence, falling back to the alternating tier where a layer
+does not fit on chip), the persistent one twice: as it chooses (cluster mode where W_hh fits
+one thread-block cluster, on sm_90+), and with cluster mode off ("persistent-grid": every
+layer on the grid-wide cooperative kernel). fp32 is compared with TF32 off on both sides;
 fp16/bf16 are held to an error at most about twice torch.nn's (cuDNN) in the same
 precision, both measured against an fp32 reference.
 """
@@ -27,13 +29,16 @@ pytestmark = pytest.mark.skipif(
 MODES = ["LSTM", "GRU", "RNN_TANH", "RNN_RELU"]
 
 
-TIERS = ["alternating", "persistent"]
+TIERS = ["alternating", "persistent", "persistent-grid"]
 
 
 @pytest.fixture(autouse=True, params=TIERS)
 def tier(request):
-    old = fused_rnn._C._set_cuda_tier(request.param)
-    yield request.param
+    """The tier's name as the tests compare it ("persistent" for both persistent variants)."""
+    old = fused_rnn._C._set_cuda_tier(request.param.split("-")[0])
+    old_cluster = fused_rnn._C._set_persistent_cluster(request.param != "persistent-grid")
+    yield request.param.split("-")[0]
+    fused_rnn._C._set_persistent_cluster(old_cluster)
     fused_rnn._C._set_cuda_tier(old)
 
 
@@ -246,6 +251,37 @@ def test_the_tier_that_runs_is_the_tier_selected(mode, tier):
     assert ran == ((1, 1) if tier == "persistent" else (0, 0))
     out_ref, _ = ref(x)
     assert_close(out, out_ref)
+
+
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+def test_small_layers_run_in_clusters_on_sm90(mode, dtype, tier):
+    """On sm_90+ the persistent tier runs a layer whose W_hh fits one thread-block cluster's shared
+    memory in cluster mode, forward and backward (unless turned off: the persistent-grid tier),
+    the batch split between clusters: 40 packed sequences whose lengths end at different steps,
+    so some clusters run out of rows before others. Results and gradients match torch.nn
+    (float32 to the usual tolerance; bfloat16 to 5e-2 of each tensor's largest magnitude)."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 64, dtype=dtype)
+    lengths = sorted((12 - i % 11 for i in range(40)), reverse=True)
+    p = pack_sequence([torch.randn(n, 16, dtype=dtype) for n in lengths])
+    x = torch.nn.utils.rnn.PackedSequence(p.data.cuda().requires_grad_(), p.batch_sizes)
+    before = fused_rnn._C._persistent_launches()
+    out, _ = fused(x)
+    grads = torch.autograd.grad(out.data.float().pow(2).sum(), [x.data, *fused.parameters()])
+    torch.cuda.synchronize()
+    after = fused_rnn._C._persistent_launches()
+    ran = (after["cluster_forward"] - before["cluster_forward"], after["cluster_backward"] - before["cluster_backward"])
+    on = tier == "persistent" and fused_rnn.build_info()["persistent_cluster"]
+    assert ran == ((1, 1) if on and torch.cuda.get_device_capability()[0] >= 9 else (0, 0)), ran
+    out_ref, _ = ref(x)
+    grads_ref = torch.autograd.grad(out_ref.data.float().pow(2).sum(), [x.data, *ref.parameters()])
+    for a, b in zip([out.data, *grads], [out_ref.data, *grads_ref]):
+        if dtype == torch.float32:
+            assert_close(a, b)
+        else:
+            scale = b.float().abs().max().item() or 1.0
+            assert (a.float() - b.float()).abs().max().item() < 5e-2 * scale
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -39,8 +39,8 @@ def emu(tmp_path_factory):
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, ptr, ptr]
-    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, ptr, ptr]
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, i64, ptr, ptr]
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, ptr, ptr]
     return so
 
 
@@ -48,8 +48,8 @@ def _p(t):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def _plan():  # ok, U, ctas, bb, kc, mma
-    return (ctypes.c_int * 6)()
+def _plan():  # ok, U, ctas, bb, kc, mma, groups, group_rows
+    return (ctypes.c_int * 8)()
 
 
 def _ptrs(per_dir):
@@ -59,15 +59,18 @@ def _ptrs(per_dir):
 
 
 def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64,
-                 mma=False):
+                 mma=False, groups=0):
     """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
     around them done here in float64 as recurrence.h does them; returns float64 (outputs,
     input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
-    16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types."""
-    return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma)[0]
+    16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types.
+    ``groups``: 0 for the grid mode on ``sms`` SMs; n > 0 for the cluster mode, clusters of ``sms``
+    CTAs, at most n of them a direction, each running a slice of the batch."""
+    return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma,
+                             groups)[0]
 
 
-def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False):
+def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False, groups=0):
     """run_emulated for one or two directions ``(params, st, reverse, grads)`` of a layer over the
     same input, all in one launch of each kernel (two: both directions at once, as for a
     bidirectional layer); returns run_emulated's result for each direction."""
@@ -119,7 +122,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     fptrs = _ptrs([(b["w_hh_k"], b["bias"], b["b_hh_k"], b["gates"], b["out"], b["h"], b["hx_k"], b["c"], b["ws"])
                    for b in bufs])
     assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                           sms, staging, int(mma), gates_ld, ws_ld, fptrs, fplan) == 1
+                           sms, staging, int(mma), groups, gates_ld, ws_ld, fptrs, fplan) == 1
 
     for b, (_, _, _, grads) in zip(bufs, dirs):
         go, ghn, gcn = grads
@@ -131,7 +134,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     bptrs = _ptrs([(b["w_hh_k"], b["go_k"], None, b["ws"], b["out"], b["hx_k"], b["cx_k"], b["dh"], b["dc"], b["dg"],
                     b["dgh"]) for b in bufs])
     assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                            sms, staging, int(mma), ws_ld, bptrs, bplan) == 1
+                            sms, staging, int(mma), groups, ws_ld, bptrs, bplan) == 1
 
     results = []
     for b, (_, _, reverse, _) in zip(bufs, dirs):
@@ -171,12 +174,9 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
 TILINGS = {"roomy": (4, 5, 3, 10, 4, 1 << 20), "tight": (3, 6, 4, 38, 3, None)}
 
 
-@pytest.mark.parametrize("cell", CELLS)
-@pytest.mark.parametrize("layout", ["dense", "packed", "packed-reverse", "dense-reverse"])
-@pytest.mark.parametrize("tiling", list(TILINGS))
-def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
-    T, B, I, H, sms, staging = TILINGS[tiling]
-    staging = staging or 8 * (4 * 32 + 4 * GATES[cell] * 13)
+def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=0):
+    """One layer of ``layout`` (dense or packed, forward or reverse) through the emulated kernels
+    in float64, outputs and every gradient against fused_rnn.reference; returns the plans."""
     torch.manual_seed(0)
     params = {k: v.requires_grad_() for k, v in layer_params(cell, I, H).items()}
     st = {k: v.requires_grad_() for k, v in states(cell, B, H).items()}
@@ -196,14 +196,43 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
     want_grads = torch.autograd.grad(want, list(leaves.values()), [gr for gr in grads if gr is not None])
     got, got_grads, fplan, bplan = run_emulated(
         emu, cell, x.detach(), params, st, bs, reverse,
-        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging)
+        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging, groups=groups)
     for a, b in zip(got, want):
         assert_close(a, b.detach())
     for name, w in zip(leaves, want_grads):
         assert_close(got_grads[name], w, msg=name)
+    return fplan, bplan
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["dense", "packed", "packed-reverse", "dense-reverse"])
+@pytest.mark.parametrize("tiling", list(TILINGS))
+def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
+    T, B, I, H, sms, staging = TILINGS[tiling]
+    staging = staging or 8 * (4 * 32 + 4 * GATES[cell] * 13)
+    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, sms, staging)
     if tiling == "tight":  # the tiling really cut the loops: several batch and K chunks
         assert fplan[3:5] == [4, 32] and (GATES[cell] * H) % bplan[4] != 0, (fplan, bplan)
         assert fplan[2] == sms and H % fplan[1] != 0
+    assert fplan[6] == bplan[6] == 1  # grid mode: one group a direction
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["dense", "packed", "packed-reverse", "dense-reverse"])
+def test_emulated_cluster_mode_matches_reference(emu, cell, layout):
+    """Cluster mode: clusters of 3 CTAs (13 + 13 + 12 units of H=38) each holding all of W_hh,
+    the batch of 7 rows split between 3 clusters (3, 3 and 1 rows) that meet only at their own
+    cluster's barriers (the emulator refuses a grid barrier in such a launch); packed, the groups'
+    rows run out at different steps, and the reverse direction starts rows from hx part-way
+    through a group. The staging room (3 rows of 32 columns and of the forward's sums) forces K
+    chunks that do not divide K in both kernels."""
+    T, B, I, H, size, groups = 4, 7, 4, 38, 3, 3
+    staging = 8 * (3 * 32 + 3 * GATES[cell] * 13)
+    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, size, staging, groups)
+    for plan in (fplan, bplan):
+        assert plan[2] == size and plan[6:8] == [3, 3], plan  # 3 CTAs a cluster; 3 groups of 3 rows
+    assert fplan[3:5] == [3, 32], fplan  # a group's 3 rows at once; K in chunks of 32
+    assert bplan[3] == 3 and (GATES[cell] * H) % bplan[4] != 0, bplan
 
 
 def test_plan_rejects_a_slice_that_does_not_fit(emu):
@@ -211,7 +240,9 @@ def test_plan_rejects_a_slice_that_does_not_fit(emu):
     plan = _plan()
     ptrs = (ctypes.c_void_p * 9)()
     rev = (ctypes.c_int * 1)(0)
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 40, 40, ptrs, plan) == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 0, 40, 40, ptrs, plan) == 0
+    assert plan[0] == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 2, 40, 40, ptrs, plan) == 0  # clusters
     assert plan[0] == 0
 
 
@@ -284,9 +315,11 @@ def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layout", ["dense", "packed"])
 @pytest.mark.parametrize("dtype,mma", [(torch.float64, False), (torch.bfloat16, True)], ids=["float64", "bf16-mma"])
-def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma):
+@pytest.mark.parametrize("groups", [0, 3], ids=["grid", "clusters"])
+def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, groups):
     """Both directions of a bidirectional layer in one launch of each kernel (Launch with dirs 2:
-    the reverse direction's CTAs after the forward's, all meeting at the same grid barriers),
+    the reverse direction's CTAs after the forward's; in grid mode all meeting at the same grid
+    barriers, in cluster mode three clusters a direction, each with two of the six batch rows),
     each direction with its own weights and states, on the tight tiling (several CTAs a
     direction, chunks that cut every loop): each matches the reference of its direction."""
     T, B, I, H, sms, _ = TILINGS["tight"]
@@ -313,9 +346,10 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma):
         want_grads = torch.autograd.grad(want, list(leaves.values()), grads)
         dirs.append((params, st, d == 1, (grads[0].reshape(-1, H), grads[1], grads[2] if cell == "lstm" else None)))
         expected.append(([w.detach() for w in want], dict(zip(leaves, want_grads))))
-    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma)
+    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups)
     for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
         assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
+        assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, 0]), (fplan, bplan)
         pairs = list(zip(got, want)) + [(got_grads[n], w) for n, w in want_grads.items()]
         for a, b in pairs:
             if dtype == torch.float64:

@@ -30,10 +30,21 @@ def test_persistent_mma_is_on_by_default_and_can_be_turned_off():
         assert _C._set_persistent_mma(True) is False
 
 
+def test_persistent_cluster_mode_is_on_by_default_and_can_be_turned_off():
+    assert fused_rnn.build_info()["persistent_cluster"] is True
+    assert _C._set_persistent_cluster(False) is True
+    try:
+        assert fused_rnn.build_info()["persistent_cluster"] is False
+    finally:
+        assert _C._set_persistent_cluster(True) is False
+
+
 def test_persistent_launch_counters_cover_the_tensor_core_launches():
     d = _C._persistent_launches()
-    assert set(d) == {"forward", "backward", "mma_forward", "mma_backward", "pair_forward", "pair_backward"}
+    assert set(d) == {"forward", "backward", "mma_forward", "mma_backward", "pair_forward", "pair_backward",
+                      "cluster_forward", "cluster_backward"}
     assert d["mma_forward"] <= d["forward"] and d["mma_backward"] <= d["backward"]
     assert d["pair_forward"] <= d["forward"] and d["pair_backward"] <= d["backward"]
+    assert d["cluster_forward"] <= d["forward"] and d["cluster_backward"] <= d["backward"]
     if not torch.cuda.is_available():
         assert all(v == 0 for v in d.values())

@@ -37,13 +37,27 @@
 // direction, all CTAs meeting at the same grid barriers), where the pair fits; else one
 // direction at a time.
 //
-// Not yet here (issue #8): clusters with DSMEM for small H, flag-based (per-step counter)
-// synchronisation.
+// Cluster mode (sm_90 and newer; FUSED_RNN_PERSISTENT_CLUSTER=0 turns it off): where W_hh fits
+// the shared memory of one thread-block cluster of 8 (or, opted into, 16) CTAs, which is small H
+// (about H <= 400-460 for an LSTM in bf16, 320 in fp32 with 8 CTAs; 16 CTAs double the bytes),
+// the CTAs of a cluster hold all of W_hh between them, the batch is split between as many
+// clusters as fit on the device at once, and a step's barrier is the cluster's
+// (barrier.cluster.arrive.release / wait.acquire) instead of the grid's: the model of
+// ../shared/reference/performance-model.md puts a cluster barrier at 0.1-0.3 us against 0.7-1.5
+// us for grid.sync() on 132 CTAs, and the step of a small layer is little more than its barrier.
+// The kernels are the same (Launch's groups); h_t and dG_t still travel through L2 (ordinary
+// stores, ld.global.cg after the barrier), and the launch is an ordinary one with a cluster
+// dimension: clusters never wait for each other, so no co-residency is needed beyond a
+// cluster's own, which the hardware guarantees.
+//
+// Not yet here (issue #8): h_t through distributed shared memory within a cluster (saves the
+// L2 round trip), flag-based (per-step counter) synchronisation on the grid.
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/version.h>
 #include <c10/cuda/CUDAException.h>
 
+#include <algorithm>
 #include <vector>
 
 #include "../gemm.h"
@@ -100,19 +114,86 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, cons
   return plan;
 }
 
+// The launch configuration of a cluster-mode plan for `dirs` directions: plan.groups clusters of
+// plan.ctas CTAs a direction; attr (which config points to) holds the cluster size.
+inline cudaLaunchConfig_t cluster_config(const TilePlan& plan, int dirs, cudaLaunchAttribute& attr) {
+  cudaLaunchConfig_t config{};
+  config.gridDim = dim3(static_cast<unsigned>(dirs * plan.groups * plan.ctas));
+  config.blockDim = dim3(kThreads);
+  config.dynamicSmemBytes = plan.smem;
+  config.stream = at::cuda::getCurrentCUDAStream();
+  attr.id = cudaLaunchAttributeClusterDimension;
+  attr.val.clusterDim.x = static_cast<unsigned>(plan.ctas);
+  attr.val.clusterDim.y = 1;
+  attr.val.clusterDim.z = 1;
+  config.attrs = &attr;
+  config.numAttrs = 1;
+  return config;
+}
+
+// Cluster mode (plan_cluster) on devices of compute capability 9.0 and newer, unless
+// FUSED_RNN_PERSISTENT_CLUSTER=0: the first cluster size of 8 and 16 CTAs (16 is beyond the
+// portable limit and opted into) at which the slice fits a CTA and the device can schedule such a
+// cluster, with as many clusters a direction as can be resident at once (at most one a batch
+// row); ok false where none. Clusters never wait for each other, so a launch with more clusters
+// than fit at once is still correct, only slower.
+template <typename T>
+TilePlan make_cluster_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, const void* kernel, int dirs) {
+  const cudaDeviceProp* prop = at::cuda::getCurrentDeviceProperties();
+  if (!persistent_cluster() || prop->major < 9) {
+    return TilePlan{};
+  }
+  for (int size : {8, 16}) {
+    int64_t max_groups = std::max<int64_t>(1, prop->multiProcessorCount / (size * dirs));
+    for (int attempt = 0; attempt < 2; ++attempt) {
+      const TilePlan plan = plan_cluster(H, G, B, forward, size, max_groups, prop->sharedMemPerBlockOptin, sizeof(T),
+                                         sizeof(Acc<T>), mma);
+      if (!plan.ok) {
+        break;
+      }
+      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                          static_cast<int>(plan.smem)));
+      if (size > 8) {
+        C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
+      }
+      cudaLaunchAttribute attr{};
+      cudaLaunchConfig_t config = cluster_config(plan, dirs, attr);
+      int active = 0;
+      if (cudaOccupancyMaxActiveClusters(&active, kernel, &config) != cudaSuccess) {
+        (void)cudaGetLastError();  // this cluster size is refused here
+        break;
+      }
+      if (active >= dirs * plan.groups || (attempt == 1 && active >= 1)) {
+        return plan;
+      }
+      if (active < 1) {
+        break;
+      }
+      max_groups = std::max<int64_t>(1, active / dirs);  // fewer, larger groups, all resident
+    }
+  }
+  return TilePlan{};
+}
+
 // The plan of a layer and the kernel it runs (kernel_of(mma)): with the tensor cores where
-// use_mma says so and the padded layout fits (plan.tl.mma then), else on the CUDA cores;
-// ok false where neither fits.
+// use_mma says so and the padded layout fits (plan.tl.mma then), else on the CUDA cores; for
+// each, in cluster mode where make_cluster_plan finds one (plan.cluster), else on the whole grid;
+// ok false where nothing fits.
 template <typename T, class KernelOf>
 TilePlan plan_layer(const LayerArgs& a, bool forward, const KernelOf& kernel_of, const void*& kernel, int dirs = 1) {
   const bool mma = use_mma<T>();
-  kernel = reinterpret_cast<const void*>(kernel_of(mma));
-  TilePlan plan = make_plan<T>(a.H, a.G, a.B, forward, mma, kernel, dirs);
-  if (!plan.ok && mma) {
-    kernel = reinterpret_cast<const void*>(kernel_of(false));
-    plan = make_plan<T>(a.H, a.G, a.B, forward, false, kernel, dirs);
+  for (int i = 0; i < (mma ? 2 : 1); ++i) {
+    const bool m = mma && i == 0;
+    kernel = reinterpret_cast<const void*>(kernel_of(m));
+    TilePlan plan = make_cluster_plan<T>(a.H, a.G, a.B, forward, m, kernel, dirs);
+    if (!plan.ok) {
+      plan = make_plan<T>(a.H, a.G, a.B, forward, m, kernel, dirs);
+    }
+    if (plan.ok) {
+      return plan;
+    }
   }
-  return plan;
+  return TilePlan{};
 }
 
 // The step tables of a packed sequence on the device (none for a dense one).
@@ -131,14 +212,28 @@ Steps make_steps(const LayerArgs& a, bool reverse, at::Tensor& holder) {
   return S;
 }
 
-// Launches kernel cooperatively, plan.ctas CTAs for each of launch.dirs directions; false
-// (error cleared) when the device refuses the grid.
+// Launches kernel as `plan` says, its group fields copied into `launch`: in cluster mode
+// plan.groups clusters of plan.ctas CTAs for each of launch.dirs directions, otherwise
+// cooperatively, plan.ctas CTAs a direction; false (error cleared) when the device refuses the
+// grid or the clusters.
 template <class Launch>
-bool launch_cooperative(const void* kernel, const TilePlan& plan, Launch& launch) {
+bool launch_plan(const void* kernel, const TilePlan& plan, Launch& launch) {
+  launch.ctas = plan.ctas;
+  launch.groups = plan.groups;
+  launch.group_rows = plan.group_rows;
+  launch.cluster = plan.cluster;
   void* params[] = {&launch};
-  const cudaError_t err = cudaLaunchCooperativeKernel(kernel, dim3(launch.dirs * plan.ctas), dim3(kThreads), params,
-                                                      plan.smem, at::cuda::getCurrentCUDAStream());
-  if (err == cudaErrorCooperativeLaunchTooLarge) {
+  cudaError_t err;
+  if (plan.cluster) {
+    cudaLaunchAttribute attr{};
+    const cudaLaunchConfig_t config = cluster_config(plan, launch.dirs, attr);
+    err = cudaLaunchKernelExC(&config, kernel, params);
+  } else {
+    err = cudaLaunchCooperativeKernel(kernel, dim3(launch.dirs * plan.ctas), dim3(kThreads), params, plan.smem,
+                                      at::cuda::getCurrentCUDAStream());
+  }
+  if (err == cudaErrorCooperativeLaunchTooLarge ||
+      (plan.cluster && (err == cudaErrorInvalidClusterSize || err == cudaErrorLaunchOutOfResources))) {
     (void)cudaGetLastError();
     return false;
   }
@@ -219,16 +314,18 @@ bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* rev
   at::Tensor scratch[2], tables[2];
   ForwardLaunch<T> launch;
   launch.dirs = dirs;
-  launch.ctas = plan.ctas;
   for (int d = 0; d < dirs; ++d) {
     launch.dir[d] = forward_args(a[d], reverse[d], plan, *st[d], gates[d], out[d], ws[d], scratch[d], tables[d]);
   }
-  if (!launch_cooperative(kernel, plan, launch)) {
+  if (!launch_plan(kernel, plan, launch)) {
     return false;
   }
   count_persistent_launch(true, plan.tl.mma);
   if (dirs == 2) {
     count_persistent_pair_launch(true);
+  }
+  if (plan.cluster) {
+    count_persistent_cluster_launch(true);
   }
   return true;
 }
@@ -249,17 +346,19 @@ bool launch_backward(CellKind cell, int dirs, const LayerArgs* a, const bool* re
   at::Tensor tables[2];
   BackwardLaunch<T> launch;
   launch.dirs = dirs;
-  launch.ctas = plan.ctas;
   for (int d = 0; d < dirs; ++d) {
     launch.dir[d] = backward_args(cell, a[d], reverse[d], plan, *base[d], grad_output[d], grad_cell_states[d],
                                   w_hh[d], tables[d]);
   }
-  if (!launch_cooperative(kernel, plan, launch)) {
+  if (!launch_plan(kernel, plan, launch)) {
     return false;
   }
   count_persistent_launch(false, plan.tl.mma);
   if (dirs == 2) {
     count_persistent_pair_launch(false);
+  }
+  if (plan.cluster) {
+    count_persistent_cluster_launch(false);
   }
   return true;
 }

@@ -177,8 +177,12 @@ __host__ __device__ inline SmemLayout smem_layout(const Tiling& tl, size_t w_siz
 struct TilePlan {
   bool ok = false;
   Tiling tl;
-  int ctas = 0;
+  int ctas = 0;  // CTAs a group (Launch)
   size_t smem = 0;
+  // Cluster mode (plan_cluster): groups a direction and the batch rows of each.
+  bool cluster = false;
+  int groups = 1;
+  int64_t group_rows = 0;
 };
 
 // The weight slice of a CTA (H > 0, sms > 0): U, R, K and the shape of Ws (padded to
@@ -227,6 +231,26 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
         return plan;
       }
     }
+  }
+  return plan;
+}
+
+// Cluster mode: the layer's W_hh split over the `size` CTAs of one thread-block cluster (U =
+// ceil(H / size); CTAs past H hold nothing but take part in the barriers), and the batch over at
+// most max_groups clusters, each running ceil(B / max_groups) rows of every step with a whole copy
+// of W_hh; the batch chunk is planned for those rows. ok false where the slice does not fit.
+inline TilePlan plan_cluster(int64_t H, int64_t G, int64_t B, bool forward, int size, int64_t max_groups,
+                             size_t smem_limit, size_t w_size, size_t acc_size, bool mma = false) {
+  if (B <= 0 || size <= 0 || max_groups <= 0) {
+    return TilePlan{};
+  }
+  const int64_t group_rows = (B + max_groups - 1) / max_groups;
+  TilePlan plan = plan_tiling(H, G, group_rows, forward, size, smem_limit, w_size, acc_size, mma);
+  if (plan.ok) {
+    plan.ctas = size;
+    plan.cluster = true;
+    plan.group_rows = group_rows;
+    plan.groups = static_cast<int>((B + group_rows - 1) / group_rows);
   }
   return plan;
 }
@@ -417,21 +441,53 @@ struct ForwardArgs {
 };
 
 // What a launch of a kernel runs: one direction of a layer (dirs 1), or both directions of a
-// bidirectional layer at once (dirs 2): CTAs [0, ctas) run dir[0] and CTAs [ctas, 2 ctas)
-// dir[1]. The two directions take the same number of steps, so every CTA meets the others at
-// the same grid barriers; their tilings must be the same (one shared-memory size a launch).
+// bidirectional layer at once (dirs 2), each direction's CTAs after the other's. A direction's
+// CTAs form `groups` groups of `ctas` CTAs: the CTAs of a group hold W_hh between them (CTA k of
+// a group the slice of units [k U, k U + U)) and run rows [g group_rows, (g + 1) group_rows) of
+// every step (group g), meeting at one barrier a step:
+//   grid mode (cluster false)    one group a direction, every row; the barrier is grid.sync(), so
+//                                the launch is cooperative and every CTA co-resident;
+//   cluster mode (cluster true)  each group is one thread-block cluster of `ctas` CTAs (sm_90),
+//                                the batch split between the groups, each group holding the whole
+//                                W_hh; the barrier is the cluster's, groups never wait for each
+//                                other, and the launch is an ordinary one with that cluster size.
+// The two directions take the same number of steps, and their tilings are the same (one
+// shared-memory size a launch).
 template <class Args>
 struct Launch {
   Args dir[2];
   int dirs = 1;
-  int ctas = 0;  // CTAs a direction
+  int ctas = 0;                      // CTAs a group
+  int groups = 1;                    // groups a direction
+  int64_t group_rows = 0;            // cluster mode: batch rows a group
+  bool cluster = false;
 
-  // The direction of this CTA and its index within that direction's CTAs.
-  __device__ int direction() const { return dirs == 2 && static_cast<int>(blockIdx.x) >= ctas ? 1 : 0; }
-  __device__ int cta() const { return static_cast<int>(blockIdx.x) - direction() * ctas; }
+  // The direction of this CTA, its group within the direction and its index within the group.
+  __device__ int direction() const {
+    return dirs == 2 && static_cast<int>(blockIdx.x) >= groups * ctas ? 1 : 0;
+  }
+  __device__ int group() const { return (static_cast<int>(blockIdx.x) / ctas) % groups; }
+  __device__ int cta() const { return static_cast<int>(blockIdx.x) % ctas; }
+  // The rows of a step of `rows` rows that this CTA's group runs: [lo, hi), empty where the
+  // step has none of the group's rows.
+  __device__ int64_t rows_lo(int64_t rows) const { return cluster ? min(rows, group() * group_rows) : 0; }
+  __device__ int64_t rows_hi(int64_t rows) const { return cluster ? min(rows, (group() + 1) * group_rows) : rows; }
   // dir[direction()], read with constant indices (a dynamic index into kernel parameters
   // would copy them to local memory).
   __device__ Args args() const { return direction() == 1 ? dir[1] : dir[0]; }
+  // The barrier of a step: the group's CTAs have all finished the step's writes before any of
+  // them reads what the step wrote (the writes are ordinary stores, the reads ld.global.cg).
+  __device__ void step_barrier() const {
+    if (cluster) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+      cooperative_groups::this_cluster().sync();
+#else
+      __trap();  // the host plans clusters only on devices of compute capability 9.0 and newer
+#endif
+    } else {
+      cooperative_groups::this_grid().sync();
+    }
+  }
 };
 
 template <typename T>
@@ -456,17 +512,17 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
   fill_weights(
       Ws, tl, [&](int r, int k) { return p.w_hh[(r / U * H + j0 + r % U) * H + k]; },
       [&](int r) { return j0 + r % U < H; });
-  auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = 0; s < S.T; ++s) {
     const Steps::Rows q = S.at(s);
-    const int64_t rows = q.rows, off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
+    const int64_t off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
+    const int64_t lo = launch.rows_lo(q.rows), hi = launch.rows_hi(q.rows);  // this group's rows
     // The state entering step t, row `row`: the previous step's output, or hx.
     auto h_prev = [&](int64_t row) -> const T* {
       return row < prev_rows ? p.out + (prev_off + row) * H : p.hx + row * H;
     };
-    for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
-      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
+    for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
+      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
       products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return A(load_cg(h_prev(b0 + b) + k)); });
       for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
         const int b = e / U, u = e % U;
@@ -517,12 +573,12 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     // kernel, mostly out in HBM for long sequences) travel to L2 while the grid waits.
     if (s + 1 < S.T) {
       const Steps::Rows nq = S.at(s + 1);
-      const int64_t un = min(static_cast<int64_t>(U), H - j0);
-      for (int64_t e = threadIdx.x; e < nq.rows * G; e += blockDim.x) {
-        prefetch_l2(p.gates + (nq.off + e / G) * p.gates_ld + (e % G) * H + j0, un);
+      const int64_t un = min(static_cast<int64_t>(U), H - j0), nlo = launch.rows_lo(nq.rows);
+      for (int64_t e = threadIdx.x; e < (launch.rows_hi(nq.rows) - nlo) * G; e += blockDim.x) {
+        prefetch_l2(p.gates + (nq.off + nlo + e / G) * p.gates_ld + (e % G) * H + j0, un);
       }
     }
-    grid.sync();  // h_t of every unit written before any CTA reads it
+    launch.step_barrier();  // h_t of every unit written before any CTA of the group reads it
   }
   (void)G;
 }
@@ -567,15 +623,15 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   // Row u of Ws is column j0 + u of W_hh (zeros past H).
   fill_weights(
       Ws, tl, [&](int u, int k) { return p.w_hh[k * H + j0 + u]; }, [&](int u) { return j0 + u < H; });
-  auto grid = cooperative_groups::this_grid();
   const Steps& S = p.steps;
   for (int64_t s = S.T - 1; s >= 0; --s) {
     const Steps::Rows q = S.at(s);
-    const int64_t rows = q.rows, off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
+    const int64_t off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
+    const int64_t lo = launch.rows_lo(q.rows), hi = launch.rows_hi(q.rows);  // this group's rows
     // The pointwise backward of this CTA's units: dG_t, dc_{t-1}, and the GRU's direct path.
     __syncthreads();  // this thread mapping differs from the product's epilogue
-    for (int64_t e = threadIdx.x; e < rows * U; e += blockDim.x) {
-      const int64_t b = e / U, j = j0 + e % U;
+    for (int64_t e = threadIdx.x; e < (hi - lo) * U; e += blockDim.x) {
+      const int64_t b = lo + e / U, j = j0 + e % U;
       if (j >= H) {
         continue;
       }
@@ -614,10 +670,10 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     // workspace, or of the output, and of grad_output) travels to L2 while the grid waits.
     if (s > 0) {
       const Steps::Rows nq = S.at(s - 1);
-      const int64_t un = min(static_cast<int64_t>(U), H - j0);
+      const int64_t un = min(static_cast<int64_t>(U), H - j0), nlo = launch.rows_lo(nq.rows);
       const int segs = p.ws ? static_cast<int>(p.ws_ld / H) : 1;  // LSTM 5, GRU 4; RNN: the output row
-      for (int64_t e = threadIdx.x; e < nq.rows * (segs + 1); e += blockDim.x) {
-        const int64_t row = nq.off + e / (segs + 1), seg = e % (segs + 1);
+      for (int64_t e = threadIdx.x; e < (launch.rows_hi(nq.rows) - nlo) * (segs + 1); e += blockDim.x) {
+        const int64_t row = nq.off + nlo + e / (segs + 1), seg = e % (segs + 1);
         if (seg == segs) {
           prefetch_l2(p.go + row * H + j0, un);
         } else if (p.ws) {
@@ -627,10 +683,10 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         }
       }
     }
-    grid.sync();  // dG_t of every unit written before any CTA reads it
+    launch.step_barrier();  // dG_t of every unit written before any CTA of the group reads it
     // dh_{t-1} += dG_t W_hh for this CTA's columns (the GRU's n rows meet dGh).
-    for (int64_t b0 = 0; b0 < rows; b0 += tl.bb) {
-      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), rows - b0));
+    for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
+      const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
       products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) {
         const int64_t row = off + b0 + b;
         if (kCell == CellKind::kGru && k >= 2 * H) {

@@ -198,32 +198,39 @@ def _max_rel_error(ref, fused, x, mode) -> float:
 
 
 def _with_tier(fn: Callable, tier: Optional[str]) -> Callable:
-    """fn run with the CUDA recurrent tier forced to ``tier`` (None: as it is)."""
+    """fn run with the CUDA recurrent tier forced to ``tier`` (None: as it is); "persistent-grid"
+    is the persistent tier with its cluster mode off (every layer on the grid-wide kernel)."""
     if tier is None:
         return fn
 
     def run(*args):
-        old = fused_rnn._C._set_cuda_tier(tier)
+        old = fused_rnn._C._set_cuda_tier(tier.split("-")[0])
+        old_cluster = fused_rnn._C._set_persistent_cluster(tier != "persistent-grid")
         try:
             return fn(*args)
         finally:
+            fused_rnn._C._set_persistent_cluster(old_cluster)
             fused_rnn._C._set_cuda_tier(old)
     return run
 
 
 def _tier_that_ran(tier: str, fn: Callable) -> tuple:
     """Runs fn under ``tier``; returns its result and the tier that actually ran (the persistent
-    tier falls back to the alternating one where a layer does not fit on chip)."""
+    tier falls back to the alternating one where a layer does not fit on chip), with the
+    persistent kernels' mode (cluster or grid) and products (tensor cores or not)."""
     before = fused_rnn._C._persistent_launches()
     result = _with_tier(fn, tier)()
     after = fused_rnn._C._persistent_launches()
     launched = any(after[k] > before[k] for k in after)
-    if tier == "persistent" and not launched:
+    if tier.startswith("persistent") and not launched:
         return result, "alternating (fallback)"
     if not launched:
         return result, "alternating"
-    tensor_cores = any(after[k] > before[k] for k in ("mma_forward", "mma_backward"))
-    return result, ("persistent (tensor cores)" if tensor_cores else "persistent")
+    moved = {k for k in after if after[k] > before[k]}
+    how = ["cluster" if moved & {"cluster_forward", "cluster_backward"} else "grid"]
+    if moved & {"mma_forward", "mma_backward"}:
+        how.append("tensor cores")
+    return result, f"persistent ({', '.join(how)})"
 
 
 def run_case(case: Case, device: str, min_time: float = 0.5, min_reps: int = 5, max_reps: int = 50,

@@ -1,6 +1,8 @@
 // A CUDA emulator just large enough to run the persistent kernels
 // (csrc/cuda/persistent_kernels.cuh) as plain C++: every CUDA thread is an OS thread,
-// __syncthreads a barrier of its block, grid.sync() a barrier of the grid,
+// __syncthreads a barrier of its block, grid.sync() a barrier of the grid, a thread-block
+// cluster's sync() a barrier of its cluster (consecutive blocks, as a 1-D cluster dimension
+// groups them; grid.sync() is then refused, as a cluster launch is not cooperative),
 // __shfl_xor_sync an exchange through a barrier of its warp, and dynamic shared
 // memory one buffer per block (128-byte aligned). Ordinary loads after a barrier see
 // every store made before it, as on a GPU after a fence. It checks indexing, staging
@@ -73,32 +75,50 @@ struct Block {
 inline thread_local Dim3 threadIdx, blockIdx;
 inline Dim3 blockDim, gridDim;
 inline thread_local Block* this_block = nullptr;
+inline thread_local Barrier* this_cluster_barrier = nullptr;
 inline Barrier* grid_barrier = nullptr;
 
-// Runs kernel(args) on `blocks` x `threads` OS threads (threads a multiple of 32).
+inline void fail(const char* what) {
+  std::fprintf(stderr, "emulated CUDA: %s\n", what);
+  std::abort();
+}
+
+// Runs kernel(args) on `blocks` x `threads` OS threads (threads a multiple of 32): a cooperative
+// launch (cluster 0), all blocks at once; or a launch with clusters of `cluster` consecutive
+// blocks (blocks a multiple of it), one cluster at a time, the last first: a GPU may run the
+// clusters of a launch in any order, or one after another where they do not all fit, so a
+// cluster that waits for, or reads what is written by, a cluster of a lower index hangs or
+// reads what is not yet written here.
 template <class Kernel, class Args>
-void launch(Kernel kernel, int blocks, int threads, size_t smem, const Args& args) {
+void launch(Kernel kernel, int blocks, int threads, size_t smem, const Args& args, int cluster = 0) {
+  if (cluster > 0 && blocks % cluster != 0) {
+    fail("the grid is not a whole number of clusters");
+  }
   blockDim.x = threads;
   gridDim.x = blocks;
-  Barrier grid(blocks * threads);
-  grid_barrier = &grid;
-  std::vector<std::unique_ptr<Block>> all;
-  for (int b = 0; b < blocks; ++b) {
-    all.push_back(std::make_unique<Block>(threads, smem));
-  }
-  std::vector<std::thread> pool;
-  for (int b = 0; b < blocks; ++b) {
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, b, t] {
-        blockIdx.x = b;
-        threadIdx.x = t;
-        this_block = all[b].get();
-        kernel(args);
-      });
+  const int span = cluster > 0 ? cluster : blocks;  // blocks that run together
+  for (int first = blocks - span; first >= 0; first -= span) {
+    Barrier together(span * threads);
+    grid_barrier = cluster > 0 ? nullptr : &together;
+    std::vector<std::unique_ptr<Block>> all;
+    for (int b = 0; b < span; ++b) {
+      all.push_back(std::make_unique<Block>(threads, smem));
     }
-  }
-  for (auto& th : pool) {
-    th.join();
+    std::vector<std::thread> pool;
+    for (int b = 0; b < span; ++b) {
+      for (int t = 0; t < threads; ++t) {
+        pool.emplace_back([&, b, t] {
+          blockIdx.x = first + b;
+          threadIdx.x = t;
+          this_block = all[b].get();
+          this_cluster_barrier = cluster > 0 ? &together : nullptr;
+          kernel(args);
+        });
+      }
+    }
+    for (auto& th : pool) {
+      th.join();
+    }
   }
   grid_barrier = nullptr;
 }
@@ -149,9 +169,25 @@ T min(T a, T b) {
 
 namespace cooperative_groups {
 struct grid_group {
-  void sync() { emu::grid_barrier->wait(); }
+  void sync() {
+    if (emu::grid_barrier == nullptr) {
+      emu::fail("grid.sync() in a launch that is not cooperative");
+    }
+    emu::grid_barrier->wait();
+  }
 };
 inline grid_group this_grid() {
+  return {};
+}
+struct cluster_group {
+  void sync() {
+    if (emu::this_cluster_barrier == nullptr) {
+      emu::fail("cluster.sync() in a launch without clusters");
+    }
+    emu::this_cluster_barrier->wait();
+  }
+};
+inline cluster_group this_cluster() {
   return {};
 }
 }  // namespace cooperative_groups

@@ -25,25 +25,42 @@ P::Steps steps(int64_t T, int64_t B, const int64_t* sizes, const int64_t* offset
   return S;
 }
 
-// plan_out: ok, U, ctas, bb, kc, mma
-// mma: the tensor-core products (where MmaElem<T>::ok; ignored elsewhere). The limit
-// given to the planner is the weight slice (laid out as the kernels lay it out) plus
-// staging_bytes.
+// plan_out: ok, U, ctas, bb, kc, mma, groups, group_rows
+// mma: the tensor-core products (where MmaElem<T>::ok; ignored elsewhere). groups: 0 plans the
+// grid mode on `sms` SMs; n > 0 the cluster mode, clusters of `sms` CTAs, at most n of them a
+// direction. The limit given to the planner is the weight slice (laid out as the kernels lay it
+// out) plus staging_bytes.
 template <typename T>
 P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int mma,
-                 int* plan_out) {
+                 int64_t groups, int* plan_out) {
   const int64_t G = fused_rnn::gate_count(static_cast<CellKind>(cell));
   const bool use_mma = mma != 0 && P::MmaElem<T>::ok;
   const size_t acc = sizeof(fused_rnn::Acc<T>);
   const size_t w_bytes = P::smem_layout(P::slice_tiling(H, G, forward, sms, use_mma), sizeof(T), acc).xs;
-  P::TilePlan p = P::plan_tiling(H, G, B, forward, sms, w_bytes + staging_bytes, sizeof(T), acc, use_mma);
+  const size_t limit = w_bytes + staging_bytes;
+  P::TilePlan p = groups > 0
+      ? P::plan_cluster(H, G, B, forward, static_cast<int>(sms), groups, limit, sizeof(T), acc, use_mma)
+      : P::plan_tiling(H, G, B, forward, sms, limit, sizeof(T), acc, use_mma);
   plan_out[0] = p.ok;
   plan_out[1] = p.tl.U;
   plan_out[2] = p.ctas;
   plan_out[3] = p.tl.bb;
   plan_out[4] = p.tl.kc;
   plan_out[5] = p.tl.mma;
+  plan_out[6] = p.groups;
+  plan_out[7] = static_cast<int>(p.group_rows);
   return p;
+}
+
+// Copies a plan's group fields into a launch and runs it: clusters of p.ctas blocks in cluster
+// mode, a cooperative grid otherwise.
+template <class Kernel, class Launch>
+void run(Kernel kernel, const P::TilePlan& p, Launch& launch) {
+  launch.ctas = p.ctas;
+  launch.groups = p.groups;
+  launch.group_rows = p.group_rows;
+  launch.cluster = p.cluster;
+  emu::launch(kernel, launch.dirs * p.groups * p.ctas, P::kThreads, p.smem, launch, p.cluster ? p.ctas : 0);
 }
 
 // Pointers a direction hands the forward kernel, in this order (ptrs[d * kForwardPtrs + i]).
@@ -52,18 +69,18 @@ enum ForwardPtr { kFwWhh, kFwBias, kFwBiasHh, kFwGates, kFwOut, kFwH, kFwHx, kFw
 enum BackwardPtr { kBwWhh, kBwGo, kBwGcs, kBwWs, kBwOut, kBwHx, kBwCx, kBwDh, kBwDc, kBwDg, kBwDgh, kBackwardPtrs };
 
 // One launch of `dirs` directions (1, or 2: both directions of a layer at once, the second
-// direction's CTAs after the first's), each planned as one direction on `sms` SMs.
+// direction's CTAs after the first's), each planned as one direction on `sms` SMs (grid mode) or
+// in clusters of `sms` CTAs (groups > 0).
 template <typename T>
 int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t gates_ld, int64_t ws_ld,
-            void* const* ptrs, int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, plan_out);
+            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int64_t gates_ld,
+            int64_t ws_ld, void* const* ptrs, int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, groups, plan_out);
   if (!p.ok) {
     return 0;
   }
   P::ForwardLaunch<T> launch;
   launch.dirs = dirs;
-  launch.ctas = p.ctas;
   for (int d = 0; d < dirs; ++d) {
     void* const* q = ptrs + d * kForwardPtrs;
     P::ForwardArgs<T>& a = launch.dir[d];
@@ -82,22 +99,20 @@ int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, co
     a.ws = static_cast<T*>(q[kFwWs]);
     a.ws_ld = ws_ld;
   }
-  emu::launch(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), dirs * p.ctas, P::kThreads, p.smem,
-              launch);
+  run(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch);
   return 1;
 }
 
 template <typename T>
 int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t ws_ld, void* const* ptrs,
-             int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, plan_out);
+             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int64_t ws_ld,
+             void* const* ptrs, int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, plan_out);
   if (!p.ok) {
     return 0;
   }
   P::BackwardLaunch<T> launch;
   launch.dirs = dirs;
-  launch.ctas = p.ctas;
   for (int d = 0; d < dirs; ++d) {
     void* const* q = ptrs + d * kBackwardPtrs;
     P::BackwardArgs<T>& a = launch.dir[d];
@@ -117,8 +132,7 @@ int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, c
     a.dg = static_cast<T*>(q[kBwDg]);
     a.dgh = static_cast<T*>(q[kBwDgh]);
   }
-  emu::launch(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), dirs * p.ctas, P::kThreads, p.smem,
-              launch);
+  run(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch);
   return 1;
 }
 
@@ -139,24 +153,25 @@ extern "C" {
 
 // The forward's recurrent loop of `dirs` directions in one launch; each direction's gates
 // buffer holds x W_ih^T (no bias) in its first G*H columns; c is in Acc<T> (float32 for the
-// 16-bit types). ptrs: kForwardPtrs pointers a direction (ForwardPtr's order).
+// 16-bit types). ptrs: kForwardPtrs pointers a direction (ForwardPtr's order). groups: 0 for the
+// grid mode on `sms` SMs, n > 0 for clusters of `sms` CTAs, at most n a direction.
 int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t gates_ld,
-                int64_t ws_ld, void* const* ptrs, int* plan_out) {
+                int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups,
+                int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, gates_ld,
-                                  ws_ld, ptrs, plan_out);
+    return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
+                                  gates_ld, ws_ld, ptrs, plan_out);
   });
 }
 
 // The backward's reverse loop of `dirs` directions in one launch: fills dg (and dgh), leaves
 // grad_hx in dh and grad_cx in dc (Acc<T>). ptrs: kBackwardPtrs pointers a direction.
 int emu_backward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t ws_ld,
-                 void* const* ptrs, int* plan_out) {
+                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups,
+                 int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
-    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, ws_ld,
-                                   ptrs, plan_out);
+    return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
+                                   ws_ld, ptrs, plan_out);
   });
 }
 
