@@ -15,11 +15,14 @@
 #pragma once
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
+#include <optional>
+#include <string>
 #include <type_traits>
 #include <vector>
 
@@ -111,6 +114,88 @@ bool skinny_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, co
   return true;
 }
 
+// Whether torch's BLAS is MKL (it exports MKL's packed GEMM) on an x86 CPU that is not Intel's.
+// MKL then runs its AVX2 code at best: on AMD Zen 5 (AVX-512) its sgemm ran 219-236 GFLOP/s with
+// two threads where oneDNN's ran 300-471 and fused_rnn's own AVX-512 tiles 477-495 on the forward
+// (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session27/), and on Zen 3 (AVX2) oneDNN's
+// was 1.4x MKL's for a weight gradient's shape (..._probes-weight-grad-tiles/).
+inline bool mkl_off_intel() {
+#if defined(__x86_64__) || defined(__i386__)
+  static const bool v = cblas_sgemm_pack != nullptr && !__builtin_cpu_is("intel");
+  return v;
+#else
+  return false;
+#endif
+}
+
+// float32 products that reduce over rows (A transposed: the weight gradients dG^T X) of at least
+// kOnednnMinMacs multiply-adds run through oneDNN, torch's mkldnn::_linear_pointwise op, where
+// onednn_gemm_on(): by default where MKL runs off Intel (mkl_off_intel), else off;
+// FUSED_RNN_CPU_ONEDNN_GEMM=0/1 sets it. The op takes its input and weight contiguous, so both
+// operands are copied transposed (the rows of a segment of dG and of the input, a few MB) and the
+// result added into C: a pass over C, the copies and a dispatcher call, small beside a GEMM of
+// this size (at 4096 x 1024 over 3200 rows, 321 against 330 GFLOP/s without the copies).
+constexpr int64_t kOnednnMinMacs = int64_t{1} << 24;
+
+inline std::atomic<bool>& onednn_gemm_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_ONEDNN_GEMM");
+    return env != nullptr ? std::string(env) != "0" : mkl_off_intel();
+  }()};
+  return on;
+}
+
+inline std::atomic<int64_t>& onednn_gemm_counter() {
+  static std::atomic<int64_t> n{0};
+  return n;
+}
+
+inline bool onednn_gemm_on() {
+  return onednn_gemm_flag().load(std::memory_order_relaxed);
+}
+
+inline bool set_onednn_gemm(bool on) {
+  return onednn_gemm_flag().exchange(on);
+}
+
+// How many products went through oneDNN (for tests).
+inline int64_t onednn_gemm_calls() {
+  return onednn_gemm_counter().load(std::memory_order_relaxed);
+}
+
+// C (+)= op(A) op(B) as oneDNN's linear(op(A), op(B)^T); false where the op is not registered
+// (a torch built without oneDNN) or T is not float.
+template <typename T>
+bool onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                 int64_t ldb, bool accumulate, T* C, int64_t ldc) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    static const std::optional<c10::OperatorHandle> op =
+        c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
+    if (!op.has_value()) {
+      return false;
+    }
+    const at::Device cpu(at::kCPU);
+    const at::Tensor input =
+        (trans_a ? view_rows(A, K, M, lda, cpu).t() : view_rows(A, M, K, lda, cpu)).contiguous();
+    const at::Tensor weight =
+        (trans_b ? view_rows(B, N, K, ldb, cpu) : view_rows(B, K, N, ldb, cpu).t()).contiguous();
+    std::vector<c10::IValue> stack{input, weight, c10::IValue(), std::string("none"),
+                                   c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
+    op->callBoxed(&stack);
+    const at::Tensor out = stack.at(0).toTensor();
+    at::Tensor c = view_rows(C, M, N, ldc, cpu);
+    if (accumulate) {
+      c.add_(out);
+    } else {
+      c.copy_(out);
+    }
+    onednn_gemm_counter().fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+}
+
 // beta is 0 (overwrite C) or 1 (accumulate into C).
 template <typename T>
 void gemm(
@@ -121,6 +206,10 @@ void gemm(
   }
   if (device.is_cpu() && trans_a && N < kSkinnyCols && M >= 2 * N && K >= kSkinnyDepth &&
       skinny_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+    return;
+  }
+  if (device.is_cpu() && trans_a && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
+      onednn_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }
   if (device.is_cpu() && K > 0 && blas_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {

@@ -111,6 +111,8 @@ pybind11::dict build_info() {
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   d["cpu_blas_panel_bytes"] = fused_rnn::cpu::blas_panel_bytes();
+  d["cpu_onednn_gemm"] = fused_rnn::onednn_gemm_on();
+  d["cpu_mkl_off_intel"] = fused_rnn::mkl_off_intel();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
   d["cpu_backward_chunk_min_rows"] = fused_rnn::cpu::backward_chunk_min_rows();
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
@@ -169,6 +171,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "
       "(True, the default) or one after the other; returns the previous setting");
   m.def(
+      "_set_cpu_onednn_gemm", &fused_rnn::set_onednn_gemm,
+      "Send the CPU's large float32 weight-gradient products through oneDNN (True) or BLAS (False); "
+      "returns the previous setting");
+  m.def(
       "_set_cpu_blas_panel_bytes", &fused_rnn::cpu::set_blas_panel_bytes,
       "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step (dh from 8 with "
       "MKL's packed GEMM) run on BLAS "
@@ -219,12 +225,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
         d["blas_backward"] = fused_rnn::cpu::blas_backward_calls();
         d["packed_gemm"] = fused_rnn::packed_gemm_packs().load();
+        d["onednn_gemm"] = fused_rnn::onednn_gemm_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
       "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
       "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
-      "BLAS for their panels' size, and weights packed for MKL's packed GEMM (for tests)");
+      "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

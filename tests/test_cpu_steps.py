@@ -148,7 +148,7 @@ def test_steps_fixture_takes_the_path_it_names(steps):
     took = {k: after[k] - before[k] for k in after}
     want = {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0, "16bit_weights": 0,
             "bf16_dot": 0, "bf16_backward": 0, "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
-            "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0}
+            "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0, "onednn_gemm": 0}
     assert took == want
 
 
@@ -346,8 +346,12 @@ def test_projected_lstm_inference_projects_the_input_a_chunk_at_a_time(dtype, re
 
 
 def test_blas_panel_bytes_default_to_three_quarters_of_the_l2():
+    """3/4 of a core's L2; never (0) where BLAS is MKL on a CPU that is not Intel's, whose
+    sgemm is then the slower side, as the oneDNN weight-gradient route's default says."""
     info = _C.build_info()
-    assert info["cpu_blas_panel_bytes"] == 3 * info["cpu_l2_bytes"] // 4
+    off_intel = info["cpu_mkl_off_intel"]
+    assert info["cpu_blas_panel_bytes"] == (0 if off_intel else 3 * info["cpu_l2_bytes"] // 4)
+    assert info["cpu_onednn_gemm"] == off_intel
     with pytest.raises(RuntimeError, match="must be >= 0, got -1"):
         _C._set_cpu_blas_panel_bytes(-1)
     assert _C.build_info()["cpu_blas_panel_bytes"] == info["cpu_blas_panel_bytes"]
@@ -877,3 +881,39 @@ def test_zigzag_order_gives_the_same_bits(threads, cell, dots, nthreads, reverse
     want = run_layer(R, cell, x, params, st, batch_sizes, reverse)
     for a, b in zip(on, want):
         assert_close(a, b.detach(), torch.float64)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("onednn", [True, False])
+def test_weight_gradients_through_onednn_match_torch_nn(cell, onednn):
+    """With cpu_onednn_gemm on (the default where MKL runs on a CPU that is not Intel's), float32
+    weight gradients of at least 2^24 multiply-adds go through oneDNN's linear; off, through BLAS.
+    Either way every gradient matches torch.nn's in float64 to float32's rounding over the 1024-row
+    reduction (1e-5 of each tensor's largest magnitude). float64 never goes to oneDNN, and matches
+    torch.nn to the usual float64 tolerance."""
+    name = {"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")
+    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    torch.manual_seed(0)
+    H = -(-256 // GATES[cell])  # G*H x 64 over T*B = 1024 rows (one segment of dG): >= 2^24
+    ref = getattr(torch.nn, name)(64, H, dtype=torch.float64, **extra)
+    x = torch.randn(64, 16, 64, dtype=torch.float64, requires_grad=True)
+    out_ref = ref(x)[0]
+    g = torch.randn_like(out_ref)
+    want = torch.autograd.grad(out_ref, [x, *ref.parameters()], g)
+    previous = _C._set_cpu_onednn_gemm(onednn)
+    try:
+        for dtype in (torch.float32, torch.float64):
+            fused = getattr(fused_rnn, name)(64, H, dtype=dtype, **extra)
+            fused.load_state_dict(ref.state_dict())
+            xd = x.detach().to(dtype).requires_grad_()
+            before = _C._cpu_forward_calls()["onednn_gemm"]
+            grads = torch.autograd.grad(fused(xd)[0], [xd, *fused.parameters()], g.to(dtype))
+            ran = _C._cpu_forward_calls()["onednn_gemm"] - before
+            assert (ran > 0) == (onednn and dtype == torch.float32), (dtype, ran)
+            for a, b in zip(grads, want):
+                if dtype == torch.float64:
+                    assert_close(a, b)
+                else:
+                    assert (a.double() - b).abs().max().item() <= 1e-5 * b.abs().max().item()
+    finally:
+        _C._set_cpu_onednn_gemm(previous)

@@ -108,14 +108,16 @@ std::atomic<bool>& concurrent_flag() {
 // The tile panels (K x column_units) from which a product of at least kBlasPanelMinBatch rows a
 // step (kPackedBlasMinBatch for the reverse loop's where MKL's packed GEMM serves it) goes to
 // BLAS instead (pointwise.h: blas_panel_bytes): 3/4 of a core's L2, or never where the L2 is
-// unknown.
+// unknown or BLAS is MKL off Intel (gemm.h: mkl_off_intel), where MKL is the slower side: on
+// AMD Zen 5 an LSTM's training step at H = 1024 ran 1.29-1.33x faster on the tiles at B = 8-64
+// (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session27/lstm_train_parts.txt).
 std::atomic<int64_t>& blas_panel_bytes_setting() {
   static std::atomic<int64_t> bytes{[] {
     const char* env = std::getenv("FUSED_RNN_CPU_BLAS_PANEL_BYTES");
     if (env != nullptr) {
       return std::max<int64_t>(0, std::atoll(env));
     }
-    return 3 * l2_cache_bytes() / 4;
+    return mkl_off_intel() ? 0 : 3 * l2_cache_bytes() / 4;
   }()};
   return bytes;
 }
