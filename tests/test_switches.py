@@ -21,22 +21,16 @@ def test_cuda_tier_setting_round_trips_and_rejects_unknown_names():
         _C._set_cuda_tier(old)
 
 
-def test_persistent_mma_is_on_by_default_and_can_be_turned_off():
-    assert fused_rnn.build_info()["persistent_mma"] is True
-    assert _C._set_persistent_mma(False) is True
+@pytest.mark.parametrize("name", ["persistent_mma", "persistent_cluster"])
+def test_persistent_switch_is_on_by_default_and_can_be_turned_off(name):
+    """The tensor-core products and the cluster mode of the persistent tier."""
+    setter = getattr(_C, f"_set_{name}")
+    assert fused_rnn.build_info()[name] is True
+    assert setter(False) is True
     try:
-        assert fused_rnn.build_info()["persistent_mma"] is False
+        assert fused_rnn.build_info()[name] is False
     finally:
-        assert _C._set_persistent_mma(True) is False
-
-
-def test_persistent_cluster_mode_is_on_by_default_and_can_be_turned_off():
-    assert fused_rnn.build_info()["persistent_cluster"] is True
-    assert _C._set_persistent_cluster(False) is True
-    try:
-        assert fused_rnn.build_info()["persistent_cluster"] is False
-    finally:
-        assert _C._set_persistent_cluster(True) is False
+        assert setter(True) is False
 
 
 def test_persistent_launch_counters_cover_the_tensor_core_launches():

@@ -598,8 +598,15 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
 // block of A transposed first they only matched it; probes of 2026-11-28.)
 constexpr int64_t kMatmulMinRows = 32;
 
-// The fewest rows a step for which grad_input runs on the tiles (PackedMatmul below).
-constexpr int64_t kMatmulMinBatch = 17;
+// The fewest rows a step for which grad_input runs on the tiles (PackedMatmul below): 17, or 8
+// where the tiles run AVX-512 and BLAS is MKL off Intel (gemm.h: mkl_off_intel), whose AVX2
+// code then runs at about half the tiles' rate (AMD Zen 5: 219-236 against 477-495 GFLOP/s,
+// bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session27/).
+constexpr int64_t kMatmulMinBatch = 17, kMatmulMinBatchOffIntel = 8;
+
+inline int64_t matmul_min_batch() {
+  return mkl_off_intel() && cpu_capability() == "avx512" ? kMatmulMinBatchOffIntel : kMatmulMinBatch;
+}
 
 template <typename T>
 class PackedMatmul {
@@ -609,10 +616,12 @@ class PackedMatmul {
         K_(K),
         B_(B),
         ldb_(ldb),
-        declined_(steps < 2 || batch < kMatmulMinBatch || backward_on_blas<T>(K, batch)) {}
+        declined_(steps < 2 || batch < matmul_min_batch() || backward_on_blas<T>(K, batch) ||
+                  (batch < kMatmulMinBatch && at::in_parallel_region())) {}
 
   // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
-  // sequence of at most 16 rows a step (so too wherever a bidirectional layer's directions run
+  // sequence of at most 16 rows a step (7 where matmul_min_batch says, but 16 wherever a
+  // bidirectional layer's directions run
   // at once: CpuBackend::kTrainingAtOnceBatch), and where B's panels outgrow the L2
   // (backward_on_blas). Packing copies
   // all of B into a new buffer: for a single step BLAS reading B in place is faster (measured
@@ -768,6 +777,8 @@ struct CpuBackend {
   // 1.01-1.15x for GRU and RNN at B = 64; at B <= 8 it gains up to 1.35x
   // (2026-11-29_cpu_amd-epyc-2c_memory-bidirectional/, ..._memory-training-panels/).
   static constexpr int64_t kTrainingAtOnceBatch = 16;
+  // (PackedMatmul declines below kMatmulMinBatch rows inside a parallel region, as the directions
+  // at once run.)
   static_assert(kTrainingAtOnceBatch < kMatmulMinBatch,
                 "directions at once must leave grad_input to BLAS: two packed copies of W_ih alive together");
 
