@@ -131,11 +131,16 @@ inline bool mkl_off_intel() {
 // float32 products that reduce over rows (A transposed: the weight gradients dG^T X) of at least
 // kOnednnMinMacs multiply-adds run through oneDNN, torch's mkldnn::_linear_pointwise op, where
 // onednn_gemm_on(): by default where MKL runs off Intel (mkl_off_intel), else off;
-// FUSED_RNN_CPU_ONEDNN_GEMM=0/1 sets it. The op takes its input and weight contiguous, so both
-// operands are copied transposed (the rows of a segment of dG and of the input, a few MB) and the
-// result added into C: a pass over C, the copies and a dispatcher call, small beside a GEMM of
-// this size (at 4096 x 1024 over 3200 rows, 321 against 330 GFLOP/s without the copies).
-constexpr int64_t kOnednnMinMacs = int64_t{1} << 24;
+// FUSED_RNN_CPU_ONEDNN_GEMM=0/1 sets it. The op takes its input and weight contiguous and returns
+// a new result, so the operands are copied transposed and the result added into C, in blocks of
+// at most kOnednnRows rows of C by kOnednnDepth rows of the reduction: whole, the copies and the
+// result (for an LSTM at H = 1024, 26 MB a segment of dG) put a training step's peak memory above
+// torch.nn's (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_memory-session27/). Only products
+// with at least twice as many rows as columns take it, which are the LSTM's and GRU's weight
+// gradients (G*H rows) and not, at I = H, the Elman RNN's: its training step already ran 3.5x
+// torch.nn's on Zen 5, while even the blocked copies put its allocated peak at 1.04-1.28x
+// torch.nn's, whose own is small (memory_blocked.txt there).
+constexpr int64_t kOnednnMinMacs = int64_t{1} << 26, kOnednnRows = 256, kOnednnDepth = 512;
 
 inline std::atomic<bool>& onednn_gemm_flag() {
   static std::atomic<bool> on{[] {
@@ -177,19 +182,24 @@ bool onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, co
       return false;
     }
     const at::Device cpu(at::kCPU);
-    const at::Tensor input =
-        (trans_a ? view_rows(A, K, M, lda, cpu).t() : view_rows(A, M, K, lda, cpu)).contiguous();
-    const at::Tensor weight =
-        (trans_b ? view_rows(B, N, K, ldb, cpu) : view_rows(B, K, N, ldb, cpu).t()).contiguous();
-    std::vector<c10::IValue> stack{input, weight, c10::IValue(), std::string("none"),
-                                   c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
-    op->callBoxed(&stack);
-    const at::Tensor out = stack.at(0).toTensor();
-    at::Tensor c = view_rows(C, M, N, ldc, cpu);
-    if (accumulate) {
-      c.add_(out);
-    } else {
-      c.copy_(out);
+    const at::Tensor a = trans_a ? view_rows(A, K, M, lda, cpu).t() : view_rows(A, M, K, lda, cpu);  // M x K
+    const at::Tensor b = trans_b ? view_rows(B, N, K, ldb, cpu) : view_rows(B, K, N, ldb, cpu).t();  // N x K
+    const at::Tensor c = view_rows(C, M, N, ldc, cpu);
+    for (int64_t k0 = 0; k0 < K; k0 += kOnednnDepth) {
+      const int64_t kn = std::min(kOnednnDepth, K - k0);
+      const at::Tensor weight = b.narrow(1, k0, kn).contiguous();
+      for (int64_t m0 = 0; m0 < M; m0 += kOnednnRows) {
+        const int64_t mn = std::min(kOnednnRows, M - m0);
+        std::vector<c10::IValue> stack{a.narrow(0, m0, mn).narrow(1, k0, kn).contiguous(), weight, c10::IValue(),
+                                       std::string("none"), c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
+        op->callBoxed(&stack);
+        at::Tensor dst = c.narrow(0, m0, mn);
+        if (accumulate || k0 > 0) {
+          dst.add_(stack.at(0).toTensor());
+        } else {
+          dst.copy_(stack.at(0).toTensor());
+        }
+      }
     }
     onednn_gemm_counter().fetch_add(1, std::memory_order_relaxed);
     return true;
@@ -208,7 +218,7 @@ void gemm(
       skinny_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }
-  if (device.is_cpu() && trans_a && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
+  if (device.is_cpu() && trans_a && M >= 2 * N && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
       onednn_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }

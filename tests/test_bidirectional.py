@@ -361,7 +361,8 @@ def test_input_gradient_panels_from_17_rows_a_step():
     large share of the step's peak memory (two of them alive together where the two directions
     of a bidirectional layer run at once, which they do only up to 16 rows a step, and then stay
     on BLAS). From 8 rows where the tiles run AVX-512 and BLAS is MKL on a CPU that is not
-    Intel's (MKL's AVX2 code then runs at half the tiles' rate)."""
+    Intel's (MKL's AVX2 code then runs at half the tiles' rate), for an LSTM or GRU (G*H >= 2 I),
+    not an Elman RNN at I = H."""
     info = _C.build_info()
     low = 8 if info["cpu_mkl_off_intel"] and info["cpu_capability"] == "avx512" else 17
     threads = torch.get_num_threads()
@@ -381,6 +382,8 @@ def test_input_gradient_panels_from_17_rows_a_step():
         assert packed(lstm, B=low - 1) == (0, 0)
         assert packed(lstm, B=16) == ((2, 0) if low <= 16 else (0, 0))
         assert packed(lstm, B=17) == (2, 0)
+        assert packed(fused_rnn.RNN(8, 8), B=16) == (0, 0)  # K = H = I: an Elman RNN at I = H
+        assert packed(fused_rnn.RNN(8, 8), B=17) == (1, 0)
     finally:
         _C._set_cpu_concurrent_directions(before)
         torch.set_num_threads(threads)
