@@ -11,7 +11,8 @@
 // call, which matter at small batch where a step's GEMM takes microseconds.
 // Otherwise, and on CUDA, it runs through ATen's mm/addmm (cuBLAS on the current
 // stream, honouring allow_tf32, accumulating half and bfloat16 in fp32), over views
-// of memory the caller owns. Nothing is allocated for the result.
+// of memory the caller owns. Nothing is allocated for the result, except where large weight
+// gradients go through oneDNN (onednn_gemm below, on CPUs where MKL runs off Intel).
 #pragma once
 
 #include <ATen/ATen.h>
@@ -192,7 +193,16 @@ bool onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, co
         const int64_t mn = std::min(kOnednnRows, M - m0);
         std::vector<c10::IValue> stack{a.narrow(0, m0, mn).narrow(1, k0, kn).contiguous(), weight, c10::IValue(),
                                        std::string("none"), c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
-        op->callBoxed(&stack);
+        if (k0 == 0 && m0 == 0) {
+          try {  // where this torch's op refuses (nothing written yet): BLAS from now on
+            op->callBoxed(&stack);
+          } catch (const c10::Error&) {
+            set_onednn_gemm(false);
+            return false;
+          }
+        } else {
+          op->callBoxed(&stack);
+        }
         at::Tensor dst = c.narrow(0, m0, mn);
         if (accumulate || k0 > 0) {
           dst.add_(stack.at(0).toTensor());
