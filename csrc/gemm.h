@@ -136,12 +136,19 @@ inline bool mkl_off_intel() {
 // a new result, so the operands are copied transposed and the result added into C, in blocks of
 // at most kOnednnRows rows of C by kOnednnDepth rows of the reduction: whole, the copies and the
 // result (for an LSTM at H = 1024, 26 MB a segment of dG) put a training step's peak memory above
-// torch.nn's (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_memory-session27/). Only products
-// with at least twice as many rows as columns take it, which are the LSTM's and GRU's weight
-// gradients (G*H rows) and not, at I = H, the Elman RNN's: its training step already ran 3.5x
-// torch.nn's on Zen 5, while even the blocked copies put its allocated peak at 1.04-1.28x
-// torch.nn's, whose own is small (memory_blocked.txt there).
+// torch.nn's (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_memory-session27/). Only
+// gate_stacked products take it.
 constexpr int64_t kOnednnMinMacs = int64_t{1} << 26, kOnednnRows = 256, kOnednnDepth = 512;
+
+// Whether a product over the gates (gate_rows = G*H) against `cols` features is one of the LSTM's
+// or GRU's, at least twice as many gate rows as features, rather than the Elman RNN's at I = H.
+// Where MKL runs off Intel only these take the copies of the faster routes (oneDNN's weight
+// gradients here, grad_input's packed W_ih in recurrence_cpu.cpp): the Elman RNN's training step
+// already ran 3.5x torch.nn's on Zen 5 without them, while the copies put its allocated peak at
+// 1.04-1.28x torch.nn's, whose own is small (..._memory-session27/memory_blocked.txt).
+inline bool gate_stacked(int64_t gate_rows, int64_t cols) {
+  return gate_rows >= 2 * cols;
+}
 
 inline std::atomic<bool>& onednn_gemm_flag() {
   static std::atomic<bool> on{[] {
@@ -193,15 +200,14 @@ bool onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, co
         const int64_t mn = std::min(kOnednnRows, M - m0);
         std::vector<c10::IValue> stack{a.narrow(0, m0, mn).narrow(1, k0, kn).contiguous(), weight, c10::IValue(),
                                        std::string("none"), c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
-        if (k0 == 0 && m0 == 0) {
-          try {  // where this torch's op refuses (nothing written yet): BLAS from now on
-            op->callBoxed(&stack);
-          } catch (const c10::Error&) {
-            set_onednn_gemm(false);
-            return false;
-          }
-        } else {
+        try {
           op->callBoxed(&stack);
+        } catch (const c10::Error&) {
+          if (k0 > 0 || m0 > 0) {
+            throw;  // C is partly written
+          }
+          set_onednn_gemm(false);  // this torch's op refuses: BLAS from now on
+          return false;
         }
         at::Tensor dst = c.narrow(0, m0, mn);
         if (accumulate || k0 > 0) {
@@ -228,7 +234,7 @@ void gemm(
       skinny_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }
-  if (device.is_cpu() && trans_a && M >= 2 * N && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
+  if (device.is_cpu() && trans_a && gate_stacked(M, N) && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
       onednn_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }

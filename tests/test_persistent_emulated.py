@@ -214,7 +214,7 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
     if tiling == "tight":  # the tiling really cut the loops: several batch and K chunks
         assert fplan[3:5] == [4, 32] and (GATES[cell] * H) % bplan[4] != 0, (fplan, bplan)
         assert fplan[2] == sms and H % fplan[1] != 0
-    assert fplan[6] == bplan[6] == 1  # grid mode: one group a direction
+    assert fplan[6:8] == bplan[6:8] == [1, B]  # grid mode: one group of every row a direction
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -349,7 +349,7 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
     results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups)
     for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
         assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
-        assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, 0]), (fplan, bplan)
+        assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, B]), (fplan, bplan)
         pairs = list(zip(got, want)) + [(got_grads[n], w) for n, w in want_grads.items()]
         for a, b in pairs:
             if dtype == torch.float64:

@@ -616,14 +616,13 @@ class PackedMatmul {
         K_(K),
         B_(B),
         ldb_(ldb),
-        declined_(steps < 2 || batch < (K >= 2 * Nc ? matmul_min_batch() : kMatmulMinBatch) ||
+        declined_(steps < 2 || batch < (gate_stacked(K, Nc) ? matmul_min_batch() : kMatmulMinBatch) ||
                   backward_on_blas<T>(K, batch) || (batch < kMatmulMinBatch && at::in_parallel_region())) {}
 
   // False (nothing done) for a few rows of A, for a single step (a cell) at any batch, for a
-  // sequence of at most 16 rows a step (7 where matmul_min_batch says and K, the gates, is at
-  // least twice the input's features: not the Elman RNN at I = H, whose training step is far
-  // ahead of torch.nn's and whose allocated peak the copy put above it, 1.08x at B=8 H=512 on
-  // Zen 5, ..._memory-session27/; but 16 wherever a bidirectional layer's directions run
+  // sequence of at most 16 rows a step (7 where matmul_min_batch says for gate_stacked
+  // products, gemm.h: not the Elman RNN's, whose allocated peak the copy put at 1.08x
+  // torch.nn's at B=8 H=512 on Zen 5; but 16 wherever a bidirectional layer's directions run
   // at once: CpuBackend::kTrainingAtOnceBatch), and where B's panels outgrow the L2
   // (backward_on_blas). Packing copies
   // all of B into a new buffer: for a single step BLAS reading B in place is faster (measured

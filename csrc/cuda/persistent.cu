@@ -218,10 +218,7 @@ Steps make_steps(const LayerArgs& a, bool reverse, at::Tensor& holder) {
 // grid or the clusters.
 template <class Launch>
 bool launch_plan(const void* kernel, const TilePlan& plan, Launch& launch) {
-  launch.ctas = plan.ctas;
-  launch.groups = plan.groups;
-  launch.group_rows = plan.group_rows;
-  launch.cluster = plan.cluster;
+  launch.take(plan);
   void* params[] = {&launch};
   cudaError_t err;
   if (plan.cluster) {

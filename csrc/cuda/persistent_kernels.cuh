@@ -179,7 +179,8 @@ struct TilePlan {
   Tiling tl;
   int ctas = 0;  // CTAs a group (Launch)
   size_t smem = 0;
-  // Cluster mode (plan_cluster): groups a direction and the batch rows of each.
+  // Groups a direction and the batch rows of each: one group of all B rows, or in cluster mode
+  // (plan_cluster) one a cluster.
   bool cluster = false;
   int groups = 1;
   int64_t group_rows = 0;
@@ -228,6 +229,7 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
         plan.tl = tl;
         plan.smem = smem;
         plan.ctas = static_cast<int>((H + tl.U - 1) / tl.U);
+        plan.group_rows = B;
         return plan;
       }
     }
@@ -459,8 +461,16 @@ struct Launch {
   int dirs = 1;
   int ctas = 0;                      // CTAs a group
   int groups = 1;                    // groups a direction
-  int64_t group_rows = 0;            // cluster mode: batch rows a group
+  int64_t group_rows = 0;            // batch rows a group (grid mode: all)
   bool cluster = false;
+
+  // The group fields of a plan (plan_tiling or plan_cluster).
+  void take(const TilePlan& plan) {
+    ctas = plan.ctas;
+    groups = plan.groups;
+    group_rows = plan.group_rows;
+    cluster = plan.cluster;
+  }
 
   // The direction of this CTA, its group within the direction and its index within the group.
   __device__ int direction() const {
@@ -470,8 +480,8 @@ struct Launch {
   __device__ int cta() const { return static_cast<int>(blockIdx.x) % ctas; }
   // The rows of a step of `rows` rows that this CTA's group runs: [lo, hi), empty where the
   // step has none of the group's rows.
-  __device__ int64_t rows_lo(int64_t rows) const { return cluster ? min(rows, group() * group_rows) : 0; }
-  __device__ int64_t rows_hi(int64_t rows) const { return cluster ? min(rows, (group() + 1) * group_rows) : rows; }
+  __device__ int64_t rows_lo(int64_t rows) const { return min(rows, group() * group_rows); }
+  __device__ int64_t rows_hi(int64_t rows) const { return min(rows, (group() + 1) * group_rows); }
   // dir[direction()], read with constant indices (a dynamic index into kernel parameters
   // would copy them to local memory).
   __device__ Args args() const { return direction() == 1 ? dir[1] : dir[0]; }

@@ -56,10 +56,7 @@ P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int6
 // mode, a cooperative grid otherwise.
 template <class Kernel, class Launch>
 void run(Kernel kernel, const P::TilePlan& p, Launch& launch) {
-  launch.ctas = p.ctas;
-  launch.groups = p.groups;
-  launch.group_rows = p.group_rows;
-  launch.cluster = p.cluster;
+  launch.take(p);
   emu::launch(kernel, launch.dirs * p.groups * p.ctas, P::kThreads, p.smem, launch, p.cluster ? p.ctas : 0);
 }
 
