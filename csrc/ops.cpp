@@ -112,6 +112,7 @@ pybind11::dict build_info() {
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   d["cpu_blas_panel_bytes"] = fused_rnn::cpu::blas_panel_bytes();
   d["cpu_onednn_gemm"] = fused_rnn::onednn_gemm_on();
+  d["cpu_weight_grad_tiles"] = fused_rnn::cpu::weight_grad_tiles();
   d["cpu_mkl_off_intel"] = fused_rnn::mkl_off_intel();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
   d["cpu_backward_chunk_min_rows"] = fused_rnn::cpu::backward_chunk_min_rows();
@@ -175,6 +176,23 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Send the CPU's large float32 weight-gradient products through oneDNN (True) or BLAS (False); "
       "returns the previous setting");
   m.def(
+      "_set_cpu_weight_grad_tiles", &fused_rnn::cpu::set_weight_grad_tiles,
+      "Form the CPU backward's float32 weight gradients with fused_rnn's own AVX-512 product (True) or "
+      "through BLAS/oneDNN (False); returns the previous setting");
+  m.def(
+      "_cpu_weight_product",
+      [](const at::Tensor& A, const at::Tensor& B, const at::Tensor& C, bool accumulate) {
+        TORCH_CHECK(A.device().is_cpu() && A.scalar_type() == at::kFloat && B.scalar_type() == at::kFloat &&
+                        C.scalar_type() == at::kFloat && A.dim() == 2 && B.dim() == 2 && C.dim() == 2 &&
+                        A.stride(1) == 1 && B.stride(1) == 1 && C.stride(1) == 1 && A.size(0) == B.size(0) &&
+                        C.size(0) == A.size(1) && C.size(1) == B.size(1),
+                    "_cpu_weight_product: float32 CPU matrices A (K, M), B (K, N), C (M, N) with unit column strides");
+        return fused_rnn::cpu::weight_product_run<float>(
+            A.size(1), B.size(1), A.size(0), A.const_data_ptr<float>(), A.stride(0), B.const_data_ptr<float>(),
+            B.stride(0), accumulate, C.data_ptr<float>(), C.stride(0));
+      },
+      "C (+)= A^T B by the CPU capability's own weight-gradient product; False where it has none (for tests)");
+  m.def(
       "_set_cpu_blas_panel_bytes", &fused_rnn::cpu::set_blas_panel_bytes,
       "The bytes of a tile panel from which the CPU backward's products of >= 32 rows a step (dh from 8 with "
       "MKL's packed GEMM) run on BLAS "
@@ -226,12 +244,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["blas_backward"] = fused_rnn::cpu::blas_backward_calls();
         d["packed_gemm"] = fused_rnn::packed_gemm_packs().load();
         d["onednn_gemm"] = fused_rnn::onednn_gemm_calls();
+        d["weight_product"] = fused_rnn::cpu::weight_product_calls();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
       "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
       "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
-      "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN (for tests)");
+      "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN or to "
+      "the own weight-gradient product (for tests)");
   m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");

@@ -652,6 +652,16 @@ struct BackwardCall {
     return h;
   }
 
+  // C (M x N) (+)= A^T B over K rows (a weight gradient): the backend's own product where it has
+  // one (CpuBackend: weight_product), else gemm.
+  void reduce_rows(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                   bool accumulate, T* C, int64_t ldc) const {
+    if (M > 0 && N > 0 && K > 0 && Backend::template weight_gemm<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+      return;
+    }
+    gemm<T>(a.input.device(), true, false, M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  }
+
   // dst (+)= d^T h_prev over a segment's rows (d: their rows of dG or dGh, ld apart), M columns
   // of d. A packed sequence's h_prev is hp (h_prev(seg), formed once for both of the GRU's
   // calls); a dense one is read in place: the output one step over, and hx at the first step
@@ -659,22 +669,21 @@ struct BackwardCall {
   void grad_hh(int64_t M, const T* d, int64_t ld, const BackwardSegment& seg, const Tensor& hp, bool accumulate,
                T* dst) const {
     const int64_t P = a.P, B = a.B, N = a.N, lo = seg.lo, hi = seg.hi;
-    const at::Device dev = a.input.device();
     if (a.packed) {
-      gemm<T>(dev, true, false, M, P, hi - lo, d, ld, hp.const_data_ptr<T>(), P, accumulate, dst, P);
+      reduce_rows(M, P, hi - lo, d, ld, hp.const_data_ptr<T>(), P, accumulate, dst, P);
       return;
     }
     // The rows whose step starts from hx: the sequence's first B (last B in reverse).
     const int64_t x0 = reverse ? N - B : 0;
     const bool first = lo <= x0 && x0 < hi;
     if (first) {  // that step's product first: a single step (a cell) neither zeroes dst nor reads it back
-      gemm<T>(dev, true, false, M, P, B, d + (x0 - lo) * ld, ld, a.hx.const_data_ptr<T>(), P, accumulate, dst, P);
+      reduce_rows(M, P, B, d + (x0 - lo) * ld, ld, a.hx.const_data_ptr<T>(), P, accumulate, dst, P);
     }
     const int64_t r0 = first && !reverse ? lo + B : lo, r1 = first && reverse ? hi - B : hi;
     if (r1 > r0 || !(accumulate || first)) {  // none: no rows at all (B = 0), and dst zeroed
       const T* h = out_p + (reverse ? r0 + B : r0 - B) * out_ld;
-      gemm<T>(dev, true, false, M, P, std::max<int64_t>(0, r1 - r0), d + (r0 - lo) * ld, ld, h, out_ld,
-              accumulate || first, dst, P);
+      reduce_rows(M, P, std::max<int64_t>(0, r1 - r0), d + (r0 - lo) * ld, ld, h, out_ld, accumulate || first, dst,
+                  P);
     }
   }
 
@@ -711,7 +720,6 @@ struct BackwardCall {
     const int64_t lo = seg.lo, rows = seg.hi - seg.lo;
     const bool more = flushed > 0;  // whether this segment adds to what earlier ones formed
     const auto opts = a.input.options();
-    const at::Device dev = a.input.device();
     const Tensor dg = dG.narrow(0, lo - dg_row0(), rows);
     const Tensor dgh = dGh.narrow(0, lo - dg_row0(), rows);
     const bool input = mask.input && !defer_input;
@@ -749,8 +757,7 @@ struct BackwardCall {
         input_rows(dg, grad_input.view({a.N, I}).narrow(0, lo, rows), add_input);
       }
       if (mask.weights) {
-        gemm<T>(dev, true, false, GH, I, rows, d, dg_ld, a.input.const_data_ptr<T>() + lo * I, I, more,
-                grad_w_ih.data_ptr<T>(), I);
+        reduce_rows(GH, I, rows, d, dg_ld, a.input.const_data_ptr<T>() + lo * I, I, more, grad_w_ih.data_ptr<T>(), I);
         T* gw_hh = grad_w_hh.data_ptr<T>();
         const Tensor hp = a.packed ? h_prev(seg) : Tensor();
         if (Cell::kSeparateRecurrent) {
@@ -804,8 +811,7 @@ struct BackwardCall {
     Tensor grad_w_hr = none();
     if (keep_dr) {
       grad_w_hr = at::empty({a.P, H}, opts);
-      gemm<T>(a.input.device(), true, false, a.P, H, a.N, dR.const_data_ptr<T>(), a.P, ws_p + 5 * H, ws_ld, false,
-              grad_w_hr.data_ptr<T>(), H);
+      reduce_rows(a.P, H, a.N, dR.const_data_ptr<T>(), a.P, ws_p + 5 * H, ws_ld, false, grad_w_hr.data_ptr<T>(), H);
     }
     Tensor grad_cx = Cell::kHasCell ? dc_t.to(dtype) : dc_t;
     return {mask.input && !defer_input ? grad_input : none(), dh_t, grad_cx, mask.weights ? grad_w_ih : none(),

@@ -148,7 +148,8 @@ def test_steps_fixture_takes_the_path_it_names(steps):
     took = {k: after[k] - before[k] for k in after}
     want = {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0, "16bit_weights": 0,
             "bf16_dot": 0, "bf16_backward": 0, "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
-            "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0, "onednn_gemm": 0}
+            "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0, "onednn_gemm": 0,
+            "weight_product": 0}
     assert took == want
 
 
@@ -352,6 +353,7 @@ def test_blas_panel_bytes_default_to_three_quarters_of_the_l2():
     off_intel = info["cpu_mkl_off_intel"]
     assert info["cpu_blas_panel_bytes"] == (0 if off_intel else 3 * info["cpu_l2_bytes"] // 4)
     assert info["cpu_onednn_gemm"] == off_intel
+    assert info["cpu_weight_grad_tiles"] == off_intel
     with pytest.raises(RuntimeError, match="must be >= 0, got -1"):
         _C._set_cpu_blas_panel_bytes(-1)
     assert _C.build_info()["cpu_blas_panel_bytes"] == info["cpu_blas_panel_bytes"]
@@ -902,6 +904,7 @@ def test_weight_gradients_through_onednn_match_torch_nn(cell, onednn):
     g = torch.randn_like(out_ref)
     want = torch.autograd.grad(out_ref, [x, *ref.parameters()], g)
     previous = _C._set_cpu_onednn_gemm(onednn)
+    previous_tiles = _C._set_cpu_weight_grad_tiles(False)  # else they take these products first
     try:
         for dtype in (torch.float32, torch.float64):
             fused = getattr(fused_rnn, name)(H, H, dtype=dtype, **extra)
@@ -919,3 +922,103 @@ def test_weight_gradients_through_onednn_match_torch_nn(cell, onednn):
                     assert (a.double() - b).abs().max().item() <= 1e-5 * b.abs().max().item()
     finally:
         _C._set_cpu_onednn_gemm(previous)
+        _C._set_cpu_weight_grad_tiles(previous_tiles)
+
+
+def own_weight_product_available():
+    """Whether this CPU's capability has fused_rnn's own weight-gradient product (AVX-512)."""
+    return _C._cpu_weight_product(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), False)
+
+
+@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 13, 33), (300, 145, 17), (513, 12, 32), (257, 150, 1100),
+                                   (1000, 52, 530)])
+@pytest.mark.parametrize("accumulate", [False, True])
+def test_own_weight_product_matches_float64(threads, K, M, N, accumulate):
+    """C (+)= A^T B on the AVX-512 weight-gradient product, on shapes that end mid register block
+    (12 rows x 32 columns), mid row block (144), mid column block (512) and mid reduction block
+    (256 rows), with A, B and C views inside wider matrices: every element within float32's
+    rounding over K terms of the float64 product; and the same bits on one thread as on two
+    (an element's sum is ordered by the reduction blocks alone)."""
+    if not own_weight_product_available():
+        pytest.skip("this CPU or build has no AVX-512 weight-gradient product")
+    torch.manual_seed(K + M + N)
+    A = torch.randn(K, M + 5)[:, 2:M + 2]
+    B = torch.randn(K, N + 3)[:, :N]
+    C0 = torch.randn(M, N + 7)
+    want = A.double().t() @ B.double() + (C0[:, :N].double() if accumulate else 0)
+    got = {}
+    for n in (2, 1):
+        torch.set_num_threads(n)
+        C = C0.clone()
+        assert _C._cpu_weight_product(A, B, C[:, :N], accumulate)
+        assert torch.equal(C[:, N:], C0[:, N:]), "columns past N written"
+        got[n] = C[:, :N]
+    assert torch.equal(got[1], got[2])
+    # float32's worst-case rounding over K + 1 terms (2^-24 each), with a factor of 2 in hand
+    bound = (K + 1) * 2.0**-23 * (A.double().abs().t() @ B.double().abs() + (C0[:, :N].double().abs() if accumulate
+                                                                             else 0))
+    assert ((got[2].double() - want).abs() <= bound).all()
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("layout", ["dense", "packed", "bidirectional", "projected"])
+def test_weight_gradients_on_own_product_match_torch_nn(cell, layout):
+    """With cpu_weight_grad_tiles on (the default where MKL runs on a CPU that is not Intel's),
+    float32 weight gradients run on fused_rnn's own product where the CPU has AVX-512, over
+    segments of dG (so each but the first adds into the gradients), in packed sequences (h_prev
+    formed per segment), both directions and a projected LSTM's W_hr; off, on BLAS or oneDNN.
+    Either way every gradient matches torch.nn's in float64 to float32's rounding (1e-5 of each
+    tensor's largest magnitude), and float64 never takes it."""
+    if layout == "projected" and cell != "lstm":
+        pytest.skip("only the LSTM has a projection")
+    name = {"lstm": "LSTM", "gru": "GRU"}.get(cell, "RNN")
+    extra = {"nonlinearity": cell[4:]} if cell.startswith("rnn") else {}
+    if layout == "bidirectional":
+        extra["bidirectional"] = True
+    if layout == "projected":
+        extra["proj_size"] = 23
+    torch.manual_seed(0)
+    T, B, I, H = 30, 20, 70, 40
+    ref = getattr(torch.nn, name)(I, H, dtype=torch.float64, **extra)
+    x = torch.randn(T, B, I, dtype=torch.float64, requires_grad=True)
+    lengths = torch.randint(1, T + 1, (B,)).tolist() if layout == "packed" else None
+
+    def run(module, inp):
+        if lengths is None:
+            return module(inp)[0]
+        packed = torch.nn.utils.rnn.pack_padded_sequence(inp, lengths, enforce_sorted=False)
+        return torch.nn.utils.rnn.pad_packed_sequence(module(packed)[0], total_length=T)[0]
+
+    out_ref = run(ref, x)
+    g = torch.randn_like(out_ref)
+    want = torch.autograd.grad(out_ref, [x, *ref.parameters()], g)
+    available = own_weight_product_available()
+    chunk = _C._set_cpu_backward_chunk(1)  # segments of the fewest rows below, a few steps each
+    min_rows = _C._set_cpu_backward_chunk_min_rows(180)
+    results = {}
+    try:
+        for on in (True, False):
+            previous = _C._set_cpu_weight_grad_tiles(on)
+            try:
+                for dtype in (torch.float32, torch.float64):
+                    fused = getattr(fused_rnn, name)(I, H, dtype=dtype, **extra)
+                    fused.load_state_dict(ref.state_dict())
+                    xd = x.detach().to(dtype).requires_grad_()
+                    before = _C._cpu_forward_calls()["weight_product"]
+                    grads = torch.autograd.grad(run(fused, xd), [xd, *fused.parameters()], g.to(dtype))
+                    ran = _C._cpu_forward_calls()["weight_product"] - before
+                    assert (ran > 0) == (on and available and dtype == torch.float32), ran
+                    for p, a, b in zip(["input", *dict(ref.named_parameters())], grads, want):
+                        if dtype == torch.float64:
+                            assert_close(a, b, msg=p)
+                        else:
+                            err = (a.double() - b).abs().max().item()
+                            assert err <= 1e-5 * b.abs().max().item(), (p, err)
+                    results[on, dtype] = grads
+            finally:
+                _C._set_cpu_weight_grad_tiles(previous)
+    finally:
+        _C._set_cpu_backward_chunk(chunk)
+        _C._set_cpu_backward_chunk_min_rows(min_rows)
+    for a, b in zip(results[True, torch.float64], results[False, torch.float64]):
+        assert torch.equal(a, b)

@@ -77,6 +77,15 @@ struct PointwiseKernels {
   // single-gate products (null where that form is absent).
   void (*pack_columns_pairs)(const void* w, int64_t ld, int64_t H, int64_t K, int64_t u, void* dst);
   int64_t column_units;
+  // The weight gradients' products C (+)= A^T B for C's rows [m0, m1), A (K x M) and B (K x N)
+  // row-major (pointwise_impl.h: weight_product_rows): float32 with AVX-512 only, else null. A
+  // thread's share of rows is best whole register blocks (weight_product_rows of them), which
+  // are weight_product_cols columns wide.
+  using WeightProduct = void (*)(int64_t m0, int64_t m1, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                                 int64_t ldb, bool accumulate, T* C, int64_t ldc);
+  WeightProduct weight_product;
+  int64_t weight_product_rows;
+  int64_t weight_product_cols;
 };
 
 #define FUSED_RNN_DECLARE_CAPABILITY(NS)          \
@@ -177,6 +186,20 @@ int64_t input_grad_panel_calls();
 int64_t blas_panel_bytes();
 int64_t set_blas_panel_bytes(int64_t bytes);
 int64_t blas_backward_calls();
+// Whether the backward's float32 weight gradients (dG^T X, dG^T h_prev and a projected LSTM's
+// dR^T h_raw) run on the capability's own product (PointwiseKernels::weight_product, AVX-512 only)
+// instead of BLAS or oneDNN (gemm.h): by default where MKL runs on a CPU that is not Intel's
+// (gemm.h: mkl_off_intel), else off; FUSED_RNN_CPU_WEIGHT_GRAD_TILES=0/1 sets it. The setter
+// returns the previous setting; weight_product_calls counts the products it ran.
+bool weight_grad_tiles();
+bool set_weight_grad_tiles(bool on);
+int64_t weight_product_calls();
+// C (M x N, ldc) (+)= A^T B, A (K x M) and B (K x N) row-major, on the capability's own product
+// on every thread, whatever weight_grad_tiles says; false (nothing done) where T or the
+// capability has none. For weight_product below and tests.
+template <typename T>
+bool weight_product_run(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                        bool accumulate, T* C, int64_t ldc);
 // Bytes of a core's L2 cache as the C library reports it, or 0 where unknown.
 int64_t l2_cache_bytes();
 

@@ -921,6 +921,151 @@ void pack_columns(const T* w, int64_t ld, int64_t H, int64_t K, int64_t u, T* ds
   }
 }
 
+// The weight gradients' product C (+)= A^T B, reduced over the K rows of A (K x M, lda) and B
+// (K x N, ldb), all row-major: dW (G*H x I) += dG^T X over a segment of the backward's rows, read
+// where they lie (no transposed copies). Blocked as a BLIS-style GEMM: B's block of kKC rows x kNC
+// columns packed in panels of NV vectors (a panel stays in L1 for a strip's pass), A's block of kKC
+// rows x kMC columns transposed into strips of MR (a strip contiguous along k), and a register
+// block of MR rows of C x NV vectors, accumulated over kKC rows before it meets C. The
+// accumulation order of an element of C is fixed by kKC alone (not by the threads), so the result
+// does not depend on how the rows of C are shared. Measured against MKL and oneDNN on Zen 5
+// (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
+template <typename T>
+struct WeightProductShape {
+  static constexpr int W = Vectorized<T>::size();
+  static constexpr int MR = 12, NV = 2;  // 24 accumulators of 32 vector registers (AVX-512)
+  static constexpr int64_t NR = NV * W;
+  static constexpr int64_t kKC = 256, kMC = 12 * MR, kNC = 512;
+};
+
+// C's MR x NR block (mr x nr of it kept) from a strip of A and a panel of B over kc rows. The
+// accumulators go through a buffer on their way out: indexing them by the run-time mr, nr would
+// keep them in memory for the whole loop.
+template <typename T>
+inline void weight_product_block(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t mr, int64_t nr,
+                                 bool accumulate) {
+  using S = WeightProductShape<T>;
+  using V = Vectorized<T>;
+  constexpr int W = S::W, MR = S::MR, NV = S::NV;
+  constexpr int64_t NR = S::NR;
+  alignas(64) T t[MR * NR];
+  {
+    V acc[MR][NV];
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        acc[m][v] = V(T(0));
+      }
+    }
+    for (int64_t k = 0; k < kc; ++k) {
+      V b[NV];
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        b[v] = V::loadu(bp + k * NR + v * W);
+      }
+      const T* a = ap + k * MR;
+#pragma GCC unroll 16
+      for (int m = 0; m < MR; ++m) {
+        const V x(a[m]);
+#pragma GCC unroll 4
+        for (int v = 0; v < NV; ++v) {
+          acc[m][v] = at::vec::fmadd(x, b[v], acc[m][v]);
+        }
+      }
+    }
+#pragma GCC unroll 16
+    for (int m = 0; m < MR; ++m) {
+#pragma GCC unroll 4
+      for (int v = 0; v < NV; ++v) {
+        acc[m][v].store(t + m * NR + v * W);
+      }
+    }
+  }
+  for (int64_t m = 0; m < mr; ++m) {
+    T* cm = c + m * ldc;
+    const T* tm = t + m * NR;
+    int64_t n = 0;
+    for (; n + W <= nr; n += W) {
+      V v = V::loadu(tm + n);
+      if (accumulate) {
+        v = v + V::loadu(cm + n);
+      }
+      v.store(cm + n);
+    }
+    if (n < nr) {
+      V v = V::loadu(tm + n, nr - n);
+      if (accumulate) {
+        v = v + V::loadu(cm + n, nr - n);
+      }
+      v.store(cm + n, nr - n);
+    }
+  }
+}
+
+// weight_product for C's rows [m0, m1). The packed blocks live in a buffer of the calling thread,
+// kept for its next call (at most kKC * (kNC + kMC) elements: 672 KB in float32).
+template <typename T>
+void weight_product_rows(int64_t m0, int64_t m1, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
+                         int64_t ldb, bool accumulate, T* C, int64_t ldc) {
+  using S = WeightProductShape<T>;
+  constexpr int MR = S::MR;
+  constexpr int64_t NR = S::NR;
+  if (K == 0) {
+    if (!accumulate) {
+      for (int64_t m = m0; m < m1; ++m) {
+        std::fill(C + m * ldc, C + m * ldc + N, T(0));
+      }
+    }
+    return;
+  }
+  const int64_t kc_max = std::min(S::kKC, K);
+  const int64_t nc_max = std::min(S::kNC, (N + NR - 1) / NR * NR);
+  const int64_t mc_max = std::min(S::kMC, (m1 - m0 + MR - 1) / MR * MR);
+  thread_local std::vector<T> pack;
+  if (static_cast<int64_t>(pack.size()) < kc_max * (nc_max + mc_max)) {
+    pack.resize(kc_max * (nc_max + mc_max));
+  }
+  T* bp = pack.data();
+  T* ap = bp + kc_max * nc_max;
+  for (int64_t jc = 0; jc < N; jc += S::kNC) {
+    const int64_t nc = std::min(S::kNC, N - jc), panels = (nc + NR - 1) / NR;
+    for (int64_t pc = 0; pc < K; pc += S::kKC) {
+      const int64_t kc = std::min(S::kKC, K - pc);
+      const bool acc = accumulate || pc > 0;
+      for (int64_t j = 0; j < panels; ++j) {
+        const int64_t n0 = jc + j * NR, nn = std::min(NR, N - n0);
+        T* d = bp + j * kc * NR;
+        for (int64_t k = 0; k < kc; ++k) {
+          const T* src = B + (pc + k) * ldb + n0;
+          std::copy(src, src + nn, d + k * NR);
+          std::fill(d + k * NR + nn, d + (k + 1) * NR, T(0));
+        }
+      }
+      for (int64_t ic = m0; ic < m1; ic += S::kMC) {
+        const int64_t mc = std::min(S::kMC, m1 - ic), strips = (mc + MR - 1) / MR;
+        for (int64_t k = 0; k < kc; ++k) {
+          const T* src = A + (pc + k) * lda + ic;
+          for (int64_t i = 0; i < strips; ++i) {
+            T* d = ap + (i * kc + k) * MR;
+            const int64_t r0 = i * MR, rr = std::min<int64_t>(MR, mc - r0);
+            std::copy(src + r0, src + r0 + rr, d);
+            std::fill(d + rr, d + MR, T(0));
+          }
+        }
+        for (int64_t j = 0; j < panels; ++j) {
+          const int64_t n0 = jc + j * NR;
+          for (int64_t i = 0; i < strips; ++i) {
+            const int64_t r0 = ic + i * MR;
+            weight_product_block<T>(kc, ap + i * kc * MR, bp + j * kc * NR, C + r0 * ldc + n0, ldc,
+                                    std::min<int64_t>(MR, m1 - r0), std::min(NR, N - n0), acc);
+          }
+        }
+      }
+    }
+  }
+}
+
 // The tile kernels over weights stored as Tw, behind TileKernels' type-erased pointers.
 template <typename T, CellKind C, typename Tw>
 void pack_tile_erased(const void* w, int64_t H, int64_t K, int64_t u, void* dst) {
@@ -983,6 +1128,11 @@ void set_backward_tiles(PointwiseKernels<T>& k) {
 #if defined(CPU_CAPABILITY_AVX512)
   if constexpr (std::is_same_v<T, float>) {
     k.pack_columns_pairs = &pack_columns_pairs<T>;
+    // AVX-512 only: with AVX2's 16 registers the same blocking only matched MKL on Zen 3
+    // (bench/results/2026-11-29_cpu_amd-epyc-zen3-2c_probes-weight-grad-tiles/).
+    k.weight_product = &weight_product_rows<T>;
+    k.weight_product_rows = WeightProductShape<T>::MR;
+    k.weight_product_cols = WeightProductShape<T>::NR;
   }
 #endif
   k.backward_block[static_cast<int>(CellKind::kLstm)] = &lstm_backward_block<T>;

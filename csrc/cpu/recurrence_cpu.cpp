@@ -62,6 +62,7 @@ enum class Path {
   kAtOnceBackward,
   kInputGradPanels,
   kBlasBackward,
+  kWeightProduct,
   kCount
 };
 
@@ -97,6 +98,15 @@ std::atomic<int64_t>& chunk_bytes() {
     return env == nullptr ? kBackwardChunkBytes : std::max<int64_t>(0, std::atoll(env));
   }()};
   return bytes;
+}
+
+// Whether the weight gradients run on the capability's own product (pointwise.h: weight_grad_tiles).
+std::atomic<bool>& weight_tiles_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_CPU_WEIGHT_GRAD_TILES");
+    return env != nullptr ? std::string(env) != "0" : mkl_off_intel();
+  }()};
+  return on;
 }
 
 // Whether a bidirectional layer runs its directions at once (pointwise.h: concurrent_directions).
@@ -673,6 +683,23 @@ class PackedMatmul {
   at::Tensor panels_;
 };
 
+// A weight gradient C (M x N) (+)= A^T B over K rows by the capability's own product, where
+// weight_grad_tiles is on and the capability has one (AVX-512, float32), else false (BLAS or
+// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.5-2.3x MKL's sgemm on the backward's
+// shapes, and 1.0-2.6x oneDNN's with the transposed copies oneDNN needs (which the training
+// step's profile showed costing as much as oneDNN's own product at B = 64, H = 128;
+// bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
+template <typename T>
+bool weight_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                    bool accumulate, T* C, int64_t ldc) {
+  if (!weight_tiles_flag().load(std::memory_order_relaxed) ||
+      !weight_product_run<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+    return false;
+  }
+  calls(Path::kWeightProduct).fetch_add(1, std::memory_order_relaxed);
+  return true;
+}
+
 struct CpuBackend {
   template <class F>
   static auto dispatch(const LayerArgs& a, F&& f) {
@@ -724,6 +751,12 @@ struct CpuBackend {
 
   template <typename T>
   using Matmul = PackedMatmul<T>;
+
+  template <typename T>
+  static bool weight_gemm(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                          bool accumulate, T* C, int64_t ldc) {
+    return weight_product<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc);
+  }
 
   template <typename T>
   static int64_t backward_chunk_rows(const LayerArgs& a, int64_t sharers) {
@@ -931,6 +964,41 @@ int64_t backward_chunk_rows(const LayerArgs& a, int64_t element_size, int64_t sh
   return bytes == 0 || row == 0 ? a.N
                                 : std::max(min_rows, bytes / std::max<int64_t>(1, sharers) / row);
 }
+
+bool weight_grad_tiles() {
+  return weight_tiles_flag().load();
+}
+
+bool set_weight_grad_tiles(bool on) {
+  return weight_tiles_flag().exchange(on);
+}
+
+int64_t weight_product_calls() {
+  return calls(Path::kWeightProduct).load();
+}
+
+template <typename T>
+bool weight_product_run(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                        bool accumulate, T* C, int64_t ldc) {
+  const auto& kern = pointwise_kernels<T>();
+  if (kern.weight_product == nullptr) {
+    return false;
+  }
+  const int64_t mr = kern.weight_product_rows;
+  const int64_t strips = (M + mr - 1) / mr;
+  // A thread's share is at least ~1M multiply-adds (fewer run on the calling thread alone).
+  const int64_t per_strip = std::max<int64_t>(1, mr * N * K);
+  const int64_t grain = std::max<int64_t>(1, (int64_t{1} << 20) / per_strip);
+  at::parallel_for(0, strips, grain, [&](int64_t s0, int64_t s1) {
+    kern.weight_product(s0 * mr, std::min(M, s1 * mr), N, K, A, lda, B, ldb, accumulate, C, ldc);
+  });
+  return true;
+}
+
+template bool weight_product_run<float>(int64_t, int64_t, int64_t, const float*, int64_t, const float*, int64_t, bool,
+                                        float*, int64_t);
+template bool weight_product_run<double>(int64_t, int64_t, int64_t, const double*, int64_t, const double*, int64_t,
+                                         bool, double*, int64_t);
 
 bool set_concurrent_directions(bool on) {
   return concurrent_flag().exchange(on);

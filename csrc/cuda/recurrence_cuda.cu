@@ -227,6 +227,12 @@ struct CudaBackend {
     return a.N;
   }
 
+  // The weight gradients go through cuBLAS (gemm.h).
+  template <typename T>
+  static bool weight_gemm(int64_t, int64_t, int64_t, const T*, int64_t, const T*, int64_t, bool, T*, int64_t) {
+    return false;
+  }
+
   template <typename T>
   static at::ScalarType weight_product_dtype(const LayerArgs&) {
     return c10::CppTypeToScalarType<T>::value;  // 16-bit layers run in their own dtype here
