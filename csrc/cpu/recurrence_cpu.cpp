@@ -685,9 +685,9 @@ class PackedMatmul {
 
 // A weight gradient C (M x N) (+)= A^T B over K rows by the capability's own product, where
 // weight_grad_tiles is on and the capability has one (AVX-512, float32), else false (BLAS or
-// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.5-2.3x MKL's sgemm on the backward's
-// shapes, and 1.0-2.6x oneDNN's with the transposed copies oneDNN needs (which the training
-// step's profile showed costing as much as oneDNN's own product at B = 64, H = 128;
+// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.7-2.6x MKL's sgemm on the backward's
+// shapes, and 0.97-2.6x oneDNN's with the transposed copies oneDNN needs (which the training
+// step's profile showed costing almost as much as oneDNN's own product at B = 64, H = 128;
 // bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
 template <typename T>
 bool weight_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
