@@ -930,13 +930,13 @@ def own_weight_product_available():
     return _C._cpu_weight_product(torch.zeros(1, 1), torch.zeros(1, 1), torch.zeros(1, 1), False)
 
 
-@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 13, 33), (300, 145, 17), (513, 12, 32), (257, 150, 1100),
+@pytest.mark.parametrize("K,M,N", [(1, 1, 1), (7, 13, 33), (300, 145, 17), (513, 12, 32), (1100, 150, 1100),
                                    (1000, 52, 530)])
 @pytest.mark.parametrize("accumulate", [False, True])
 def test_own_weight_product_matches_float64(threads, K, M, N, accumulate):
     """C (+)= A^T B on the AVX-512 weight-gradient product, on shapes that end mid register block
     (12 rows x 32 columns), mid row block (144), mid column block (512) and mid reduction block
-    (256 rows), with A, B and C views inside wider matrices: every element within float32's
+    (512 rows), with A, B and C views inside wider matrices: every element within float32's
     rounding over K terms of the float64 product; and the same bits on one thread as on two
     (an element's sum is ordered by the reduction blocks alone)."""
     if not own_weight_product_available():

@@ -685,8 +685,8 @@ class PackedMatmul {
 
 // A weight gradient C (M x N) (+)= A^T B over K rows by the capability's own product, where
 // weight_grad_tiles is on and the capability has one (AVX-512, float32), else false (BLAS or
-// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.7-2.6x MKL's sgemm on the backward's
-// shapes, and 0.97-2.6x oneDNN's with the transposed copies oneDNN needs (which the training
+// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.9-2.4x MKL's sgemm on the backward's
+// shapes, and 1.1-2.3x oneDNN's with the transposed copies oneDNN needs (which the training
 // step's profile showed costing almost as much as oneDNN's own product at B = 64, H = 128;
 // bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
 template <typename T>
