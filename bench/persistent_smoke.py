@@ -6,7 +6,8 @@
 Dense, packed and reverse-direction layers in float32, bfloat16 and float16, each checked
 against the alternating tier (and the persistent kernels required to have run), both with the
 tensor-core products (TF32 for float32), which must then have launched, and without, in cluster
-mode (which must then have launched, on sm_90+), and with the tensor cores in grid mode; then
+mode (which must then have launched, on sm_90+; the forward's h_t through distributed shared memory,
+which must then have run, and through L2), and with the tensor cores in grid mode; then
 bidirectional layers, whose two directions must have run in one launch forward and backward;
 exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
 """
@@ -37,14 +38,16 @@ def layer(cell, dtype, packed, reverse):
     results = {}
     # float32 with mma: TF32 tensor cores, which the persistent tier takes where
     # torch.backends.cudnn.allow_tf32 is on (as torch.nn's cuDNN RNNs do); off elsewhere here.
-    # (tier, mma, cluster): H=40 fits one cluster, so cluster mode runs wherever it is on (sm_90+).
-    variants = [("alternating", False, True), ("persistent", False, True), ("persistent", True, True),
-                ("persistent", True, False)]
+    # (tier, mma, cluster, dsmem): H=40 fits one cluster, so cluster mode runs wherever it is on
+    # (sm_90+), and its exchange buffers fit beside the slice.
+    variants = [("alternating", False, True, True), ("persistent", False, True, True),
+                ("persistent", False, True, False), ("persistent", True, True, True), ("persistent", True, False, True)]
     sm90 = torch.cuda.get_device_capability()[0] >= 9
-    for tier, mma, cluster in variants:
+    for tier, mma, cluster, dsmem in variants:
         old = fused_rnn._C._set_cuda_tier(tier)
         old_mma = fused_rnn._C._set_persistent_mma(mma)
         old_cluster = fused_rnn._C._set_persistent_cluster(cluster)
+        old_dsmem = fused_rnn._C._set_persistent_dsmem(dsmem)
         old_tf32 = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = mma
         try:
@@ -65,22 +68,26 @@ def layer(cell, dtype, packed, reverse):
             clustered = (after["cluster_forward"] > before["cluster_forward"],
                          after["cluster_backward"] > before["cluster_backward"])
             ran = ran and clustered == ((True, True) if cluster and sm90 else (False, False))
+            exchanged = after["cluster_dsmem_forward"] > before["cluster_dsmem_forward"]
+            ran = ran and exchanged == (cluster and dsmem and sm90)
         finally:
             fused_rnn._C._set_cuda_tier(old)
             fused_rnn._C._set_persistent_mma(old_mma)
+            fused_rnn._C._set_persistent_dsmem(old_dsmem)
             fused_rnn._C._set_persistent_cluster(old_cluster)
             torch.backends.cudnn.allow_tf32 = old_tf32
-        results[(tier, mma, cluster)] = ([out[0], *grads], ran)
-    alt, _ = results[("alternating", False, True)]
+        results[(tier, mma, cluster, dsmem)] = ([out[0], *grads], ran)
+    alt, _ = results[("alternating", False, True, True)]
     ok = True
-    for (tier, mma, cluster), (got, ran) in results.items():
+    for (tier, mma, cluster, dsmem), (got, ran) in results.items():
         if tier == "alternating":
             continue
         tol = (1e-2 if mma else 1e-5) if dtype == torch.float32 else 3e-2
         good = ran and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
         ok &= good
         print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} reverse={reverse!s:5s} mma={mma!s:5s} "
-              f"cluster={cluster!s:5s} persistent ran={ran} {'ok' if good else 'MISMATCH'}", flush=True)
+              f"cluster={cluster!s:5s} dsmem={dsmem!s:5s} persistent ran={ran} {'ok' if good else 'MISMATCH'}",
+              flush=True)
     return ok
 
 

@@ -103,6 +103,7 @@ pybind11::dict build_info() {
   d["cuda_tier"] = fused_rnn::cuda_tier_setting();
   d["persistent_mma"] = fused_rnn::persistent_mma();
   d["persistent_cluster"] = fused_rnn::persistent_cluster();
+  d["persistent_dsmem"] = fused_rnn::persistent_dsmem();
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
@@ -267,11 +268,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["pair_backward"] = fused_rnn::persistent_pair_launches(false);
         d["cluster_forward"] = fused_rnn::persistent_cluster_launches(true);
         d["cluster_backward"] = fused_rnn::persistent_cluster_launches(false);
+        d["cluster_dsmem_forward"] = fused_rnn::persistent_dsmem_launches();
         return d;
       },
       "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products; "
-      "those that ran both directions of a bidirectional layer; those in cluster mode) this process has "
-      "launched");
+      "those that ran both directions of a bidirectional layer; those in cluster mode; the forwards among "
+      "those that exchanged h_t through distributed shared memory) this process has launched");
   m.def(
       "_set_persistent_mma", &fused_rnn::set_persistent_mma,
       "Let the persistent kernels use tensor cores (float16/bfloat16; float32 as TF32 where "
@@ -282,4 +284,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Let the persistent tier run layers whose W_hh fits one thread-block cluster in cluster mode "
       "(True, the default; sm_90 and newer) or keep every layer on the grid-wide kernel (False); "
       "returns the previous setting");
+  m.def(
+      "_set_persistent_dsmem", &fused_rnn::set_persistent_dsmem,
+      "Let the persistent forward in cluster mode exchange h_t through distributed shared memory (True, "
+      "the default) or through L2 (False); returns the previous setting");
 }

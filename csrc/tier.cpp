@@ -35,7 +35,7 @@ std::atomic<int>& tier_flag() {
   return tier;
 }
 
-std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2];
+std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2], dsmem_launches[2];
 
 std::atomic<bool>& mma_flag() {
   static std::atomic<bool> on{[] {
@@ -48,6 +48,14 @@ std::atomic<bool>& mma_flag() {
 std::atomic<bool>& cluster_flag() {
   static std::atomic<bool> on{[] {
     const char* env = std::getenv("FUSED_RNN_PERSISTENT_CLUSTER");
+    return env == nullptr || std::string(env) != "0";
+  }()};
+  return on;
+}
+
+std::atomic<bool>& dsmem_flag() {
+  static std::atomic<bool> on{[] {
+    const char* env = std::getenv("FUSED_RNN_PERSISTENT_DSMEM");
     return env == nullptr || std::string(env) != "0";
   }()};
   return on;
@@ -127,6 +135,22 @@ void count_persistent_cluster_launch(bool forward) {
 
 int64_t persistent_cluster_launches(bool forward) {
   return cluster_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
+}
+
+bool persistent_dsmem() {
+  return dsmem_flag().load(std::memory_order_relaxed);
+}
+
+bool set_persistent_dsmem(bool on) {
+  return dsmem_flag().exchange(on);
+}
+
+void count_persistent_dsmem_launch() {
+  dsmem_launches[0].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t persistent_dsmem_launches() {
+  return dsmem_launches[0].load(std::memory_order_relaxed);
 }
 
 }  // namespace fused_rnn

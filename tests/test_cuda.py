@@ -255,25 +255,33 @@ def test_the_tier_that_runs_is_the_tier_selected(mode, tier):
 
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
-def test_small_layers_run_in_clusters_on_sm90(mode, dtype, tier):
+@pytest.mark.parametrize("dsmem", [True, False], ids=["dsmem", "l2"])
+def test_small_layers_run_in_clusters_on_sm90(mode, dtype, dsmem, tier):
     """On sm_90+ the persistent tier runs a layer whose W_hh fits one thread-block cluster's shared
     memory in cluster mode, forward and backward (unless turned off: the persistent-grid tier),
     the batch split between clusters: 40 packed sequences whose lengths end at different steps,
-    so some clusters run out of rows before others. Results and gradients match torch.nn
-    (float32 to the usual tolerance; bfloat16 to 5e-2 of each tensor's largest magnitude)."""
+    so some clusters run out of rows before others; the forward's h_t through distributed shared
+    memory (dsmem) or L2. Results and gradients match torch.nn (float32 to the usual tolerance;
+    bfloat16 to 5e-2 of each tensor's largest magnitude)."""
     torch.manual_seed(0)
     ref, fused = make_pair(mode, 16, 64, dtype=dtype)
     lengths = sorted((12 - i % 11 for i in range(40)), reverse=True)
     p = pack_sequence([torch.randn(n, 16, dtype=dtype) for n in lengths])
     x = torch.nn.utils.rnn.PackedSequence(p.data.cuda().requires_grad_(), p.batch_sizes)
-    before = fused_rnn._C._persistent_launches()
-    out, _ = fused(x)
-    grads = torch.autograd.grad(out.data.float().pow(2).sum(), [x.data, *fused.parameters()])
-    torch.cuda.synchronize()
-    after = fused_rnn._C._persistent_launches()
-    ran = (after["cluster_forward"] - before["cluster_forward"], after["cluster_backward"] - before["cluster_backward"])
-    on = tier == "persistent" and fused_rnn.build_info()["persistent_cluster"]
-    assert ran == ((1, 1) if on and torch.cuda.get_device_capability()[0] >= 9 else (0, 0)), ran
+    old_dsmem = fused_rnn._C._set_persistent_dsmem(dsmem)
+    try:
+        before = fused_rnn._C._persistent_launches()
+        out, _ = fused(x)
+        grads = torch.autograd.grad(out.data.float().pow(2).sum(), [x.data, *fused.parameters()])
+        torch.cuda.synchronize()
+        after = fused_rnn._C._persistent_launches()
+    finally:
+        fused_rnn._C._set_persistent_dsmem(old_dsmem)
+    ran = (after["cluster_forward"] - before["cluster_forward"], after["cluster_backward"] - before["cluster_backward"],
+           after["cluster_dsmem_forward"] - before["cluster_dsmem_forward"])
+    on = tier == "persistent" and fused_rnn.build_info()["persistent_cluster"] and \
+        torch.cuda.get_device_capability()[0] >= 9
+    assert ran == ((1, 1, int(dsmem)) if on else (0, 0, 0)), ran
     out_ref, _ = ref(x)
     grads_ref = torch.autograd.grad(out_ref.data.float().pow(2).sum(), [x.data, *ref.parameters()])
     for a, b in zip([out.data, *grads], [out_ref.data, *grads_ref]):

@@ -39,7 +39,8 @@ def emu(tmp_path_factory):
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, i64, ptr, ptr]
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i64, i64, ptr,
+                               ptr]
     so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, ptr, ptr]
     return so
 
@@ -48,8 +49,8 @@ def _p(t):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def _plan():  # ok, U, ctas, bb, kc, mma, groups, group_rows
-    return (ctypes.c_int * 8)()
+def _plan():  # ok, U, ctas, bb, kc, mma, groups, group_rows, hrows (the forward's h_t exchange buffers)
+    return (ctypes.c_int * 9)()
 
 
 def _ptrs(per_dir):
@@ -59,18 +60,20 @@ def _ptrs(per_dir):
 
 
 def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64,
-                 mma=False, groups=0):
+                 mma=False, groups=0, dsmem=False):
     """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
     around them done here in float64 as recurrence.h does them; returns float64 (outputs,
     input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
     16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types.
     ``groups``: 0 for the grid mode on ``sms`` SMs; n > 0 for the cluster mode, clusters of ``sms``
-    CTAs, at most n of them a direction, each running a slice of the batch."""
+    CTAs, at most n of them a direction, each running a slice of the batch; ``dsmem``: there the
+    forward exchanges h_t through distributed shared memory where its buffers fit."""
     return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma,
-                             groups)[0]
+                             groups, dsmem)[0]
 
 
-def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False, groups=0):
+def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False, groups=0,
+                      dsmem=False):
     """run_emulated for one or two directions ``(params, st, reverse, grads)`` of a layer over the
     same input, all in one launch of each kernel (two: both directions at once, as for a
     bidirectional layer); returns run_emulated's result for each direction."""
@@ -122,7 +125,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     fptrs = _ptrs([(b["w_hh_k"], b["bias"], b["b_hh_k"], b["gates"], b["out"], b["h"], b["hx_k"], b["c"], b["ws"])
                    for b in bufs])
     assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                           sms, staging, int(mma), groups, gates_ld, ws_ld, fptrs, fplan) == 1
+                           sms, staging, int(mma), groups, int(dsmem), gates_ld, ws_ld, fptrs, fplan) == 1
 
     for b, (_, _, _, grads) in zip(bufs, dirs):
         go, ghn, gcn = grads
@@ -174,7 +177,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
 TILINGS = {"roomy": (4, 5, 3, 10, 4, 1 << 20), "tight": (3, 6, 4, 38, 3, None)}
 
 
-def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=0):
+def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=0, dsmem=False):
     """One layer of ``layout`` (dense or packed, forward or reverse) through the emulated kernels
     in float64, outputs and every gradient against fused_rnn.reference; returns the plans."""
     torch.manual_seed(0)
@@ -196,7 +199,7 @@ def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=
     want_grads = torch.autograd.grad(want, list(leaves.values()), [gr for gr in grads if gr is not None])
     got, got_grads, fplan, bplan = run_emulated(
         emu, cell, x.detach(), params, st, bs, reverse,
-        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging, groups=groups)
+        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging, groups=groups, dsmem=dsmem)
     for a, b in zip(got, want):
         assert_close(a, b.detach())
     for name, w in zip(leaves, want_grads):
@@ -217,22 +220,44 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
     assert fplan[6:8] == bplan[6:8] == [1, B]  # grid mode: one group of every row a direction
 
 
+def exchange_bytes(rows, H, elem_bytes=8):
+    """Shared memory of the forward's two h_t exchange buffers of ``rows`` rows, with the planner's
+    16 bytes of alignment slack."""
+    return 2 * elem_bytes * rows * H + 16
+
+
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layout", ["dense", "packed", "packed-reverse", "dense-reverse"])
-def test_emulated_cluster_mode_matches_reference(emu, cell, layout):
+@pytest.mark.parametrize("dsmem", [False, True], ids=["l2", "dsmem"])
+def test_emulated_cluster_mode_matches_reference(emu, cell, layout, dsmem):
     """Cluster mode: clusters of 3 CTAs (13 + 13 + 12 units of H=38) each holding all of W_hh,
     the batch of 7 rows split between 3 clusters (3, 3 and 1 rows) that meet only at their own
     cluster's barriers (the emulator refuses a grid barrier in such a launch); packed, the groups'
     rows run out at different steps, and the reverse direction starts rows from hx part-way
     through a group. The staging room (3 rows of 32 columns and of the forward's sums) forces K
-    chunks that do not divide K in both kernels."""
+    chunks that do not divide K in both kernels. With dsmem the forward hands h_t to the
+    cluster's CTAs through their shared memory (two buffers of a group's 3 rows, alternating by
+    step; each CTA stores its units into every CTA's buffer), not through the output in L2."""
     T, B, I, H, size, groups = 4, 7, 4, 38, 3, 3
-    staging = 8 * (3 * 32 + 3 * GATES[cell] * 13)
-    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, size, staging, groups)
+    staging = 8 * (3 * 32 + 3 * GATES[cell] * 13) + (exchange_bytes(3, H) if dsmem else 0)
+    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, size, staging, groups, dsmem)
     for plan in (fplan, bplan):
         assert plan[2] == size and plan[6:8] == [3, 3], plan  # 3 CTAs a cluster; 3 groups of 3 rows
     assert fplan[3:5] == [3, 32], fplan  # a group's 3 rows at once; K in chunks of 32
-    assert bplan[3] == 3 and (GATES[cell] * H) % bplan[4] != 0, bplan
+    if not dsmem:  # (with dsmem the backward, which has no exchange buffers, gets their room too)
+        assert bplan[3] == 3 and (GATES[cell] * H) % bplan[4] != 0, bplan
+    assert fplan[8] == (3 if dsmem else 0) and bplan[8] == 0, (fplan, bplan)
+
+
+def test_exchange_buffers_only_where_they_fit(emu):
+    """The forward plans its h_t exchange buffers only where they fit beside the slice and the
+    staging (else h_t goes through L2, the same kernel otherwise), and never in grid mode."""
+    T, B, I, H, size = 4, 7, 4, 38, 3
+    staging = 8 * (3 * 32 + 3 * GATES["lstm"] * 13)
+    for room, groups, want in [(exchange_bytes(3, H), 3, 3), (exchange_bytes(3, H) - 64, 3, 0),
+                               (exchange_bytes(7, H), 0, 0)]:
+        fplan, _ = check_against_reference(emu, "lstm", "dense", T, B, I, H, size, staging + room, groups, True)
+        assert fplan[8] == want, (room, groups, list(fplan))
 
 
 def test_plan_rejects_a_slice_that_does_not_fit(emu):
@@ -240,10 +265,11 @@ def test_plan_rejects_a_slice_that_does_not_fit(emu):
     plan = _plan()
     ptrs = (ctypes.c_void_p * 9)()
     rev = (ctypes.c_int * 1)(0)
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 0, 40, 40, ptrs, plan) == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 0, 0, 40, 40, ptrs, plan) == 0
     assert plan[0] == 0
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 2, 40, 40, ptrs, plan) == 0  # clusters
-    assert plan[0] == 0
+    for dsmem in (0, 1):  # clusters
+        assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 2, dsmem, 40, 40, ptrs, plan) == 0
+        assert plan[0] == 0
 
 
 def mma_staging(cell, H, sms, kc, elem_bytes, warps=2):
@@ -315,15 +341,19 @@ def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layout", ["dense", "packed"])
 @pytest.mark.parametrize("dtype,mma", [(torch.float64, False), (torch.bfloat16, True)], ids=["float64", "bf16-mma"])
-@pytest.mark.parametrize("groups", [0, 3], ids=["grid", "clusters"])
+@pytest.mark.parametrize("groups", [0, 3, -3], ids=["grid", "clusters", "clusters-dsmem"])
 def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, groups):
     """Both directions of a bidirectional layer in one launch of each kernel (Launch with dirs 2:
     the reverse direction's CTAs after the forward's; in grid mode all meeting at the same grid
-    barriers, in cluster mode three clusters a direction, each with two of the six batch rows),
-    each direction with its own weights and states, on the tight tiling (several CTAs a
-    direction, chunks that cut every loop): each matches the reference of its direction."""
+    barriers, in cluster mode three clusters a direction, each with two of the six batch rows,
+    the forward's h_t through L2 or through the clusters' shared memory), each direction with its
+    own weights and states, on the tight tiling (several CTAs a direction, chunks that cut every
+    loop): each matches the reference of its direction."""
     T, B, I, H, sms, _ = TILINGS["tight"]
+    dsmem, groups = groups < 0, abs(groups)
     staging = (mma_staging(cell, H, sms, 32, 2) if mma else 8 * (4 * 32 + 4 * GATES[cell] * 13))
+    if dsmem:
+        staging += exchange_bytes(2, H, torch.finfo(dtype).bits // 8)
     torch.manual_seed(0)
 
     def rounded(t):
@@ -346,10 +376,11 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
         want_grads = torch.autograd.grad(want, list(leaves.values()), grads)
         dirs.append((params, st, d == 1, (grads[0].reshape(-1, H), grads[1], grads[2] if cell == "lstm" else None)))
         expected.append(([w.detach() for w in want], dict(zip(leaves, want_grads))))
-    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups)
+    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups, dsmem)
     for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
         assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
         assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, B]), (fplan, bplan)
+        assert fplan[8] == (2 if dsmem else 0), fplan
         pairs = list(zip(got, want)) + [(got_grads[n], w) for n, w in want_grads.items()]
         for a, b in pairs:
             if dtype == torch.float64:

@@ -45,13 +45,18 @@
 // (barrier.cluster.arrive.release / wait.acquire) instead of the grid's: the model of
 // ../shared/reference/performance-model.md puts a cluster barrier at 0.1-0.3 us against 0.7-1.5
 // us for grid.sync() on 132 CTAs, and the step of a small layer is little more than its barrier.
-// The kernels are the same (Launch's groups); h_t and dG_t still travel through L2 (ordinary
-// stores, ld.global.cg after the barrier), and the launch is an ordinary one with a cluster
+// The kernels are the same (Launch's groups), and the launch is an ordinary one with a cluster
 // dimension: clusters never wait for each other, so no co-residency is needed beyond a
-// cluster's own, which the hardware guarantees.
+// cluster's own, which the hardware guarantees. The forward hands h_t to the cluster's CTAs
+// through distributed shared memory where two exchange buffers of a cluster's rows fit beside
+// the weight slice (each CTA stores its units' h_t into every CTA's buffer for the step, the
+// buffers alternating by step, then the cluster's barrier; the next step's products read their
+// own CTA's copy: no L2 round trip on the step's critical path); FUSED_RNN_PERSISTENT_DSMEM=0
+// keeps it on L2. dG_t in the backward still travels through L2 (ordinary stores,
+// ld.global.cg after the barrier): its rows are G times h_t's.
 //
-// Not yet here (issue #8): h_t through distributed shared memory within a cluster (saves the
-// L2 round trip), flag-based (per-step counter) synchronisation on the grid.
+// Not yet here (issue #8): dG_t through distributed shared memory, flag-based (per-step
+// counter) synchronisation on the grid.
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/version.h>
@@ -147,7 +152,7 @@ TilePlan make_cluster_plan(int64_t H, int64_t G, int64_t B, bool forward, bool m
     int64_t max_groups = std::max<int64_t>(1, prop->multiProcessorCount / (size * dirs));
     for (int attempt = 0; attempt < 2; ++attempt) {
       const TilePlan plan = plan_cluster(H, G, B, forward, size, max_groups, prop->sharedMemPerBlockOptin, sizeof(T),
-                                         sizeof(Acc<T>), mma);
+                                         sizeof(Acc<T>), mma, persistent_dsmem());
       if (!plan.ok) {
         break;
       }
@@ -323,6 +328,9 @@ bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* rev
   }
   if (plan.cluster) {
     count_persistent_cluster_launch(true);
+  }
+  if (plan.tl.hrows > 0) {
+    count_persistent_dsmem_launch();
   }
   return true;
 }

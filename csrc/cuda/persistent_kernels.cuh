@@ -145,13 +145,17 @@ struct Tiling {
   int rows_w = 0, ldw = 0;
   bool mma = false;  // products on the tensor cores (MmaElem<T>: 16-bit types, float as TF32)
   int ksplit = 1;    // mma: warps that share a 16-row tile of Ws, each taking every ksplit-th k tile
+  // The forward in cluster mode with h_t exchanged through distributed shared memory: two
+  // buffers (even and odd steps) of hrows x K elements of T after the other buffers; 0: none,
+  // h_t goes through L2.
+  int hrows = 0;
 };
 
 // Where each buffer of a CTA's dynamic shared memory begins (bytes): Ws at 0, then the
-// staged X (Acc<T>, or T for the tensor cores), the sums (Acc<T>, bb x R), and with mma
-// the warps' partial tiles (float, 16 x 16 each).
+// staged X (Acc<T>, or T for the tensor cores), the sums (Acc<T>, bb x R), with mma the
+// warps' partial tiles (float, 16 x 16 each), and with hrows the two h_t exchange buffers (T).
 struct SmemLayout {
-  size_t xs = 0, gs = 0, ps = 0, total = 0;
+  size_t xs = 0, gs = 0, ps = 0, hs = 0, total = 0;
 };
 
 __host__ __device__ inline SmemLayout smem_layout(const Tiling& tl, size_t w_size, size_t acc_size) {
@@ -162,12 +166,16 @@ __host__ __device__ inline SmemLayout smem_layout(const Tiling& tl, size_t w_siz
     l.xs = align16(w_bytes);
     l.gs = l.xs + acc_size * staged;
     l.total = l.gs + sums;
-    return l;
+  } else {
+    l.xs = align128(w_bytes);
+    l.gs = align128(l.xs + w_size * staged);
+    l.ps = align128(l.gs + sums);
+    l.total = l.ps + sizeof(float) * kMmaTile * kMmaTile * (tl.rows_w / kMmaTile) * tl.ksplit;
   }
-  l.xs = align128(w_bytes);
-  l.gs = align128(l.xs + w_size * staged);
-  l.ps = align128(l.gs + sums);
-  l.total = l.ps + sizeof(float) * kMmaTile * kMmaTile * (tl.rows_w / kMmaTile) * tl.ksplit;
+  if (tl.hrows > 0) {
+    l.hs = align16(l.total);
+    l.total = l.hs + 2 * w_size * static_cast<size_t>(tl.hrows) * tl.K;
+  }
   return l;
 }
 
@@ -240,14 +248,30 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
 // Cluster mode: the layer's W_hh split over the `size` CTAs of one thread-block cluster (U =
 // ceil(H / size); CTAs past H hold nothing but take part in the barriers), and the batch over at
 // most max_groups clusters, each running ceil(B / max_groups) rows of every step with a whole copy
-// of W_hh; the batch chunk is planned for those rows. ok false where the slice does not fit.
+// of W_hh; the batch chunk is planned for those rows. With dsmem (the forward only), the two h_t
+// exchange buffers of a group's rows (tl.hrows) are planned first, and dropped where the slice and
+// the smallest staging do not fit beside them. ok false where the slice does not fit.
 inline TilePlan plan_cluster(int64_t H, int64_t G, int64_t B, bool forward, int size, int64_t max_groups,
-                             size_t smem_limit, size_t w_size, size_t acc_size, bool mma = false) {
+                             size_t smem_limit, size_t w_size, size_t acc_size, bool mma = false, bool dsmem = false) {
   if (B <= 0 || size <= 0 || max_groups <= 0) {
     return TilePlan{};
   }
   const int64_t group_rows = (B + max_groups - 1) / max_groups;
-  TilePlan plan = plan_tiling(H, G, group_rows, forward, size, smem_limit, w_size, acc_size, mma);
+  TilePlan plan;
+  if (forward && dsmem) {
+    // The buffers go last in the layout, 16-byte aligned: room for them, with that alignment's slack.
+    const size_t exchange = 2 * w_size * static_cast<size_t>(group_rows) * static_cast<size_t>(H) + 16;
+    if (exchange < smem_limit) {
+      plan = plan_tiling(H, G, group_rows, forward, size, smem_limit - exchange, w_size, acc_size, mma);
+      if (plan.ok) {
+        plan.tl.hrows = static_cast<int>(group_rows);
+        plan.smem = smem_layout(plan.tl, w_size, acc_size).total;
+      }
+    }
+  }
+  if (!plan.ok) {
+    plan = plan_tiling(H, G, group_rows, forward, size, smem_limit, w_size, acc_size, mma);
+  }
   if (plan.ok) {
     plan.ctas = size;
     plan.cluster = true;
@@ -503,6 +527,24 @@ struct Launch {
 template <typename T>
 using ForwardLaunch = Launch<ForwardArgs<T>>;
 
+// v into the same element of every CTA's shared memory in this CTA's cluster of `ctas` CTAs
+// (local: this CTA's copy): distributed shared memory stores, seen by the other CTAs after the
+// cluster's next barrier (its arrive.release / wait.acquire order them).
+template <typename T>
+__device__ __forceinline__ void store_to_cluster(T* local, T v, int ctas) {
+#if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
+  cooperative_groups::cluster_group cluster = cooperative_groups::this_cluster();
+  for (int r = 0; r < ctas; ++r) {
+    *cluster.map_shared_rank(local, r) = v;
+  }
+#else
+  (void)local;
+  (void)v;
+  (void)ctas;
+  __trap();  // the host plans exchange buffers only in cluster mode, on sm_90 and newer
+#endif
+}
+
 template <typename T, CellKind kCell, bool kMma>
 __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kernel(ForwardLaunch<T> launch) {
   using A = Acc<T>;
@@ -516,6 +558,11 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
+  // With exchange buffers (cluster mode): step s's h_t of the group's rows, every unit, in
+  // hs[s % 2] (row - group_lo, unit), written there by the CTAs that own the units.
+  T* const hs = tl.hrows > 0 ? reinterpret_cast<T*>(smem + lay.hs) : nullptr;
+  const int64_t hbuf = static_cast<int64_t>(tl.hrows) * H;
+  const int64_t group_lo = static_cast<int64_t>(launch.group()) * launch.group_rows;
   const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row g*U + u of Ws is row g*H + j0 + u of W_hh (zeros past H).
@@ -527,13 +574,23 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     const Steps::Rows q = S.at(s);
     const int64_t off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
     const int64_t lo = launch.rows_lo(q.rows), hi = launch.rows_hi(q.rows);  // this group's rows
-    // The state entering step t, row `row`: the previous step's output, or hx.
-    auto h_prev = [&](int64_t row) -> const T* {
-      return row < prev_rows ? p.out + (prev_off + row) * H : p.hx + row * H;
+    // The state entering step t, row `row`, unit k: the previous step's output (from the
+    // exchange buffer the previous step wrote, or from L2), or hx.
+    auto h_prev = [&](int64_t row, int64_t k) -> A {
+      if (row >= prev_rows) {
+        return A(load_cg(p.hx + row * H + k));
+      }
+      return hs ? A(hs[((s + 1) & 1) * hbuf + (row - group_lo) * H + k]) : A(load_cg(p.out + (prev_off + row) * H + k));
+    };
+    // h_t of (row, unit j) to the exchange buffers of every CTA of the cluster.
+    auto share = [&](int64_t row, int64_t j, T v) {
+      if (hs) {
+        store_to_cluster(hs + (s & 1) * hbuf + (row - group_lo) * H + j, v, launch.ctas);
+      }
     };
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
-      products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return A(load_cg(h_prev(b0 + b) + k)); });
+      products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return h_prev(b0 + b, k); });
       for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
         const int b = e / U, u = e % U;
         const int64_t j = j0 + u, row = b0 + b;
@@ -558,11 +615,12 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
           }
           p.h[row * H + j] = T(q.h);
           p.out[(off + row) * H + j] = T(q.h);
+          share(row, j, T(q.h));
         } else if constexpr (kCell == CellKind::kGru) {
           const auto q = gru_forward_point<A>(
               A(g[j]) + A(p.bias[j]), A(g[H + j]) + A(p.bias[H + j]), A(g[2 * H + j]) + A(p.bias[2 * H + j]),
               acc[0] + A(p.bias_hh[j]), acc[U] + A(p.bias_hh[H + j]), acc[2 * U] + A(p.bias_hh[2 * H + j]),
-              A(load_cg(h_prev(row) + j)));
+              h_prev(row, j));
           g[j] = T(q.r);
           g[H + j] = T(q.z);
           g[2 * H + j] = T(q.n);
@@ -571,11 +629,13 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
           }
           p.h[row * H + j] = T(q.h);
           p.out[(off + row) * H + j] = T(q.h);
+          share(row, j, T(q.h));
         } else {
           constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
           const T v = T(rnn_forward_point<kAct, A>(A(g[j]) + A(p.bias[j]) + acc[0]));
           g[j] = v;  // the gate buffer is the output row
           p.h[row * H + j] = v;
+          share(row, j, v);
         }
       }
     }
@@ -588,7 +648,11 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
         prefetch_l2(p.gates + (nq.off + nlo + e / G) * p.gates_ld + (e % G) * H + j0, un);
       }
     }
-    launch.step_barrier();  // h_t of every unit written before any CTA of the group reads it
+    // h_t of every unit written (to L2, or to every CTA's exchange buffer) before any CTA of the
+    // group reads it; with exchange buffers also: every CTA has read hs[(s + 1) % 2] (h_{t-1})
+    // before step s + 1 overwrites it, and no CTA exits while others may still store into its
+    // shared memory (the last step's barrier follows its last stores).
+    launch.step_barrier();
   }
   (void)G;
 }

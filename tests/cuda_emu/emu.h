@@ -4,7 +4,8 @@
 // cluster's sync() a barrier of its cluster (consecutive blocks, as a 1-D cluster dimension
 // groups them; grid.sync() is then refused, as a cluster launch is not cooperative),
 // __shfl_xor_sync an exchange through a barrier of its warp, and dynamic shared
-// memory one buffer per block (128-byte aligned). Ordinary loads after a barrier see
+// memory one buffer per block (128-byte aligned), which the blocks of a cluster reach in each
+// other through map_shared_rank (distributed shared memory). Ordinary loads after a barrier see
 // every store made before it, as on a GPU after a fence. It checks indexing, staging
 // and barrier placement, not GPU timing or the GPU's weaker memory model.
 //
@@ -76,6 +77,7 @@ inline thread_local Dim3 threadIdx, blockIdx;
 inline Dim3 blockDim, gridDim;
 inline thread_local Block* this_block = nullptr;
 inline thread_local Barrier* this_cluster_barrier = nullptr;
+inline thread_local std::vector<std::unique_ptr<Block>>* this_cluster_blocks = nullptr;  // by rank
 inline Barrier* grid_barrier = nullptr;
 
 inline void fail(const char* what) {
@@ -112,6 +114,7 @@ void launch(Kernel kernel, int blocks, int threads, size_t smem, const Args& arg
           threadIdx.x = t;
           this_block = all[b].get();
           this_cluster_barrier = cluster > 0 ? &together : nullptr;
+          this_cluster_blocks = cluster > 0 ? &all : nullptr;
           kernel(args);
         });
       }
@@ -123,9 +126,32 @@ void launch(Kernel kernel, int blocks, int threads, size_t smem, const Args& arg
   grid_barrier = nullptr;
 }
 
-inline unsigned char* dynamic_smem() {
-  auto p = reinterpret_cast<uintptr_t>(this_block->smem.data());
+inline unsigned char* dynamic_smem(Block* block) {
+  auto p = reinterpret_cast<uintptr_t>(block->smem.data());
   return reinterpret_cast<unsigned char*>((p + 127) / 128 * 128);
+}
+
+inline unsigned char* dynamic_smem() {
+  return dynamic_smem(this_block);
+}
+
+// The address in the dynamic shared memory of block `rank` of this cluster that `p` has in this
+// block's; p must lie in this block's dynamic shared memory (the kernels' only shared memory).
+template <class T>
+T* map_shared_rank(T* p, unsigned rank) {
+  if (this_cluster_blocks == nullptr) {
+    fail("map_shared_rank in a launch without clusters");
+  }
+  if (rank >= this_cluster_blocks->size()) {
+    fail("map_shared_rank: no such block in the cluster");
+  }
+  unsigned char* base = dynamic_smem();
+  const auto* q = reinterpret_cast<unsigned char*>(p);
+  const size_t room = this_block->smem.size() - 128;  // the requested bytes
+  if (q < base || q + sizeof(T) > base + room) {
+    fail("map_shared_rank: address outside the block's dynamic shared memory");
+  }
+  return reinterpret_cast<T*>(dynamic_smem((*this_cluster_blocks)[rank].get()) + (q - base));
 }
 
 }  // namespace emu
@@ -185,6 +211,10 @@ struct cluster_group {
       emu::fail("cluster.sync() in a launch without clusters");
     }
     emu::this_cluster_barrier->wait();
+  }
+  template <class T>
+  T* map_shared_rank(T* p, unsigned rank) const {
+    return emu::map_shared_rank(p, rank);
   }
 };
 inline cluster_group this_cluster() {

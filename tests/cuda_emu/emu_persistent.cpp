@@ -25,21 +25,22 @@ P::Steps steps(int64_t T, int64_t B, const int64_t* sizes, const int64_t* offset
   return S;
 }
 
-// plan_out: ok, U, ctas, bb, kc, mma, groups, group_rows
+// plan_out: ok, U, ctas, bb, kc, mma, groups, group_rows, hrows
 // mma: the tensor-core products (where MmaElem<T>::ok; ignored elsewhere). groups: 0 plans the
 // grid mode on `sms` SMs; n > 0 the cluster mode, clusters of `sms` CTAs, at most n of them a
-// direction. The limit given to the planner is the weight slice (laid out as the kernels lay it
-// out) plus staging_bytes.
+// direction, with h_t exchanged through distributed shared memory where dsmem (the forward; hrows
+// then the rows of each exchange buffer). The limit given to the planner is the weight slice (laid
+// out as the kernels lay it out) plus staging_bytes.
 template <typename T>
 P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int mma,
-                 int64_t groups, int* plan_out) {
+                 int64_t groups, int dsmem, int* plan_out) {
   const int64_t G = fused_rnn::gate_count(static_cast<CellKind>(cell));
   const bool use_mma = mma != 0 && P::MmaElem<T>::ok;
   const size_t acc = sizeof(fused_rnn::Acc<T>);
   const size_t w_bytes = P::smem_layout(P::slice_tiling(H, G, forward, sms, use_mma), sizeof(T), acc).xs;
   const size_t limit = w_bytes + staging_bytes;
   P::TilePlan p = groups > 0
-      ? P::plan_cluster(H, G, B, forward, static_cast<int>(sms), groups, limit, sizeof(T), acc, use_mma)
+      ? P::plan_cluster(H, G, B, forward, static_cast<int>(sms), groups, limit, sizeof(T), acc, use_mma, dsmem != 0)
       : P::plan_tiling(H, G, B, forward, sms, limit, sizeof(T), acc, use_mma);
   plan_out[0] = p.ok;
   plan_out[1] = p.tl.U;
@@ -49,6 +50,7 @@ P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int6
   plan_out[5] = p.tl.mma;
   plan_out[6] = p.groups;
   plan_out[7] = static_cast<int>(p.group_rows);
+  plan_out[8] = p.tl.hrows;
   return p;
 }
 
@@ -70,9 +72,9 @@ enum BackwardPtr { kBwWhh, kBwGo, kBwGcs, kBwWs, kBwOut, kBwHx, kBwCx, kBwDh, kB
 // in clusters of `sms` CTAs (groups > 0).
 template <typename T>
 int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int64_t gates_ld,
-            int64_t ws_ld, void* const* ptrs, int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, groups, plan_out);
+            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
+            int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, groups, dsmem, plan_out);
   if (!p.ok) {
     return 0;
   }
@@ -104,7 +106,7 @@ template <typename T>
 int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
              const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int64_t ws_ld,
              void* const* ptrs, int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, plan_out);
+  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, 0, plan_out);
   if (!p.ok) {
     return 0;
   }
@@ -151,13 +153,14 @@ extern "C" {
 // The forward's recurrent loop of `dirs` directions in one launch; each direction's gates
 // buffer holds x W_ih^T (no bias) in its first G*H columns; c is in Acc<T> (float32 for the
 // 16-bit types). ptrs: kForwardPtrs pointers a direction (ForwardPtr's order). groups: 0 for the
-// grid mode on `sms` SMs, n > 0 for clusters of `sms` CTAs, at most n a direction.
+// grid mode on `sms` SMs, n > 0 for clusters of `sms` CTAs, at most n a direction, exchanging
+// h_t through distributed shared memory where dsmem and the buffers fit.
 int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups,
+                int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
                 int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
     return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
-                                  gates_ld, ws_ld, ptrs, plan_out);
+                                  dsmem, gates_ld, ws_ld, ptrs, plan_out);
   });
 }
 
