@@ -943,7 +943,9 @@ struct WeightProductShape {
 
 // C's MR x NR block (mr x nr of it kept) from a strip of A and a panel of B over kc rows. The
 // accumulators go through a buffer on their way out: indexing them by the run-time mr, nr would
-// keep them in memory for the whole loop.
+// keep them in memory for the whole loop. tile_product's block is the same but for reading its
+// MR rows of A lda apart: with the strip laid out so (m-major, lda = kc = 512) the 12 rows alias
+// in L1 and the product ran 0.5-0.6x as fast at kc = 512 (probes-session28/gemm_tn_reuse.txt).
 template <typename T>
 inline void weight_product_block(int64_t kc, const T* ap, const T* bp, T* c, int64_t ldc, int64_t mr, int64_t nr,
                                  bool accumulate) {
