@@ -6,7 +6,7 @@
 Dense, packed and reverse-direction layers in float32, bfloat16 and float16, each checked
 against the alternating tier (and the persistent kernels required to have run), both with the
 tensor-core products (TF32 for float32), which must then have launched, and without, in cluster
-mode (which must then have launched, on sm_90+; the forward's h_t through distributed shared memory,
+mode (which must then have launched, on sm_90+; h_t and dG_t through distributed shared memory,
 which must then have run, and through L2), and with the tensor cores in grid mode; then
 bidirectional layers, whose two directions must have run in one launch forward and backward;
 exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
@@ -68,8 +68,9 @@ def layer(cell, dtype, packed, reverse):
             clustered = (after["cluster_forward"] > before["cluster_forward"],
                          after["cluster_backward"] > before["cluster_backward"])
             ran = ran and clustered == ((True, True) if cluster and sm90 else (False, False))
-            exchanged = after["cluster_dsmem_forward"] > before["cluster_dsmem_forward"]
-            ran = ran and exchanged == (cluster and dsmem and sm90)
+            exchanged = (after["cluster_dsmem_forward"] > before["cluster_dsmem_forward"],
+                         after["cluster_dsmem_backward"] > before["cluster_dsmem_backward"])
+            ran = ran and exchanged == ((True, True) if cluster and dsmem and sm90 else (False, False))
         finally:
             fused_rnn._C._set_cuda_tier(old)
             fused_rnn._C._set_persistent_mma(old_mma)

@@ -268,12 +268,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["pair_backward"] = fused_rnn::persistent_pair_launches(false);
         d["cluster_forward"] = fused_rnn::persistent_cluster_launches(true);
         d["cluster_backward"] = fused_rnn::persistent_cluster_launches(false);
-        d["cluster_dsmem_forward"] = fused_rnn::persistent_dsmem_launches();
+        d["cluster_dsmem_forward"] = fused_rnn::persistent_dsmem_launches(true);
+        d["cluster_dsmem_backward"] = fused_rnn::persistent_dsmem_launches(false);
         return d;
       },
       "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products; "
-      "those that ran both directions of a bidirectional layer; those in cluster mode; the forwards among "
-      "those that exchanged h_t through distributed shared memory) this process has launched");
+      "those that ran both directions of a bidirectional layer; those in cluster mode; of those, the ones "
+      "that exchanged h_t or dG_t through distributed shared memory) this process has launched");
   m.def(
       "_set_persistent_mma", &fused_rnn::set_persistent_mma,
       "Let the persistent kernels use tensor cores (float16/bfloat16; float32 as TF32 where "
@@ -286,6 +287,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "returns the previous setting");
   m.def(
       "_set_persistent_dsmem", &fused_rnn::set_persistent_dsmem,
-      "Let the persistent forward in cluster mode exchange h_t through distributed shared memory (True, "
-      "the default) or through L2 (False); returns the previous setting");
+      "Let the persistent kernels in cluster mode exchange h_t (dG_t) through distributed shared memory "
+      "(True, the default) or through L2 (False); returns the previous setting");
 }

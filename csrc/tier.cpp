@@ -145,12 +145,12 @@ bool set_persistent_dsmem(bool on) {
   return dsmem_flag().exchange(on);
 }
 
-void count_persistent_dsmem_launch() {
-  dsmem_launches[0].fetch_add(1, std::memory_order_relaxed);
+void count_persistent_dsmem_launch(bool forward) {
+  dsmem_launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
 }
 
-int64_t persistent_dsmem_launches() {
-  return dsmem_launches[0].load(std::memory_order_relaxed);
+int64_t persistent_dsmem_launches(bool forward) {
+  return dsmem_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
 }  // namespace fused_rnn

@@ -42,11 +42,11 @@ bool set_persistent_mma(bool on);  // returns the previous setting
 bool persistent_cluster();
 bool set_persistent_cluster(bool on);  // returns the previous setting
 
-// Whether the forward kernel in cluster mode hands h_t to the cluster's CTAs through distributed
-// shared memory (each CTA stores its units' h_t into every CTA's exchange buffer, then the
-// cluster's barrier) rather than through L2, where the two exchange buffers fit next to the
-// weight slice. On by default; FUSED_RNN_PERSISTENT_DSMEM=0 keeps L2. UNVERIFIED ON A GPU like
-// the rest of the persistent tier.
+// Whether the kernels in cluster mode hand their products' input (the forward's h_t, the
+// backward's dG_t) to the cluster's CTAs through distributed shared memory (each CTA stores its
+// units' part into every CTA's exchange buffer, then the cluster's barrier) rather than through
+// L2, where the two exchange buffers fit next to the weight slice. On by default;
+// FUSED_RNN_PERSISTENT_DSMEM=0 keeps L2. UNVERIFIED ON A GPU like the rest of the persistent tier.
 bool persistent_dsmem();
 bool set_persistent_dsmem(bool on);  // returns the previous setting
 
@@ -61,8 +61,8 @@ int64_t persistent_pair_launches(bool forward);
 // Of the launches, those in cluster mode.
 void count_persistent_cluster_launch(bool forward);
 int64_t persistent_cluster_launches(bool forward);
-// Of those, the forward launches that exchanged h_t through distributed shared memory.
-void count_persistent_dsmem_launch();
-int64_t persistent_dsmem_launches();
+// Of those, the launches that exchanged h_t (dG_t) through distributed shared memory.
+void count_persistent_dsmem_launch(bool forward);
+int64_t persistent_dsmem_launches(bool forward);
 
 }  // namespace fused_rnn

@@ -260,7 +260,7 @@ def test_small_layers_run_in_clusters_on_sm90(mode, dtype, dsmem, tier):
     """On sm_90+ the persistent tier runs a layer whose W_hh fits one thread-block cluster's shared
     memory in cluster mode, forward and backward (unless turned off: the persistent-grid tier),
     the batch split between clusters: 40 packed sequences whose lengths end at different steps,
-    so some clusters run out of rows before others; the forward's h_t through distributed shared
+    so some clusters run out of rows before others; h_t and dG_t through distributed shared
     memory (dsmem) or L2. Results and gradients match torch.nn (float32 to the usual tolerance;
     bfloat16 to 5e-2 of each tensor's largest magnitude)."""
     torch.manual_seed(0)
@@ -277,11 +277,11 @@ def test_small_layers_run_in_clusters_on_sm90(mode, dtype, dsmem, tier):
         after = fused_rnn._C._persistent_launches()
     finally:
         fused_rnn._C._set_persistent_dsmem(old_dsmem)
-    ran = (after["cluster_forward"] - before["cluster_forward"], after["cluster_backward"] - before["cluster_backward"],
-           after["cluster_dsmem_forward"] - before["cluster_dsmem_forward"])
+    ran = tuple(after[k] - before[k] for k in ("cluster_forward", "cluster_backward", "cluster_dsmem_forward",
+                                               "cluster_dsmem_backward"))
     on = tier == "persistent" and fused_rnn.build_info()["persistent_cluster"] and \
         torch.cuda.get_device_capability()[0] >= 9
-    assert ran == ((1, 1, int(dsmem)) if on else (0, 0, 0)), ran
+    assert ran == ((1, 1, int(dsmem), int(dsmem)) if on else (0, 0, 0, 0)), ran
     out_ref, _ = ref(x)
     grads_ref = torch.autograd.grad(out_ref.data.float().pow(2).sum(), [x.data, *ref.parameters()])
     for a, b in zip([out.data, *grads], [out_ref.data, *grads_ref]):

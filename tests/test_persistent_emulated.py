@@ -41,7 +41,7 @@ def emu(tmp_path_factory):
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
     so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i64, i64, ptr,
                                ptr]
-    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i64, ptr, ptr]
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i64, ptr, ptr]
     return so
 
 
@@ -49,7 +49,7 @@ def _p(t):
     return None if t is None else ctypes.c_void_p(t.data_ptr())
 
 
-def _plan():  # ok, U, ctas, bb, kc, mma, groups, group_rows, hrows (the forward's h_t exchange buffers)
+def _plan():  # ok, U, ctas, bb, kc, mma, groups, group_rows, hrows (rows of the exchange buffers)
     return (ctypes.c_int * 9)()
 
 
@@ -67,7 +67,7 @@ def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, sta
     16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types.
     ``groups``: 0 for the grid mode on ``sms`` SMs; n > 0 for the cluster mode, clusters of ``sms``
     CTAs, at most n of them a direction, each running a slice of the batch; ``dsmem``: there the
-    forward exchanges h_t through distributed shared memory where its buffers fit."""
+    kernels exchange h_t (dG_t) through distributed shared memory where their buffers fit."""
     return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma,
                              groups, dsmem)[0]
 
@@ -137,7 +137,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     bptrs = _ptrs([(b["w_hh_k"], b["go_k"], None, b["ws"], b["out"], b["hx_k"], b["cx_k"], b["dh"], b["dc"], b["dg"],
                     b["dgh"]) for b in bufs])
     assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                            sms, staging, int(mma), groups, ws_ld, bptrs, bplan) == 1
+                            sms, staging, int(mma), groups, int(dsmem), ws_ld, bptrs, bplan) == 1
 
     results = []
     for b, (_, _, reverse, _) in zip(bufs, dirs):
@@ -220,10 +220,10 @@ def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
     assert fplan[6:8] == bplan[6:8] == [1, B]  # grid mode: one group of every row a direction
 
 
-def exchange_bytes(rows, H, elem_bytes=8):
-    """Shared memory of the forward's two h_t exchange buffers of ``rows`` rows, with the planner's
-    16 bytes of alignment slack."""
-    return 2 * elem_bytes * rows * H + 16
+def exchange_bytes(rows, width, elem_bytes=8):
+    """Shared memory of two exchange buffers of ``rows`` rows of ``width`` elements (the forward's
+    h_t: H; the backward's dG_t: G*H), with the planner's 16 bytes of alignment slack."""
+    return 2 * elem_bytes * rows * width + 16
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -234,30 +234,32 @@ def test_emulated_cluster_mode_matches_reference(emu, cell, layout, dsmem):
     the batch of 7 rows split between 3 clusters (3, 3 and 1 rows) that meet only at their own
     cluster's barriers (the emulator refuses a grid barrier in such a launch); packed, the groups'
     rows run out at different steps, and the reverse direction starts rows from hx part-way
-    through a group. The staging room (3 rows of 32 columns and of the forward's sums) forces K
-    chunks that do not divide K in both kernels. With dsmem the forward hands h_t to the
-    cluster's CTAs through their shared memory (two buffers of a group's 3 rows, alternating by
-    step; each CTA stores its units into every CTA's buffer), not through the output in L2."""
+    through a group. Through L2, the staging room (3 rows of 32 columns and of the forward's
+    sums) forces K chunks that do not divide K in both kernels. With dsmem the forward's h_t and
+    the backward's dG_t (the GRU's: its r and z blocks and dGh) reach the cluster's CTAs through
+    their shared memory (two buffers of a group's 3 rows, alternating by step; each CTA stores its
+    units' part into every CTA's buffer), not through L2."""
     T, B, I, H, size, groups = 4, 7, 4, 38, 3, 3
-    staging = 8 * (3 * 32 + 3 * GATES[cell] * 13) + (exchange_bytes(3, H) if dsmem else 0)
+    staging = 8 * (3 * 32 + 3 * GATES[cell] * 13) + (exchange_bytes(3, GATES[cell] * H) if dsmem else 0)
     fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, size, staging, groups, dsmem)
     for plan in (fplan, bplan):
         assert plan[2] == size and plan[6:8] == [3, 3], plan  # 3 CTAs a cluster; 3 groups of 3 rows
-    assert fplan[3:5] == [3, 32], fplan  # a group's 3 rows at once; K in chunks of 32
-    if not dsmem:  # (with dsmem the backward, which has no exchange buffers, gets their room too)
+        assert plan[8] == (3 if dsmem else 0), plan
+    if not dsmem:  # (the exchange buffers' room leaves more for the staging)
+        assert fplan[3:5] == [3, 32], fplan  # a group's 3 rows at once; K in chunks of 32
         assert bplan[3] == 3 and (GATES[cell] * H) % bplan[4] != 0, bplan
-    assert fplan[8] == (3 if dsmem else 0) and bplan[8] == 0, (fplan, bplan)
 
 
 def test_exchange_buffers_only_where_they_fit(emu):
-    """The forward plans its h_t exchange buffers only where they fit beside the slice and the
-    staging (else h_t goes through L2, the same kernel otherwise), and never in grid mode."""
+    """Each kernel plans its exchange buffers only where they fit beside the slice and the staging
+    (else its input goes through L2, the same kernel otherwise), and never in grid mode: the
+    forward's are H wide, the backward's G*H."""
     T, B, I, H, size = 4, 7, 4, 38, 3
     staging = 8 * (3 * 32 + 3 * GATES["lstm"] * 13)
-    for room, groups, want in [(exchange_bytes(3, H), 3, 3), (exchange_bytes(3, H) - 64, 3, 0),
-                               (exchange_bytes(7, H), 0, 0)]:
-        fplan, _ = check_against_reference(emu, "lstm", "dense", T, B, I, H, size, staging + room, groups, True)
-        assert fplan[8] == want, (room, groups, list(fplan))
+    for room, groups, want in [(exchange_bytes(3, H), 3, (3, 0)), (exchange_bytes(3, 4 * H), 3, (3, 3)),
+                               (exchange_bytes(3, H) - 64, 3, (0, 0)), (exchange_bytes(7, 4 * H), 0, (0, 0))]:
+        fplan, bplan = check_against_reference(emu, "lstm", "dense", T, B, I, H, size, staging + room, groups, True)
+        assert (fplan[8], bplan[8]) == want, (room, groups, list(fplan), list(bplan))
 
 
 def test_plan_rejects_a_slice_that_does_not_fit(emu):
@@ -346,14 +348,14 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
     """Both directions of a bidirectional layer in one launch of each kernel (Launch with dirs 2:
     the reverse direction's CTAs after the forward's; in grid mode all meeting at the same grid
     barriers, in cluster mode three clusters a direction, each with two of the six batch rows,
-    the forward's h_t through L2 or through the clusters' shared memory), each direction with its
+    h_t and dG_t through L2 or through the clusters' shared memory), each direction with its
     own weights and states, on the tight tiling (several CTAs a direction, chunks that cut every
     loop): each matches the reference of its direction."""
     T, B, I, H, sms, _ = TILINGS["tight"]
     dsmem, groups = groups < 0, abs(groups)
     staging = (mma_staging(cell, H, sms, 32, 2) if mma else 8 * (4 * 32 + 4 * GATES[cell] * 13))
     if dsmem:
-        staging += exchange_bytes(2, H, torch.finfo(dtype).bits // 8)
+        staging += exchange_bytes(2, GATES[cell] * H, torch.finfo(dtype).bits // 8)
     torch.manual_seed(0)
 
     def rounded(t):
@@ -380,7 +382,7 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
     for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
         assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
         assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, B]), (fplan, bplan)
-        assert fplan[8] == (2 if dsmem else 0), fplan
+        assert fplan[8] == bplan[8] == (2 if dsmem else 0), (fplan, bplan)
         pairs = list(zip(got, want)) + [(got_grads[n], w) for n, w in want_grads.items()]
         for a, b in pairs:
             if dtype == torch.float64:

@@ -23,8 +23,8 @@ def test_cuda_tier_setting_round_trips_and_rejects_unknown_names():
 
 @pytest.mark.parametrize("name", ["persistent_mma", "persistent_cluster", "persistent_dsmem"])
 def test_persistent_switch_is_on_by_default_and_can_be_turned_off(name):
-    """The tensor-core products, the cluster mode and its h_t exchange through distributed shared
-    memory, of the persistent tier."""
+    """The tensor-core products, the cluster mode and its h_t / dG_t exchange through distributed
+    shared memory, of the persistent tier."""
     setter = getattr(_C, f"_set_{name}")
     assert fused_rnn.build_info()[name] is True
     assert setter(False) is True
@@ -37,10 +37,12 @@ def test_persistent_switch_is_on_by_default_and_can_be_turned_off(name):
 def test_persistent_launch_counters_cover_the_tensor_core_launches():
     d = _C._persistent_launches()
     assert set(d) == {"forward", "backward", "mma_forward", "mma_backward", "pair_forward", "pair_backward",
-                      "cluster_forward", "cluster_backward", "cluster_dsmem_forward"}
+                      "cluster_forward", "cluster_backward", "cluster_dsmem_forward",
+                      "cluster_dsmem_backward"}
     assert d["mma_forward"] <= d["forward"] and d["mma_backward"] <= d["backward"]
     assert d["pair_forward"] <= d["forward"] and d["pair_backward"] <= d["backward"]
     assert d["cluster_forward"] <= d["forward"] and d["cluster_backward"] <= d["backward"]
     assert d["cluster_dsmem_forward"] <= d["cluster_forward"]
+    assert d["cluster_dsmem_backward"] <= d["cluster_backward"]
     if not torch.cuda.is_available():
         assert all(v == 0 for v in d.values())

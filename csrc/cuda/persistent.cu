@@ -47,16 +47,15 @@
 // us for grid.sync() on 132 CTAs, and the step of a small layer is little more than its barrier.
 // The kernels are the same (Launch's groups), and the launch is an ordinary one with a cluster
 // dimension: clusters never wait for each other, so no co-residency is needed beyond a
-// cluster's own, which the hardware guarantees. The forward hands h_t to the cluster's CTAs
-// through distributed shared memory where two exchange buffers of a cluster's rows fit beside
-// the weight slice (each CTA stores its units' h_t into every CTA's buffer for the step, the
-// buffers alternating by step, then the cluster's barrier; the next step's products read their
-// own CTA's copy: no L2 round trip on the step's critical path); FUSED_RNN_PERSISTENT_DSMEM=0
-// keeps it on L2. dG_t in the backward still travels through L2 (ordinary stores,
-// ld.global.cg after the barrier): its rows are G times h_t's.
+// cluster's own, which the hardware guarantees. The products' input (the forward's h_t, the
+// backward's dG_t) goes to the cluster's CTAs through distributed shared memory where two
+// exchange buffers of a cluster's rows fit beside the weight slice (each CTA stores its units'
+// part into every CTA's buffer for the step, the buffers alternating by step, then the
+// cluster's barrier; the products read their own CTA's copy: no L2 round trip on the step's
+// critical path); elsewhere, and with FUSED_RNN_PERSISTENT_DSMEM=0, through L2 (ordinary
+// stores, ld.global.cg after the barrier), as in grid mode.
 //
-// Not yet here (issue #8): dG_t through distributed shared memory, flag-based (per-step
-// counter) synchronisation on the grid.
+// Not yet here (issue #8): flag-based (per-step counter) synchronisation on the grid.
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/version.h>
@@ -330,7 +329,7 @@ bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* rev
     count_persistent_cluster_launch(true);
   }
   if (plan.tl.hrows > 0) {
-    count_persistent_dsmem_launch();
+    count_persistent_dsmem_launch(true);
   }
   return true;
 }
@@ -364,6 +363,9 @@ bool launch_backward(CellKind cell, int dirs, const LayerArgs* a, const bool* re
   }
   if (plan.cluster) {
     count_persistent_cluster_launch(false);
+  }
+  if (plan.tl.hrows > 0) {
+    count_persistent_dsmem_launch(false);
   }
   return true;
 }

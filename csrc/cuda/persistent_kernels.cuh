@@ -145,15 +145,15 @@ struct Tiling {
   int rows_w = 0, ldw = 0;
   bool mma = false;  // products on the tensor cores (MmaElem<T>: 16-bit types, float as TF32)
   int ksplit = 1;    // mma: warps that share a 16-row tile of Ws, each taking every ksplit-th k tile
-  // The forward in cluster mode with h_t exchanged through distributed shared memory: two
-  // buffers (even and odd steps) of hrows x K elements of T after the other buffers; 0: none,
-  // h_t goes through L2.
+  // Cluster mode with the products' input (the forward's h_t, the backward's dG_t) exchanged
+  // through distributed shared memory: two buffers (even and odd steps) of hrows x K elements of
+  // T after the other buffers; 0: none, it goes through L2.
   int hrows = 0;
 };
 
 // Where each buffer of a CTA's dynamic shared memory begins (bytes): Ws at 0, then the
 // staged X (Acc<T>, or T for the tensor cores), the sums (Acc<T>, bb x R), with mma the
-// warps' partial tiles (float, 16 x 16 each), and with hrows the two h_t exchange buffers (T).
+// warps' partial tiles (float, 16 x 16 each), and with hrows the two exchange buffers (T).
 struct SmemLayout {
   size_t xs = 0, gs = 0, ps = 0, hs = 0, total = 0;
 };
@@ -248,9 +248,10 @@ inline TilePlan plan_tiling(int64_t H, int64_t G, int64_t B, bool forward, int64
 // Cluster mode: the layer's W_hh split over the `size` CTAs of one thread-block cluster (U =
 // ceil(H / size); CTAs past H hold nothing but take part in the barriers), and the batch over at
 // most max_groups clusters, each running ceil(B / max_groups) rows of every step with a whole copy
-// of W_hh; the batch chunk is planned for those rows. With dsmem (the forward only), the two h_t
-// exchange buffers of a group's rows (tl.hrows) are planned first, and dropped where the slice and
-// the smallest staging do not fit beside them. ok false where the slice does not fit.
+// of W_hh; the batch chunk is planned for those rows. With dsmem, the two exchange buffers of a
+// group's rows (tl.hrows; h_t, H wide, in the forward, dG_t, G*H wide, in the backward) are planned
+// first, and dropped where the slice and the smallest staging do not fit beside them. ok false
+// where the slice does not fit.
 inline TilePlan plan_cluster(int64_t H, int64_t G, int64_t B, bool forward, int size, int64_t max_groups,
                              size_t smem_limit, size_t w_size, size_t acc_size, bool mma = false, bool dsmem = false) {
   if (B <= 0 || size <= 0 || max_groups <= 0) {
@@ -258,9 +259,10 @@ inline TilePlan plan_cluster(int64_t H, int64_t G, int64_t B, bool forward, int 
   }
   const int64_t group_rows = (B + max_groups - 1) / max_groups;
   TilePlan plan;
-  if (forward && dsmem) {
+  if (dsmem) {
     // The buffers go last in the layout, 16-byte aligned: room for them, with that alignment's slack.
-    const size_t exchange = 2 * w_size * static_cast<size_t>(group_rows) * static_cast<size_t>(H) + 16;
+    const size_t width = static_cast<size_t>(forward ? H : G * H);
+    const size_t exchange = 2 * w_size * static_cast<size_t>(group_rows) * width + 16;
     if (exchange < smem_limit) {
       plan = plan_tiling(H, G, group_rows, forward, size, smem_limit - exchange, w_size, acc_size, mma);
       if (plan.ok) {
@@ -692,6 +694,12 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
+  // With exchange buffers (cluster mode): step s's product input of the group's rows, K wide
+  // (dG_t; the GRU's n block dGh_t), in hs[s % 2] (row - group_lo, k), written there by the CTAs
+  // that own the units.
+  T* const hs = tl.hrows > 0 ? reinterpret_cast<T*>(smem + lay.hs) : nullptr;
+  const int64_t hbuf = static_cast<int64_t>(tl.hrows) * K;
+  const int64_t group_lo = static_cast<int64_t>(launch.group()) * launch.group_rows;
   const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row u of Ws is column j0 + u of W_hh (zeros past H).
@@ -702,6 +710,12 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     const Steps::Rows q = S.at(s);
     const int64_t off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
     const int64_t lo = launch.rows_lo(q.rows), hi = launch.rows_hi(q.rows);  // this group's rows
+    // Element k of row b's product input to the exchange buffers of every CTA of the cluster.
+    auto share = [&](int64_t b, int64_t k, T v) {
+      if (hs) {
+        store_to_cluster(hs + (s & 1) * hbuf + (b - group_lo) * K + k, v, launch.ctas);
+      }
+    };
     // The pointwise backward of this CTA's units: dG_t, dc_{t-1}, and the GRU's direct path.
     __syncthreads();  // this thread mapping differs from the product's epilogue
     for (int64_t e = threadIdx.x; e < (hi - lo) * U; e += blockDim.x) {
@@ -722,6 +736,10 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         d[H + j] = T(gr.df);
         d[2 * H + j] = T(gr.dg);
         d[3 * H + j] = T(gr.d_o);
+        share(b, j, T(gr.di));
+        share(b, H + j, T(gr.df));
+        share(b, 2 * H + j, T(gr.dg));
+        share(b, 3 * H + j, T(gr.d_o));
         p.dc[b * H + j] = gr.dc_prev;
         p.dh[b * H + j] = T(0);
       } else if constexpr (kCell == CellKind::kGru) {
@@ -733,10 +751,15 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         d[H + j] = T(gr.dz);
         d[2 * H + j] = T(gr.dn);
         p.dgh[row * H + j] = T(gr.dhn);
+        share(b, j, T(gr.dr));  // the product's input: dG's r and z blocks, then dGh
+        share(b, H + j, T(gr.dz));
+        share(b, 2 * H + j, T(gr.dhn));
         p.dh[b * H + j] = T(gr.dh_prev);
       } else {
         constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
-        p.dg[row * H + j] = T(rnn_backward_point<kAct, A>(A(p.out[row * H + j]), dh));
+        const T v = T(rnn_backward_point<kAct, A>(A(p.out[row * H + j]), dh));
+        p.dg[row * H + j] = v;
+        share(b, j, v);
         p.dh[b * H + j] = T(0);
       }
     }
@@ -757,11 +780,19 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         }
       }
     }
-    launch.step_barrier();  // dG_t of every unit written before any CTA of the group reads it
+    // dG_t of every unit written (to L2, or to every CTA's exchange buffer) before any CTA of the
+    // group reads it. With exchange buffers, step s writes hs[s % 2], last read by the products of
+    // step s + 2, which every CTA finished before arriving at step s + 1's barrier, and the last
+    // step's stores come before its barrier, so no CTA exits while others may still store into
+    // its shared memory.
+    launch.step_barrier();
     // dh_{t-1} += dG_t W_hh for this CTA's columns (the GRU's n rows meet dGh).
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
       products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) {
+        if (hs) {
+          return A(hs[(s & 1) * hbuf + (b0 + b - group_lo) * K + k]);
+        }
         const int64_t row = off + b0 + b;
         if (kCell == CellKind::kGru && k >= 2 * H) {
           return A(load_cg(p.dgh + row * H + (k - 2 * H)));

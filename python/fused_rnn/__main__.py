@@ -66,7 +66,7 @@ def _parser() -> _Parser:
                    help="also time a copy of torch.nn against itself in each case (the A/A ratio shows the noise)")
     b.add_argument("--tiers", help="cuda: comma-separated recurrent tiers to time side by side "
                                    "(alternating, persistent, persistent-grid: the persistent tier with its "
-                                   "cluster mode off, persistent-l2: cluster mode with h_t through L2 instead of "
+                                   "cluster mode off, persistent-l2: cluster mode with h_t and dG_t through L2 instead of "
                                    "distributed shared memory); one row per tier, with µs per step")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("info", help="what the installed binary contains")

@@ -200,7 +200,8 @@ def _max_rel_error(ref, fused, x, mode) -> float:
 def _with_tier(fn: Callable, tier: Optional[str]) -> Callable:
     """fn run with the CUDA recurrent tier forced to ``tier`` (None: as it is); "persistent-grid"
     is the persistent tier with its cluster mode off (every layer on the grid-wide kernel),
-    "persistent-l2" with cluster mode on but h_t through L2 instead of distributed shared memory."""
+    "persistent-l2" with cluster mode on but h_t and dG_t through L2 instead of distributed shared
+    memory."""
     if tier is None:
         return fn
 
@@ -231,8 +232,8 @@ def _tier_that_ran(tier: str, fn: Callable) -> tuple:
         return result, "alternating"
     moved = {k for k in after if after[k] > before[k]}
     how = ["cluster" if moved & {"cluster_forward", "cluster_backward"} else "grid"]
-    if "cluster_dsmem_forward" in moved:
-        how.append("h_t in DSMEM")
+    if moved & {"cluster_dsmem_forward", "cluster_dsmem_backward"}:
+        how.append("DSMEM exchange")
     if moved & {"mma_forward", "mma_backward"}:
         how.append("tensor cores")
     return result, f"persistent ({', '.join(how)})"

@@ -28,8 +28,8 @@ P::Steps steps(int64_t T, int64_t B, const int64_t* sizes, const int64_t* offset
 // plan_out: ok, U, ctas, bb, kc, mma, groups, group_rows, hrows
 // mma: the tensor-core products (where MmaElem<T>::ok; ignored elsewhere). groups: 0 plans the
 // grid mode on `sms` SMs; n > 0 the cluster mode, clusters of `sms` CTAs, at most n of them a
-// direction, with h_t exchanged through distributed shared memory where dsmem (the forward; hrows
-// then the rows of each exchange buffer). The limit given to the planner is the weight slice (laid
+// direction, with the products' input (h_t, dG_t) exchanged through distributed shared memory
+// where dsmem and the buffers fit (hrows then the rows of each exchange buffer). The limit given to the planner is the weight slice (laid
 // out as the kernels lay it out) plus staging_bytes.
 template <typename T>
 P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int64_t staging_bytes, int mma,
@@ -104,9 +104,9 @@ int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, co
 
 template <typename T>
 int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int64_t ws_ld,
-             void* const* ptrs, int* plan_out) {
-  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, 0, plan_out);
+             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
+             int64_t ws_ld, void* const* ptrs, int* plan_out) {
+  const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, dsmem, plan_out);
   if (!p.ok) {
     return 0;
   }
@@ -165,13 +165,14 @@ int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int6
 }
 
 // The backward's reverse loop of `dirs` directions in one launch: fills dg (and dgh), leaves
-// grad_hx in dh and grad_cx in dc (Acc<T>). ptrs: kBackwardPtrs pointers a direction.
+// grad_hx in dh and grad_cx in dc (Acc<T>). ptrs: kBackwardPtrs pointers a direction; groups and
+// dsmem as emu_forward's (dG_t exchanged).
 int emu_backward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
-                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups,
+                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
                  int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
     return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
-                                   ws_ld, ptrs, plan_out);
+                                   dsmem, ws_ld, ptrs, plan_out);
   });
 }
 
