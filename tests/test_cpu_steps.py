@@ -1022,3 +1022,23 @@ def test_weight_gradients_on_own_product_match_torch_nn(cell, layout):
         _C._set_cpu_backward_chunk_min_rows(min_rows)
     for a, b in zip(results[True, torch.float64], results[False, torch.float64]):
         assert torch.equal(a, b)
+
+
+def test_narrow_weight_gradients_stay_on_blas():
+    """Weight gradients narrower than the own product's register block (32 columns: an input of 2
+    features, H = 20) keep BLAS's path for few columns, with the switch on; they still match."""
+    torch.manual_seed(0)
+    ref = torch.nn.LSTM(2, 20, dtype=torch.float64)
+    fused = fused_rnn.LSTM(2, 20)
+    fused.load_state_dict(ref.state_dict())
+    x = torch.randn(300, 4, 2, dtype=torch.float64)
+    want = torch.autograd.grad(ref(x)[0].sum(), list(ref.parameters()))
+    previous = _C._set_cpu_weight_grad_tiles(True)
+    try:
+        before = _C._cpu_forward_calls()["weight_product"]
+        got = torch.autograd.grad(fused(x.float())[0].sum(), list(fused.parameters()))
+        assert _C._cpu_forward_calls()["weight_product"] == before
+    finally:
+        _C._set_cpu_weight_grad_tiles(previous)
+    for a, b in zip(got, want):
+        assert (a.double() - b).abs().max().item() <= 1e-5 * b.abs().max().item()

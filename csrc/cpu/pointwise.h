@@ -80,7 +80,7 @@ struct PointwiseKernels {
   // The weight gradients' products C (+)= A^T B for C's rows [m0, m1), A (K x M) and B (K x N)
   // row-major (pointwise_impl.h: weight_product_rows): float32 with AVX-512 only, else null. A
   // thread's share of rows is best whole register blocks (weight_product_rows of them), which
-  // are weight_product_cols columns wide.
+  // are weight_product_cols columns wide (narrower products are left to BLAS).
   using WeightProduct = void (*)(int64_t m0, int64_t m1, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                                  int64_t ldb, bool accumulate, T* C, int64_t ldc);
   WeightProduct weight_product;

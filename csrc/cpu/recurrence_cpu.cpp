@@ -684,15 +684,16 @@ class PackedMatmul {
 };
 
 // A weight gradient C (M x N) (+)= A^T B over K rows by the capability's own product, where
-// weight_grad_tiles is on and the capability has one (AVX-512, float32), else false (BLAS or
-// oneDNN then, gemm.h). On Zen 5, two threads, it ran 1.9-2.4x MKL's sgemm on the backward's
+// weight_grad_tiles is on, the capability has one (AVX-512, float32) and C is at least a register
+// block wide, else false (BLAS or oneDNN then, gemm.h; and for fewer columns, as for an input of a
+// few features, gemm.h's skinny path, measured for them). On Zen 5, two threads, it ran 1.9-2.4x MKL's sgemm on the backward's
 // shapes, and 1.1-2.3x oneDNN's with the transposed copies oneDNN needs (which the training
 // step's profile showed costing almost as much as oneDNN's own product at B = 64, H = 128;
 // bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
 template <typename T>
 bool weight_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                     bool accumulate, T* C, int64_t ldc) {
-  if (!weight_tiles_flag().load(std::memory_order_relaxed) ||
+  if (!weight_tiles_flag().load(std::memory_order_relaxed) || N < pointwise_kernels<T>().weight_product_cols ||
       !weight_product_run<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return false;
   }
