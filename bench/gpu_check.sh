@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # The one-shot GPU check: build for sm_90 with every core, run the CUDA tests on both
 # recurrent tiers (alternating and persistent; the persistent one with its cluster mode and
-# without, "persistent-grid"), run the persistent kernels under compute-sanitizer (memcheck,
-# racecheck) on small shapes (16-bit types with and without the tensor-core products, cluster
-# and grid mode), run the GPU benchmark of the tiers against torch.nn (cuDNN), and leave logs
-# and results in OUT_DIR.
+# without, "persistent-grid"; cluster mode with h_t / dG_t through distributed shared memory and
+# through L2), run the persistent kernels under compute-sanitizer (memcheck, racecheck) on small
+# shapes (16-bit types with and without the tensor-core products, cluster mode with and without
+# the DSMEM exchange, grid mode), run the GPU benchmark of the tiers against torch.nn (cuDNN),
+# and leave logs and results in OUT_DIR. (`fused-rnn bench --tiers ...,persistent-l2` times the
+# L2 exchange against the DSMEM one, for a later run with time to spare.)
 #
 #   bash bench/gpu_check.sh OUT_DIR
 #   STAGES="build tests" bash bench/gpu_check.sh OUT_DIR      # a subset, in this order:
