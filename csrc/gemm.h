@@ -11,18 +11,15 @@
 // call, which matter at small batch where a step's GEMM takes microseconds.
 // Otherwise, and on CUDA, it runs through ATen's mm/addmm (cuBLAS on the current
 // stream, honouring allow_tf32, accumulating half and bfloat16 in fp32), over views
-// of memory the caller owns. Nothing is allocated for the result, except where large weight
-// gradients go through oneDNN (onednn_gemm below, on CPUs where MKL runs off Intel).
+// of memory the caller owns. Nothing is allocated for the result.
 #pragma once
 
 #include <ATen/ATen.h>
-#include <ATen/core/dispatch/Dispatcher.h>
 
 #include <algorithm>
 #include <atomic>
 #include <climits>
 #include <cstdlib>
-#include <optional>
 #include <string>
 #include <type_traits>
 #include <vector>
@@ -99,6 +96,11 @@ at::Tensor view_rows(const T* p, int64_t rows, int64_t cols, int64_t ld, const a
 // dh W_hh for proj_size < 32) keeps BLAS's own path and allocates nothing per step.
 constexpr int64_t kSkinnyCols = 32, kSkinnyDepth = 256;
 
+// Whether C (+)= A^T B (M x N over K rows) takes skinny_gemm (gemm below).
+inline bool skinny_shape(int64_t M, int64_t N, int64_t K) {
+  return N < kSkinnyCols && M >= 2 * N && K >= kSkinnyDepth;
+}
+
 template <typename T>
 bool skinny_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
                  int64_t ldb, bool accumulate, T* C, int64_t ldc) {
@@ -129,97 +131,14 @@ inline bool mkl_off_intel() {
 #endif
 }
 
-// float32 products that reduce over rows (A transposed: the weight gradients dG^T X) of at least
-// kOnednnMinMacs multiply-adds run through oneDNN, torch's mkldnn::_linear_pointwise op, where
-// onednn_gemm_on(): by default where MKL runs off Intel (mkl_off_intel), else off;
-// FUSED_RNN_CPU_ONEDNN_GEMM=0/1 sets it. The op takes its input and weight contiguous and returns
-// a new result, so the operands are copied transposed and the result added into C, in blocks of
-// at most kOnednnRows rows of C by kOnednnDepth rows of the reduction: whole, the copies and the
-// result (for an LSTM at H = 1024, 26 MB a segment of dG) put a training step's peak memory above
-// torch.nn's (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_memory-session27/). Only
-// gate_stacked products take it.
-constexpr int64_t kOnednnMinMacs = int64_t{1} << 26, kOnednnRows = 256, kOnednnDepth = 512;
-
 // Whether a product over the gates (gate_rows = G*H) against `cols` features is one of the LSTM's
 // or GRU's, at least twice as many gate rows as features, rather than the Elman RNN's at I = H.
 // Where MKL runs off Intel only these take the copies of the faster routes (oneDNN's weight
-// gradients here, grad_input's packed W_ih in recurrence_cpu.cpp): the Elman RNN's training step
+// gradients and grad_input's packed W_ih, recurrence_cpu.cpp): the Elman RNN's training step
 // already ran 3.5x torch.nn's on Zen 5 without them, while the copies put its allocated peak at
 // 1.04-1.28x torch.nn's, whose own is small (..._memory-session27/memory_blocked.txt).
 inline bool gate_stacked(int64_t gate_rows, int64_t cols) {
   return gate_rows >= 2 * cols;
-}
-
-inline std::atomic<bool>& onednn_gemm_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_ONEDNN_GEMM");
-    return env != nullptr ? std::string(env) != "0" : mkl_off_intel();
-  }()};
-  return on;
-}
-
-inline std::atomic<int64_t>& onednn_gemm_counter() {
-  static std::atomic<int64_t> n{0};
-  return n;
-}
-
-inline bool onednn_gemm_on() {
-  return onednn_gemm_flag().load(std::memory_order_relaxed);
-}
-
-inline bool set_onednn_gemm(bool on) {
-  return onednn_gemm_flag().exchange(on);
-}
-
-// How many products went through oneDNN (for tests).
-inline int64_t onednn_gemm_calls() {
-  return onednn_gemm_counter().load(std::memory_order_relaxed);
-}
-
-// C (+)= op(A) op(B) as oneDNN's linear(op(A), op(B)^T); false where the op is not registered
-// (a torch built without oneDNN) or T is not float.
-template <typename T>
-bool onednn_gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B,
-                 int64_t ldb, bool accumulate, T* C, int64_t ldc) {
-  if constexpr (!std::is_same_v<T, float>) {
-    return false;
-  } else {
-    static const std::optional<c10::OperatorHandle> op =
-        c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
-    if (!op.has_value()) {
-      return false;
-    }
-    const at::Device cpu(at::kCPU);
-    const at::Tensor a = trans_a ? view_rows(A, K, M, lda, cpu).t() : view_rows(A, M, K, lda, cpu);  // M x K
-    const at::Tensor b = trans_b ? view_rows(B, N, K, ldb, cpu) : view_rows(B, K, N, ldb, cpu).t();  // N x K
-    const at::Tensor c = view_rows(C, M, N, ldc, cpu);
-    for (int64_t k0 = 0; k0 < K; k0 += kOnednnDepth) {
-      const int64_t kn = std::min(kOnednnDepth, K - k0);
-      const at::Tensor weight = b.narrow(1, k0, kn).contiguous();
-      for (int64_t m0 = 0; m0 < M; m0 += kOnednnRows) {
-        const int64_t mn = std::min(kOnednnRows, M - m0);
-        std::vector<c10::IValue> stack{a.narrow(0, m0, mn).narrow(1, k0, kn).contiguous(), weight, c10::IValue(),
-                                       std::string("none"), c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
-        try {
-          op->callBoxed(&stack);
-        } catch (const c10::Error&) {
-          if (k0 > 0 || m0 > 0) {
-            throw;  // C is partly written
-          }
-          set_onednn_gemm(false);  // this torch's op refuses: BLAS from now on
-          return false;
-        }
-        at::Tensor dst = c.narrow(0, m0, mn);
-        if (accumulate || k0 > 0) {
-          dst.add_(stack.at(0).toTensor());
-        } else {
-          dst.copy_(stack.at(0).toTensor());
-        }
-      }
-    }
-    onednn_gemm_counter().fetch_add(1, std::memory_order_relaxed);
-    return true;
-  }
 }
 
 // beta is 0 (overwrite C) or 1 (accumulate into C).
@@ -230,12 +149,8 @@ void gemm(
   if (M == 0 || N == 0) {
     return;
   }
-  if (device.is_cpu() && trans_a && N < kSkinnyCols && M >= 2 * N && K >= kSkinnyDepth &&
+  if (device.is_cpu() && trans_a && skinny_shape(M, N, K) &&
       skinny_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
-    return;
-  }
-  if (device.is_cpu() && trans_a && gate_stacked(M, N) && M * N * K >= kOnednnMinMacs && onednn_gemm_on() &&
-      onednn_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
     return;
   }
   if (device.is_cpu() && K > 0 && blas_gemm<T>(trans_a, trans_b, M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {

@@ -112,7 +112,7 @@ pybind11::dict build_info() {
   d["cpu_bf16_dot"] = fused_rnn::cpu::bf16_dot_products();
   d["cpu_concurrent_directions"] = fused_rnn::cpu::concurrent_directions();
   d["cpu_blas_panel_bytes"] = fused_rnn::cpu::blas_panel_bytes();
-  d["cpu_onednn_gemm"] = fused_rnn::onednn_gemm_on();
+  d["cpu_onednn_gemm"] = fused_rnn::cpu::onednn_gemm_on();
   d["cpu_weight_grad_tiles"] = fused_rnn::cpu::weight_grad_tiles();
   d["cpu_mkl_off_intel"] = fused_rnn::mkl_off_intel();
   d["cpu_backward_chunk_bytes"] = fused_rnn::cpu::backward_chunk_bytes();
@@ -173,7 +173,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Run a bidirectional layer's two directions at once, one a thread, where torch runs two threads "
       "(True, the default) or one after the other; returns the previous setting");
   m.def(
-      "_set_cpu_onednn_gemm", &fused_rnn::set_onednn_gemm,
+      "_set_cpu_onednn_gemm", &fused_rnn::cpu::set_onednn_gemm,
       "Send the CPU's large float32 weight-gradient products through oneDNN (True) or BLAS (False); "
       "returns the previous setting");
   m.def(
@@ -244,7 +244,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
         d["blas_backward"] = fused_rnn::cpu::blas_backward_calls();
         d["packed_gemm"] = fused_rnn::packed_gemm_packs().load();
-        d["onednn_gemm"] = fused_rnn::onednn_gemm_calls();
+        d["onednn_gemm"] = fused_rnn::cpu::onednn_gemm_calls();
         d["weight_product"] = fused_rnn::cpu::weight_product_calls();
         return d;
       },

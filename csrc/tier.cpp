@@ -37,27 +37,24 @@ std::atomic<int>& tier_flag() {
 
 std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2], dsmem_launches[2];
 
+// A switch that is on unless the environment variable `name` is "0".
+bool env_switch(const char* name) {
+  const char* env = std::getenv(name);
+  return env == nullptr || std::string(env) != "0";
+}
+
 std::atomic<bool>& mma_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_PERSISTENT_MMA");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_MMA")};
   return on;
 }
 
 std::atomic<bool>& cluster_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_PERSISTENT_CLUSTER");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_CLUSTER")};
   return on;
 }
 
 std::atomic<bool>& dsmem_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_PERSISTENT_DSMEM");
-    return env == nullptr || std::string(env) != "0";
-  }()};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_DSMEM")};
   return on;
 }
 

@@ -188,12 +188,20 @@ int64_t set_blas_panel_bytes(int64_t bytes);
 int64_t blas_backward_calls();
 // Whether the backward's float32 weight gradients (dG^T X, dG^T h_prev and a projected LSTM's
 // dR^T h_raw) run on the capability's own product (PointwiseKernels::weight_product, AVX-512 only)
-// instead of BLAS or oneDNN (gemm.h): by default where MKL runs on a CPU that is not Intel's
+// instead of oneDNN (below) or BLAS (gemm.h): by default where MKL runs on a CPU that is not Intel's
 // (gemm.h: mkl_off_intel), else off; FUSED_RNN_CPU_WEIGHT_GRAD_TILES=0/1 sets it. The setter
 // returns the previous setting; weight_product_calls counts the products it ran.
 bool weight_grad_tiles();
 bool set_weight_grad_tiles(bool on);
 int64_t weight_product_calls();
+// Whether the float32 weight gradients the own product does not take (no AVX-512, or the switch
+// above off) and that have at least 2^26 multiply-adds and twice as many rows as columns go
+// through oneDNN (torch's mkldnn::_linear_pointwise) instead of BLAS: by default where MKL runs
+// on a CPU that is not Intel's, else off; FUSED_RNN_CPU_ONEDNN_GEMM=0/1 sets it. The setter
+// returns the previous setting; onednn_gemm_calls counts the products it ran.
+bool onednn_gemm_on();
+bool set_onednn_gemm(bool on);
+int64_t onednn_gemm_calls();
 // C (M x N, ldc) (+)= A^T B, A (K x M) and B (K x N) row-major, on the capability's own product
 // on every thread, whatever weight_grad_tiles says; false (nothing done) where T or the
 // capability has none. For weight_product below and tests.

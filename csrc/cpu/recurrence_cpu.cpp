@@ -3,11 +3,13 @@
 // threads by rows.
 #include <ATen/Parallel.h>
 #include <ATen/ThreadLocalState.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -63,6 +65,7 @@ enum class Path {
   kInputGradPanels,
   kBlasBackward,
   kWeightProduct,
+  kOnednnGemm,
   kCount
 };
 
@@ -102,10 +105,14 @@ std::atomic<int64_t>& chunk_bytes() {
 
 // Whether the weight gradients run on the capability's own product (pointwise.h: weight_grad_tiles).
 std::atomic<bool>& weight_tiles_flag() {
-  static std::atomic<bool> on{[] {
-    const char* env = std::getenv("FUSED_RNN_CPU_WEIGHT_GRAD_TILES");
-    return env != nullptr ? std::string(env) != "0" : mkl_off_intel();
-  }()};
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_WEIGHT_GRAD_TILES", mkl_off_intel())};
+  return on;
+}
+
+// Whether the larger weight gradients the own product leaves go through oneDNN (pointwise.h:
+// onednn_gemm_on).
+std::atomic<bool>& onednn_flag() {
+  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_ONEDNN_GEMM", mkl_off_intel())};
   return on;
 }
 
@@ -683,22 +690,86 @@ class PackedMatmul {
   at::Tensor panels_;
 };
 
-// A weight gradient C (M x N) (+)= A^T B over K rows by the capability's own product, where
-// weight_grad_tiles is on, the capability has one (AVX-512, float32) and C is at least a register
-// block wide, else false (BLAS or oneDNN then, gemm.h; and for fewer columns, as for an input of a
-// few features, gemm.h's skinny path, measured for them). On Zen 5, two threads, it ran 1.9-2.4x MKL's sgemm on the backward's
-// shapes, and 1.1-2.3x oneDNN's with the transposed copies oneDNN needs (which the training
-// step's profile showed costing almost as much as oneDNN's own product at B = 64, H = 128;
-// bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/).
+// The weight gradients' oneDNN route (onednn_flag): float32 products of at least kOnednnMinMacs
+// multiply-adds with twice as many rows as columns (gemm.h: gate_stacked) through torch's
+// mkldnn::_linear_pointwise op. The op takes its input and weight contiguous along the reduction
+// and returns a new result, so the operands are copied transposed and the result added into C,
+// in blocks of at most kOnednnRows rows of C by kOnednnDepth rows of the reduction: whole, the
+// copies and the result (for an LSTM at H = 1024, 26 MB a segment of dG) put a training step's
+// peak memory above torch.nn's (bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_memory-session27/).
+constexpr int64_t kOnednnMinMacs = int64_t{1} << 26, kOnednnRows = 256, kOnednnDepth = 512;
+
+// C (+)= A^T B as oneDNN's linear(A^T, B^T); false where T is not float, the op is not
+// registered (a torch built without oneDNN) or refuses its first call (and the route is then
+// turned off).
+template <typename T>
+bool onednn_weight_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
+                           bool accumulate, T* C, int64_t ldc) {
+  if constexpr (!std::is_same_v<T, float>) {
+    return false;
+  } else {
+    static const std::optional<c10::OperatorHandle> op =
+        c10::Dispatcher::singleton().findOp({"mkldnn::_linear_pointwise", ""});
+    if (!op.has_value()) {
+      return false;
+    }
+    const at::Device cpu(at::kCPU);
+    const at::Tensor a = view_rows(A, K, M, lda, cpu).t();  // M x K
+    const at::Tensor b = view_rows(B, K, N, ldb, cpu).t();  // N x K
+    const at::Tensor c = view_rows(C, M, N, ldc, cpu);
+    for (int64_t k0 = 0; k0 < K; k0 += kOnednnDepth) {
+      const int64_t kn = std::min(kOnednnDepth, K - k0);
+      const at::Tensor weight = b.narrow(1, k0, kn).contiguous();
+      for (int64_t m0 = 0; m0 < M; m0 += kOnednnRows) {
+        const int64_t mn = std::min(kOnednnRows, M - m0);
+        std::vector<c10::IValue> stack{a.narrow(0, m0, mn).narrow(1, k0, kn).contiguous(), weight, c10::IValue(),
+                                       std::string("none"), c10::List<std::optional<c10::Scalar>>(), c10::IValue()};
+        try {
+          op->callBoxed(&stack);
+        } catch (const c10::Error&) {
+          if (k0 > 0 || m0 > 0) {
+            throw;  // C is partly written
+          }
+          onednn_flag().store(false);  // this torch's op refuses: BLAS from now on
+          return false;
+        }
+        at::Tensor dst = c.narrow(0, m0, mn);
+        if (accumulate || k0 > 0) {
+          dst.add_(stack.at(0).toTensor());
+        } else {
+          dst.copy_(stack.at(0).toTensor());
+        }
+      }
+    }
+    return true;
+  }
+}
+
+// A weight gradient C (M x N) (+)= A^T B over K rows (BackwardCall::reduce_rows) on the fastest
+// of the CPU's routes besides BLAS, or false (gemm.h's gemm then: BLAS, or its path for few
+// columns):
+// - the capability's own product (weight_grad_tiles; AVX-512, float32), for C at least a
+//   register block wide (fewer columns, as for an input of a few features, keep gemm.h's skinny
+//   path, measured for them). On Zen 5, two threads, it ran 1.9-2.4x MKL's sgemm on the
+//   backward's shapes, and 1.1-2.3x oneDNN's with the transposed copies oneDNN needs (which the
+//   training step's profile showed costing almost as much as oneDNN's own product at B = 64,
+//   H = 128; bench/results/2026-12-01_cpu_amd-epyc-zen5-2c_probes-session28/);
+// - else oneDNN (onednn_flag; where the own product does not apply, as without AVX-512), for
+//   large gate_stacked products that gemm.h's skinny path does not take.
 template <typename T>
 bool weight_product(int64_t M, int64_t N, int64_t K, const T* A, int64_t lda, const T* B, int64_t ldb,
                     bool accumulate, T* C, int64_t ldc) {
-  if (!weight_tiles_flag().load(std::memory_order_relaxed) || N < pointwise_kernels<T>().weight_product_cols ||
-      !weight_product_run<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
-    return false;
+  if (weight_tiles_flag().load(std::memory_order_relaxed) && N >= pointwise_kernels<T>().weight_product_cols &&
+      weight_product_run<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+    calls(Path::kWeightProduct).fetch_add(1, std::memory_order_relaxed);
+    return true;
   }
-  calls(Path::kWeightProduct).fetch_add(1, std::memory_order_relaxed);
-  return true;
+  if (onednn_flag().load(std::memory_order_relaxed) && gate_stacked(M, N) && !skinny_shape(M, N, K) &&
+      M * N * K >= kOnednnMinMacs && onednn_weight_product<T>(M, N, K, A, lda, B, ldb, accumulate, C, ldc)) {
+    calls(Path::kOnednnGemm).fetch_add(1, std::memory_order_relaxed);
+    return true;
+  }
+  return false;
 }
 
 struct CpuBackend {
@@ -976,6 +1047,18 @@ bool set_weight_grad_tiles(bool on) {
 
 int64_t weight_product_calls() {
   return calls(Path::kWeightProduct).load();
+}
+
+bool onednn_gemm_on() {
+  return onednn_flag().load();
+}
+
+bool set_onednn_gemm(bool on) {
+  return onednn_flag().exchange(on);
+}
+
+int64_t onednn_gemm_calls() {
+  return calls(Path::kOnednnGemm).load();
 }
 
 template <typename T>

@@ -301,6 +301,20 @@ BackwardArgs<T> backward_args(CellKind cell, const LayerArgs& a, bool reverse, c
 // The forward of `dirs` directions in one launch (1; or 2, a bidirectional layer: a[0]
 // forward, a[1] reverse), each direction's fields at index d; false, having launched
 // nothing, where they do not fit.
+// A launch of `plan` for `dirs` directions in the counters (tier.h), by what it ran.
+void count_launch(const TilePlan& plan, int dirs, bool forward) {
+  count_persistent_launch(forward, plan.tl.mma);
+  if (dirs == 2) {
+    count_persistent_pair_launch(forward);
+  }
+  if (plan.cluster) {
+    count_persistent_cluster_launch(forward);
+  }
+  if (plan.tl.hrows > 0) {
+    count_persistent_dsmem_launch(forward);
+  }
+}
+
 template <typename T>
 bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* reverse,
                     const ForwardStep<T>* const* st, T* const* gates, T* const* out, T* const* ws) {
@@ -321,16 +335,7 @@ bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* rev
   if (!launch_plan(kernel, plan, launch)) {
     return false;
   }
-  count_persistent_launch(true, plan.tl.mma);
-  if (dirs == 2) {
-    count_persistent_pair_launch(true);
-  }
-  if (plan.cluster) {
-    count_persistent_cluster_launch(true);
-  }
-  if (plan.tl.hrows > 0) {
-    count_persistent_dsmem_launch(true);
-  }
+  count_launch(plan, dirs, true);
   return true;
 }
 
@@ -357,16 +362,7 @@ bool launch_backward(CellKind cell, int dirs, const LayerArgs* a, const bool* re
   if (!launch_plan(kernel, plan, launch)) {
     return false;
   }
-  count_persistent_launch(false, plan.tl.mma);
-  if (dirs == 2) {
-    count_persistent_pair_launch(false);
-  }
-  if (plan.cluster) {
-    count_persistent_cluster_launch(false);
-  }
-  if (plan.tl.hrows > 0) {
-    count_persistent_dsmem_launch(false);
-  }
+  count_launch(plan, dirs, false);
   return true;
 }
 

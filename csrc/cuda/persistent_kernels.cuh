@@ -547,6 +547,37 @@ __device__ __forceinline__ void store_to_cluster(T* local, T v, int ctas) {
 #endif
 }
 
+// A CTA's two exchange buffers in cluster mode (Tiling::hrows rows of K elements each, after its
+// other shared memory): step s's product input (the forward's h_t, the backward's dG_t) for the
+// group's rows in buffer s % 2, each CTA storing its units' part into every CTA's copy. Off
+// (false, nothing stored) where hrows is 0: the input then goes through L2.
+template <typename T>
+struct Exchange {
+  T* buf = nullptr;
+  int64_t rows = 0, width = 0, group_lo = 0;
+  int ctas = 0;
+
+  template <class Args>
+  __device__ Exchange(unsigned char* smem, const SmemLayout& lay, const Tiling& tl, const Launch<Args>& launch)
+      : buf(tl.hrows > 0 ? reinterpret_cast<T*>(smem + lay.hs) : nullptr),
+        rows(tl.hrows),
+        width(tl.K),
+        group_lo(static_cast<int64_t>(launch.group()) * launch.group_rows),
+        ctas(launch.ctas) {}
+
+  __device__ explicit operator bool() const { return buf != nullptr; }
+  // Element k of batch row `row` in this CTA's buffer of step s.
+  __device__ T* at(int64_t s, int64_t row, int64_t k) const {
+    return buf + ((s & 1) * rows + (row - group_lo)) * width + k;
+  }
+  // v into that element of every CTA of the cluster (nothing where off).
+  __device__ void share(int64_t s, int64_t row, int64_t k, T v) const {
+    if (buf) {
+      store_to_cluster(at(s, row, k), v, ctas);
+    }
+  }
+};
+
 template <typename T, CellKind kCell, bool kMma>
 __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kernel(ForwardLaunch<T> launch) {
   using A = Acc<T>;
@@ -560,11 +591,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
-  // With exchange buffers (cluster mode): step s's h_t of the group's rows, every unit, in
-  // hs[s % 2] (row - group_lo, unit), written there by the CTAs that own the units.
-  T* const hs = tl.hrows > 0 ? reinterpret_cast<T*>(smem + lay.hs) : nullptr;
-  const int64_t hbuf = static_cast<int64_t>(tl.hrows) * H;
-  const int64_t group_lo = static_cast<int64_t>(launch.group()) * launch.group_rows;
+  const Exchange<T> hs(smem, lay, tl, launch);  // h_t, H wide
   const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row g*U + u of Ws is row g*H + j0 + u of W_hh (zeros past H).
@@ -582,13 +609,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
       if (row >= prev_rows) {
         return A(load_cg(p.hx + row * H + k));
       }
-      return hs ? A(hs[((s + 1) & 1) * hbuf + (row - group_lo) * H + k]) : A(load_cg(p.out + (prev_off + row) * H + k));
-    };
-    // h_t of (row, unit j) to the exchange buffers of every CTA of the cluster.
-    auto share = [&](int64_t row, int64_t j, T v) {
-      if (hs) {
-        store_to_cluster(hs + (s & 1) * hbuf + (row - group_lo) * H + j, v, launch.ctas);
-      }
+      return hs ? A(*hs.at(s - 1, row, k)) : A(load_cg(p.out + (prev_off + row) * H + k));
     };
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
@@ -617,7 +638,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
           }
           p.h[row * H + j] = T(q.h);
           p.out[(off + row) * H + j] = T(q.h);
-          share(row, j, T(q.h));
+          hs.share(s, row, j, T(q.h));
         } else if constexpr (kCell == CellKind::kGru) {
           const auto q = gru_forward_point<A>(
               A(g[j]) + A(p.bias[j]), A(g[H + j]) + A(p.bias[H + j]), A(g[2 * H + j]) + A(p.bias[2 * H + j]),
@@ -631,13 +652,13 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
           }
           p.h[row * H + j] = T(q.h);
           p.out[(off + row) * H + j] = T(q.h);
-          share(row, j, T(q.h));
+          hs.share(s, row, j, T(q.h));
         } else {
           constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
           const T v = T(rnn_forward_point<kAct, A>(A(g[j]) + A(p.bias[j]) + acc[0]));
           g[j] = v;  // the gate buffer is the output row
           p.h[row * H + j] = v;
-          share(row, j, v);
+          hs.share(s, row, j, v);
         }
       }
     }
@@ -651,7 +672,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
       }
     }
     // h_t of every unit written (to L2, or to every CTA's exchange buffer) before any CTA of the
-    // group reads it; with exchange buffers also: every CTA has read hs[(s + 1) % 2] (h_{t-1})
+    // group reads it; with exchange buffers also: every CTA has read buffer (s + 1) % 2 (h_{t-1})
     // before step s + 1 overwrites it, and no CTA exits while others may still store into its
     // shared memory (the last step's barrier follows its last stores).
     launch.step_barrier();
@@ -694,12 +715,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
   T* Ws = reinterpret_cast<T*>(smem);
   A* gs = reinterpret_cast<A*>(smem + lay.gs);
   float* Ps = reinterpret_cast<float*>(smem + lay.ps);
-  // With exchange buffers (cluster mode): step s's product input of the group's rows, K wide
-  // (dG_t; the GRU's n block dGh_t), in hs[s % 2] (row - group_lo, k), written there by the CTAs
-  // that own the units.
-  T* const hs = tl.hrows > 0 ? reinterpret_cast<T*>(smem + lay.hs) : nullptr;
-  const int64_t hbuf = static_cast<int64_t>(tl.hrows) * K;
-  const int64_t group_lo = static_cast<int64_t>(launch.group()) * launch.group_rows;
+  const Exchange<T> hs(smem, lay, tl, launch);  // dG_t, K = G*H wide (the GRU's n block: dGh_t)
   const int64_t j0 = static_cast<int64_t>(launch.cta()) * U;
 
   // Row u of Ws is column j0 + u of W_hh (zeros past H).
@@ -710,12 +726,6 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     const Steps::Rows q = S.at(s);
     const int64_t off = q.off, prev_rows = q.prev_rows, prev_off = q.prev_off;
     const int64_t lo = launch.rows_lo(q.rows), hi = launch.rows_hi(q.rows);  // this group's rows
-    // Element k of row b's product input to the exchange buffers of every CTA of the cluster.
-    auto share = [&](int64_t b, int64_t k, T v) {
-      if (hs) {
-        store_to_cluster(hs + (s & 1) * hbuf + (b - group_lo) * K + k, v, launch.ctas);
-      }
-    };
     // The pointwise backward of this CTA's units: dG_t, dc_{t-1}, and the GRU's direct path.
     __syncthreads();  // this thread mapping differs from the product's epilogue
     for (int64_t e = threadIdx.x; e < (hi - lo) * U; e += blockDim.x) {
@@ -736,10 +746,10 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         d[H + j] = T(gr.df);
         d[2 * H + j] = T(gr.dg);
         d[3 * H + j] = T(gr.d_o);
-        share(b, j, T(gr.di));
-        share(b, H + j, T(gr.df));
-        share(b, 2 * H + j, T(gr.dg));
-        share(b, 3 * H + j, T(gr.d_o));
+        hs.share(s, b, j, T(gr.di));
+        hs.share(s, b, H + j, T(gr.df));
+        hs.share(s, b, 2 * H + j, T(gr.dg));
+        hs.share(s, b, 3 * H + j, T(gr.d_o));
         p.dc[b * H + j] = gr.dc_prev;
         p.dh[b * H + j] = T(0);
       } else if constexpr (kCell == CellKind::kGru) {
@@ -751,15 +761,15 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
         d[H + j] = T(gr.dz);
         d[2 * H + j] = T(gr.dn);
         p.dgh[row * H + j] = T(gr.dhn);
-        share(b, j, T(gr.dr));  // the product's input: dG's r and z blocks, then dGh
-        share(b, H + j, T(gr.dz));
-        share(b, 2 * H + j, T(gr.dhn));
+        hs.share(s, b, j, T(gr.dr));  // the product's input: dG's r and z blocks, then dGh
+        hs.share(s, b, H + j, T(gr.dz));
+        hs.share(s, b, 2 * H + j, T(gr.dhn));
         p.dh[b * H + j] = T(gr.dh_prev);
       } else {
         constexpr Activation kAct = kCell == CellKind::kRnnTanh ? Activation::kTanh : Activation::kRelu;
         const T v = T(rnn_backward_point<kAct, A>(A(p.out[row * H + j]), dh));
         p.dg[row * H + j] = v;
-        share(b, j, v);
+        hs.share(s, b, j, v);
         p.dh[b * H + j] = T(0);
       }
     }
@@ -781,7 +791,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
       }
     }
     // dG_t of every unit written (to L2, or to every CTA's exchange buffer) before any CTA of the
-    // group reads it. With exchange buffers, step s writes hs[s % 2], last read by the products of
+    // group reads it. With exchange buffers, step s writes buffer s % 2, last read by the products of
     // step s + 2, which every CTA finished before arriving at step s + 1's barrier, and the last
     // step's stores come before its barrier, so no CTA exits while others may still store into
     // its shared memory.
@@ -791,7 +801,7 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
       products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) {
         if (hs) {
-          return A(hs[(s & 1) * hbuf + (b0 + b - group_lo) * K + k]);
+          return A(*hs.at(s, b0 + b, k));
         }
         const int64_t row = off + b0 + b;
         if (kCell == CellKind::kGru && k >= 2 * H) {
