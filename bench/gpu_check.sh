@@ -2,11 +2,13 @@
 # The one-shot GPU check: build for sm_90 with every core, run the CUDA tests on both
 # recurrent tiers (alternating and persistent; the persistent one with its cluster mode and
 # without, "persistent-grid"; cluster mode with h_t / dG_t through distributed shared memory and
-# through L2), run the persistent kernels under compute-sanitizer (memcheck, racecheck) on small
-# shapes (16-bit types with and without the tensor-core products, cluster mode with and without
-# the DSMEM exchange, grid mode), run the GPU benchmark of the tiers against torch.nn (cuDNN),
-# and leave logs and results in OUT_DIR. (`fused-rnn bench --tiers ...,persistent-l2` times the
-# L2 exchange against the DSMEM one, for a later run with time to spare.)
+# through L2; grid mode with per-step flags instead of the grid barrier, bitwise against it),
+# run the persistent kernels under compute-sanitizer (memcheck, racecheck) on small shapes (16-bit
+# types with and without the tensor-core products, cluster mode with and without the DSMEM
+# exchange, grid mode with the barrier and with flags), run the GPU benchmark of the tiers against
+# torch.nn (cuDNN; persistent-flags: grid mode with flags), and leave logs and results in OUT_DIR.
+# (`fused-rnn bench --tiers ...,persistent-l2` times the L2 exchange against the DSMEM one, for a
+# later run with time to spare.)
 #
 #   bash bench/gpu_check.sh OUT_DIR
 #   STAGES="build tests" bash bench/gpu_check.sh OUT_DIR      # a subset, in this order:
@@ -76,7 +78,8 @@ fi
 if stage bench; then
 echo "== GPU benchmark vs torch.nn (cuDNN), both tiers"
 timeout 240 python -m fused_rnn bench --device cuda --matrix quick --cells lstm,gru \
-  --dtype float32,bfloat16,float16 --tiers alternating,persistent,persistent-grid --no-progress --min-time 0.2 \
+  --dtype float32,bfloat16,float16 --tiers alternating,persistent,persistent-grid,persistent-flags \
+  --no-progress --min-time 0.2 \
   --json "$OUT/gpu_bench.json" --markdown "$OUT/gpu_bench.md" > "$OUT/gpu_bench.txt" 2>&1 || status=1
 tail -2 "$OUT/gpu_bench.txt"
 fi

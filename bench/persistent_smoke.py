@@ -7,9 +7,11 @@ Dense, packed and reverse-direction layers in float32, bfloat16 and float16, eac
 against the alternating tier (and the persistent kernels required to have run), both with the
 tensor-core products (TF32 for float32), which must then have launched, and without, in cluster
 mode (which must then have launched, on sm_90+; h_t and dG_t through distributed shared memory,
-which must then have run, and through L2), and with the tensor cores in grid mode; then
-bidirectional layers, whose two directions must have run in one launch forward and backward;
-exits 1 on a mismatch, so a sanitizer run also says whether the results were right.
+which must then have run, and through L2), and with the tensor cores in grid mode, there with the
+grid barrier and with per-step flags (FUSED_RNN_PERSISTENT_FLAGS, which must then have run); then
+bidirectional layers, whose two directions must have run in one launch forward and backward (the
+grid-mode ones also with flags); exits 1 on a mismatch, so a sanitizer run also says whether the
+results were right.
 """
 
 from __future__ import annotations
@@ -38,16 +40,18 @@ def layer(cell, dtype, packed, reverse):
     results = {}
     # float32 with mma: TF32 tensor cores, which the persistent tier takes where
     # torch.backends.cudnn.allow_tf32 is on (as torch.nn's cuDNN RNNs do); off elsewhere here.
-    # (tier, mma, cluster, dsmem): H=40 fits one cluster, so cluster mode runs wherever it is on
-    # (sm_90+), and its exchange buffers fit beside the slice.
-    variants = [("alternating", False, True, True), ("persistent", False, True, True),
-                ("persistent", False, True, False), ("persistent", True, True, True), ("persistent", True, False, True)]
+    # (tier, mma, cluster, dsmem, flags): H=40 fits one cluster, so cluster mode runs wherever it is
+    # on (sm_90+), and its exchange buffers fit beside the slice; flags act in grid mode only.
+    variants = [("alternating", False, True, True, False), ("persistent", False, True, True, False),
+                ("persistent", False, True, False, False), ("persistent", True, True, True, False),
+                ("persistent", True, False, True, False), ("persistent", True, False, True, True)]
     sm90 = torch.cuda.get_device_capability()[0] >= 9
-    for tier, mma, cluster, dsmem in variants:
+    for tier, mma, cluster, dsmem, flags in variants:
         old = fused_rnn._C._set_cuda_tier(tier)
         old_mma = fused_rnn._C._set_persistent_mma(mma)
         old_cluster = fused_rnn._C._set_persistent_cluster(cluster)
         old_dsmem = fused_rnn._C._set_persistent_dsmem(dsmem)
+        old_flags = fused_rnn._C._set_persistent_flags(flags)
         old_tf32 = torch.backends.cudnn.allow_tf32
         torch.backends.cudnn.allow_tf32 = mma
         try:
@@ -71,30 +75,36 @@ def layer(cell, dtype, packed, reverse):
             exchanged = (after["cluster_dsmem_forward"] > before["cluster_dsmem_forward"],
                          after["cluster_dsmem_backward"] > before["cluster_dsmem_backward"])
             ran = ran and exchanged == ((True, True) if cluster and dsmem and sm90 else (False, False))
+            flagged = (after["grid_flags_forward"] > before["grid_flags_forward"],
+                       after["grid_flags_backward"] > before["grid_flags_backward"])
+            ran = ran and flagged == ((True, True) if flags and not clustered[0] else (False, False))
         finally:
+            fused_rnn._C._set_persistent_flags(old_flags)
             fused_rnn._C._set_cuda_tier(old)
             fused_rnn._C._set_persistent_mma(old_mma)
             fused_rnn._C._set_persistent_dsmem(old_dsmem)
             fused_rnn._C._set_persistent_cluster(old_cluster)
             torch.backends.cudnn.allow_tf32 = old_tf32
-        results[(tier, mma, cluster, dsmem)] = ([out[0], *grads], ran)
-    alt, _ = results[("alternating", False, True, True)]
+        results[(tier, mma, cluster, dsmem, flags)] = ([out[0], *grads], ran)
+    alt, _ = results[("alternating", False, True, True, False)]
     ok = True
-    for (tier, mma, cluster, dsmem), (got, ran) in results.items():
+    for (tier, mma, cluster, dsmem, flags), (got, ran) in results.items():
         if tier == "alternating":
             continue
         tol = (1e-2 if mma else 1e-5) if dtype == torch.float32 else 3e-2
         good = ran and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
         ok &= good
         print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} reverse={reverse!s:5s} mma={mma!s:5s} "
-              f"cluster={cluster!s:5s} dsmem={dsmem!s:5s} persistent ran={ran} {'ok' if good else 'MISMATCH'}",
+              f"cluster={cluster!s:5s} dsmem={dsmem!s:5s} flags={flags!s:5s} persistent ran={ran} "
+              f"{'ok' if good else 'MISMATCH'}",
               flush=True)
     return ok
 
 
 def bidirectional(cell, dtype, packed):
     """A bidirectional layer: on the persistent tier both directions run in one launch forward
-    and backward (the pair counters must move), checked against the alternating tier."""
+    and backward (the pair counters must move), checked against the alternating tier; in grid
+    mode also with per-step flags (each direction waiting only for its own CTAs)."""
     torch.manual_seed(0)
     name, extra = {"lstm": ("LSTM", {}), "gru": ("GRU", {}), "rnn_tanh": ("RNN", {}),
                    "rnn_relu": ("RNN", {"nonlinearity": "relu"})}[cell]
@@ -106,8 +116,10 @@ def bidirectional(cell, dtype, packed):
         x = torch.randn(5, 3, 6, device="cuda", dtype=dtype, requires_grad=True)
         leaves = [x, *mod.parameters()]
     results = {}
-    for tier in ("alternating", "persistent"):
-        old = fused_rnn._C._set_cuda_tier(tier)
+    for tier in ("alternating", "persistent", "persistent-flags"):
+        old = fused_rnn._C._set_cuda_tier(tier.split("-")[0])
+        old_cluster = fused_rnn._C._set_persistent_cluster(tier != "persistent-flags")
+        old_flags = fused_rnn._C._set_persistent_flags(tier == "persistent-flags")
         try:
             before = dict(fused_rnn._C._persistent_launches())
             out, _ = mod(x)
@@ -116,14 +128,23 @@ def bidirectional(cell, dtype, packed):
             torch.cuda.synchronize()
             after = dict(fused_rnn._C._persistent_launches())
         finally:
+            fused_rnn._C._set_persistent_flags(old_flags)
+            fused_rnn._C._set_persistent_cluster(old_cluster)
             fused_rnn._C._set_cuda_tier(old)
-        pairs = (after["pair_forward"] - before["pair_forward"], after["pair_backward"] - before["pair_backward"])
-        results[tier] = ([out, *grads], pairs)
-    (alt, _), (got, pairs) = results["alternating"], results["persistent"]
+        moved = {k: after[k] - before[k] for k in ("pair_forward", "pair_backward", "grid_flags_forward",
+                                                   "grid_flags_backward")}
+        results[tier] = ([out, *grads], moved)
+    alt, _ = results["alternating"]
     tol = 1e-2 if dtype == torch.float32 else 3e-2  # float32 may run as TF32 (allow_tf32 is on by default)
-    good = pairs == (1, 1) and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
-    print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} bidirectional, pair launches (fwd, bwd)={pairs} "
-          f"{'ok' if good else 'MISMATCH'}", flush=True)
+    good = True
+    for tier in ("persistent", "persistent-flags"):
+        got, moved = results[tier]
+        flags = 1 if tier == "persistent-flags" else 0
+        want = {"pair_forward": 1, "pair_backward": 1, "grid_flags_forward": flags, "grid_flags_backward": flags}
+        this = moved == want and all(torch.allclose(a.float(), b.float(), rtol=tol, atol=tol) for a, b in zip(got, alt))
+        good &= this
+        print(f"{cell:9s} {str(dtype):15s} packed={packed!s:5s} bidirectional {tier:16s} launches={moved} "
+              f"{'ok' if this else 'MISMATCH'}", flush=True)
     return good
 
 

@@ -104,6 +104,7 @@ pybind11::dict build_info() {
   d["persistent_mma"] = fused_rnn::persistent_mma();
   d["persistent_cluster"] = fused_rnn::persistent_cluster();
   d["persistent_dsmem"] = fused_rnn::persistent_dsmem();
+  d["persistent_flags"] = fused_rnn::persistent_flags();
   d["cpu_capability"] = fused_rnn::cpu::cpu_capability();
   d["cpu_fused_steps"] = fused_rnn::cpu::fused_steps();
   d["cpu_panel_cache"] = fused_rnn::cpu::panel_cache_enabled();
@@ -270,11 +271,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["cluster_backward"] = fused_rnn::persistent_cluster_launches(false);
         d["cluster_dsmem_forward"] = fused_rnn::persistent_dsmem_launches(true);
         d["cluster_dsmem_backward"] = fused_rnn::persistent_dsmem_launches(false);
+        d["grid_flags_forward"] = fused_rnn::persistent_flags_launches(true);
+        d["grid_flags_backward"] = fused_rnn::persistent_flags_launches(false);
         return d;
       },
       "How many persistent-tier kernels (forward, backward; and of those, with tensor-core products; "
       "those that ran both directions of a bidirectional layer; those in cluster mode; of those, the ones "
-      "that exchanged h_t or dG_t through distributed shared memory) this process has launched");
+      "that exchanged h_t or dG_t through distributed shared memory; those in grid mode with per-step "
+      "flags) this process has launched");
   m.def(
       "_set_persistent_mma", &fused_rnn::set_persistent_mma,
       "Let the persistent kernels use tensor cores (float16/bfloat16; float32 as TF32 where "
@@ -289,4 +293,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "_set_persistent_dsmem", &fused_rnn::set_persistent_dsmem,
       "Let the persistent kernels in cluster mode exchange h_t (dG_t) through distributed shared memory "
       "(True, the default) or through L2 (False); returns the previous setting");
+  m.def(
+      "_set_persistent_flags", &fused_rnn::set_persistent_flags,
+      "Let the persistent kernels in grid mode synchronise each step with per-step flags (True; "
+      "unverified on a GPU) instead of the grid barrier (False, the default); returns the previous "
+      "setting");
 }

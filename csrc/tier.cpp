@@ -35,12 +35,14 @@ std::atomic<int>& tier_flag() {
   return tier;
 }
 
-std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2], dsmem_launches[2];
+std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2], dsmem_launches[2],
+    flags_launches[2];
 
-// A switch that is on unless the environment variable `name` is "0".
-bool env_switch(const char* name) {
+// A switch from the environment variable `name`: off where it is "0", on where it is set to
+// anything else, `fallback` where it is not set.
+bool env_switch(const char* name, bool fallback = true) {
   const char* env = std::getenv(name);
-  return env == nullptr || std::string(env) != "0";
+  return env == nullptr ? fallback : std::string(env) != "0";
 }
 
 std::atomic<bool>& mma_flag() {
@@ -55,6 +57,11 @@ std::atomic<bool>& cluster_flag() {
 
 std::atomic<bool>& dsmem_flag() {
   static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_DSMEM")};
+  return on;
+}
+
+std::atomic<bool>& flags_flag() {
+  static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_FLAGS", false)};
   return on;
 }
 
@@ -148,6 +155,22 @@ void count_persistent_dsmem_launch(bool forward) {
 
 int64_t persistent_dsmem_launches(bool forward) {
   return dsmem_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
+}
+
+bool persistent_flags() {
+  return flags_flag().load(std::memory_order_relaxed);
+}
+
+bool set_persistent_flags(bool on) {
+  return flags_flag().exchange(on);
+}
+
+void count_persistent_flags_launch(bool forward) {
+  flags_launches[forward ? 0 : 1].fetch_add(1, std::memory_order_relaxed);
+}
+
+int64_t persistent_flags_launches(bool forward) {
+  return flags_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
 }  // namespace fused_rnn

@@ -50,6 +50,15 @@ bool set_persistent_cluster(bool on);  // returns the previous setting
 bool persistent_dsmem();
 bool set_persistent_dsmem(bool on);  // returns the previous setting
 
+// Whether the kernels in grid mode replace the grid barrier of each step by per-step flags: each
+// CTA publishes how many steps of the products' input it has written (a release store), and the
+// products wait, K chunk by K chunk, only for the CTAs that wrote that chunk (acquire loads), so
+// no CTA waits at a grid-wide barrier and the two directions of a bidirectional layer never wait
+// for each other. OFF by default (FUSED_RNN_PERSISTENT_FLAGS=1 turns it on) until a GPU run shows
+// it correct: UNVERIFIED ON A GPU; checked on the CPU emulator, with ThreadSanitizer.
+bool persistent_flags();
+bool set_persistent_flags(bool on);  // returns the previous setting
+
 // Launch counters of the persistent kernels, so tests can tell which tier ran (and
 // which of those launches took the tensor-core products).
 void count_persistent_launch(bool forward, bool mma);
@@ -64,5 +73,8 @@ int64_t persistent_cluster_launches(bool forward);
 // Of those, the launches that exchanged h_t (dG_t) through distributed shared memory.
 void count_persistent_dsmem_launch(bool forward);
 int64_t persistent_dsmem_launches(bool forward);
+// Of the launches, those in grid mode with per-step flags.
+void count_persistent_flags_launch(bool forward);
+int64_t persistent_flags_launches(bool forward);
 
 }  // namespace fused_rnn

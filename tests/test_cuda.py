@@ -321,6 +321,52 @@ def test_bidirectional_layers_run_both_directions_in_one_launch(mode, dtype, tie
 
 
 @pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("bidirectional", [False, True], ids=["one-way", "bidirectional"])
+def test_grid_mode_step_flags_give_the_barriers_results(mode, dtype, bidirectional, tier):
+    """Grid mode with per-step flags (FUSED_RNN_PERSISTENT_FLAGS; cluster mode off): each CTA
+    publishes its steps and the products wait chunk by chunk for the CTAs that wrote the chunk,
+    instead of grid.sync(). The sums and their order are the same, so outputs and gradients are
+    bitwise those of the grid barrier, and match torch.nn (float32 to the usual tolerance,
+    bfloat16 on the tensor cores to 5e-2); the flags' launch counters move, one launch a layer
+    and pass, on the persistent tier only. Two packed layers of H=300 (a CTA on every SM, or half
+    of them a direction where both directions share a launch)."""
+    torch.manual_seed(0)
+    ref, fused = make_pair(mode, 16, 300, dtype=dtype, num_layers=2, bidirectional=bidirectional)
+    seqs = [torch.randn(n, 16, device="cuda", dtype=dtype) for n in (9, 7, 7, 4, 1)]
+    results = []
+    old_cluster = fused_rnn._C._set_persistent_cluster(False)
+    try:
+        for flags in (False, True):
+            old_flags = fused_rnn._C._set_persistent_flags(flags)
+            try:
+                x = pack_sequence([t.clone().requires_grad_() for t in seqs])
+                before = fused_rnn._C._persistent_launches()
+                out, _ = fused(x)
+                grads = torch.autograd.grad(out.data.float().pow(2).sum(), list(fused.parameters()))
+                torch.cuda.synchronize()
+                after = fused_rnn._C._persistent_launches()
+            finally:
+                fused_rnn._C._set_persistent_flags(old_flags)
+            moved = (after["grid_flags_forward"] - before["grid_flags_forward"],
+                     after["grid_flags_backward"] - before["grid_flags_backward"])
+            assert moved == ((2, 2) if flags and tier == "persistent" else (0, 0)), (flags, moved)
+            results.append([out.data, *grads])
+    finally:
+        fused_rnn._C._set_persistent_cluster(old_cluster)
+    for a, b in zip(*results):
+        assert torch.equal(a, b)
+    out_ref, _ = ref(pack_sequence(seqs))
+    grads_ref = torch.autograd.grad(out_ref.data.float().pow(2).sum(), list(ref.parameters()))
+    for a, b in zip(results[1], [out_ref.data, *grads_ref]):
+        if dtype == torch.float32:
+            assert_close(a, b)
+        else:
+            scale = b.float().abs().max().item() or 1.0
+            assert (a.float() - b.float()).abs().max().item() < 5e-2 * scale
+
+
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("shape", [(40, 300, 20, 7), (3, 1100, 5, 3), (17, 140, 33, 5)],
                          ids=["B40-H300", "H1100", "B17-H140"])
 def test_tiling_edges_match_torch_nn(mode, shape, tier):

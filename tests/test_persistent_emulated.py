@@ -39,9 +39,10 @@ def emu(tmp_path_factory):
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
-    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i64, i64, ptr,
-                               ptr]
-    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i64, ptr, ptr]
+    so.emu_forward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i32, i64, i64,
+                               ptr, ptr]
+    so.emu_backward.argtypes = [i32, i32, i64, i64, i64, ptr, ptr, i32, ptr, i64, i64, i32, i64, i32, i32, i64, ptr,
+                                ptr]
     return so
 
 
@@ -60,20 +61,21 @@ def _ptrs(per_dir):
 
 
 def run_emulated(emu, cell, x, params, st, batch_sizes, reverse, grads, sms, staging, dtype=torch.float64,
-                 mma=False, groups=0, dsmem=False):
+                 mma=False, groups=0, dsmem=False, flags=False):
     """Forward and backward of one layer through the emulated kernels in ``dtype``, with the GEMMs
     around them done here in float64 as recurrence.h does them; returns float64 (outputs,
     input/parameter/state grads, plans). The LSTM's cell state is kept in Acc (float32 for the
     16-bit types), as on the GPU. ``mma``: the tensor-core (WMMA) products, for 16-bit types.
     ``groups``: 0 for the grid mode on ``sms`` SMs; n > 0 for the cluster mode, clusters of ``sms``
     CTAs, at most n of them a direction, each running a slice of the batch; ``dsmem``: there the
-    kernels exchange h_t (dG_t) through distributed shared memory where their buffers fit."""
+    kernels exchange h_t (dG_t) through distributed shared memory where their buffers fit. ``flags``:
+    in grid mode, per-step flags instead of the grid barrier."""
     return run_emulated_dirs(emu, cell, x, [(params, st, reverse, grads)], batch_sizes, sms, staging, dtype, mma,
-                             groups, dsmem)[0]
+                             groups, dsmem, flags)[0]
 
 
 def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch.float64, mma=False, groups=0,
-                      dsmem=False):
+                      dsmem=False, flags=False):
     """run_emulated for one or two directions ``(params, st, reverse, grads)`` of a layer over the
     same input, all in one launch of each kernel (two: both directions at once, as for a
     bidirectional layer); returns run_emulated's result for each direction."""
@@ -125,7 +127,8 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     fptrs = _ptrs([(b["w_hh_k"], b["bias"], b["b_hh_k"], b["gates"], b["out"], b["h"], b["hx_k"], b["c"], b["ws"])
                    for b in bufs])
     assert emu.emu_forward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                           sms, staging, int(mma), groups, int(dsmem), gates_ld, ws_ld, fptrs, fplan) == 1
+                           sms, staging, int(mma), groups, int(dsmem), int(flags), gates_ld, ws_ld, fptrs,
+                           fplan) == 1
 
     for b, (_, _, _, grads) in zip(bufs, dirs):
         go, ghn, gcn = grads
@@ -137,7 +140,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
     bptrs = _ptrs([(b["w_hh_k"], b["go_k"], None, b["ws"], b["out"], b["hx_k"], b["cx_k"], b["dh"], b["dc"], b["dg"],
                     b["dgh"]) for b in bufs])
     assert emu.emu_backward(DTYPE_ID[dtype], CELL_ID[cell], T, B, H, _p(tables[0]), _p(tables[1]), len(dirs), rev,
-                            sms, staging, int(mma), groups, int(dsmem), ws_ld, bptrs, bplan) == 1
+                            sms, staging, int(mma), groups, int(dsmem), int(flags), ws_ld, bptrs, bplan) == 1
 
     results = []
     for b, (_, _, reverse, _) in zip(bufs, dirs):
@@ -177,7 +180,7 @@ def run_emulated_dirs(emu, cell, x, dirs, batch_sizes, sms, staging, dtype=torch
 TILINGS = {"roomy": (4, 5, 3, 10, 4, 1 << 20), "tight": (3, 6, 4, 38, 3, None)}
 
 
-def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=0, dsmem=False):
+def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=0, dsmem=False, flags=False):
     """One layer of ``layout`` (dense or packed, forward or reverse) through the emulated kernels
     in float64, outputs and every gradient against fused_rnn.reference; returns the plans."""
     torch.manual_seed(0)
@@ -199,7 +202,7 @@ def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=
     want_grads = torch.autograd.grad(want, list(leaves.values()), [gr for gr in grads if gr is not None])
     got, got_grads, fplan, bplan = run_emulated(
         emu, cell, x.detach(), params, st, bs, reverse,
-        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging, groups=groups, dsmem=dsmem)
+        (grads[0].reshape(-1, H), grads[1], grads[2]), sms, staging, groups=groups, dsmem=dsmem, flags=flags)
     for a, b in zip(got, want):
         assert_close(a, b.detach())
     for name, w in zip(leaves, want_grads):
@@ -210,10 +213,14 @@ def check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, groups=
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layout", ["dense", "packed", "packed-reverse", "dense-reverse"])
 @pytest.mark.parametrize("tiling", list(TILINGS))
-def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling):
+@pytest.mark.parametrize("flags", [False, True], ids=["grid-sync", "flags"])
+def test_emulated_persistent_kernels_match_reference(emu, cell, layout, tiling, flags):
+    """Grid mode, its step's barrier grid.sync() or (flags) per-step flags: each CTA publishes how
+    many steps it has written and the products wait, K chunk by K chunk, for the CTAs that own
+    the chunk's units (the tight tiling's 32-column chunks each wait for one or two of the three)."""
     T, B, I, H, sms, staging = TILINGS[tiling]
     staging = staging or 8 * (4 * 32 + 4 * GATES[cell] * 13)
-    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, sms, staging)
+    fplan, bplan = check_against_reference(emu, cell, layout, T, B, I, H, sms, staging, flags=flags)
     if tiling == "tight":  # the tiling really cut the loops: several batch and K chunks
         assert fplan[3:5] == [4, 32] and (GATES[cell] * H) % bplan[4] != 0, (fplan, bplan)
         assert fplan[2] == sms and H % fplan[1] != 0
@@ -267,10 +274,10 @@ def test_plan_rejects_a_slice_that_does_not_fit(emu):
     plan = _plan()
     ptrs = (ctypes.c_void_p * 9)()
     rev = (ctypes.c_int * 1)(0)
-    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 0, 0, 40, 40, ptrs, plan) == 0
+    assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 0, 0, 0, 40, 40, ptrs, plan) == 0
     assert plan[0] == 0
     for dsmem in (0, 1):  # clusters
-        assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 2, dsmem, 40, 40, ptrs, plan) == 0
+        assert emu.emu_forward(0, 0, 2, 2, 8, None, None, 1, rev, 2, 16, 0, 2, dsmem, 0, 40, 40, ptrs, plan) == 0
         assert plan[0] == 0
 
 
@@ -343,15 +350,18 @@ def test_emulated_persistent_kernels_in_lower_precision(emu, cell, dtype, tiling
 @pytest.mark.parametrize("cell", CELLS)
 @pytest.mark.parametrize("layout", ["dense", "packed"])
 @pytest.mark.parametrize("dtype,mma", [(torch.float64, False), (torch.bfloat16, True)], ids=["float64", "bf16-mma"])
-@pytest.mark.parametrize("groups", [0, 3, -3], ids=["grid", "clusters", "clusters-dsmem"])
+@pytest.mark.parametrize("groups", [0, "flags", 3, -3], ids=["grid", "grid-flags", "clusters", "clusters-dsmem"])
 def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, groups):
     """Both directions of a bidirectional layer in one launch of each kernel (Launch with dirs 2:
     the reverse direction's CTAs after the forward's; in grid mode all meeting at the same grid
-    barriers, in cluster mode three clusters a direction, each with two of the six batch rows,
-    h_t and dG_t through L2 or through the clusters' shared memory), each direction with its
-    own weights and states, on the tight tiling (several CTAs a direction, chunks that cut every
-    loop): each matches the reference of its direction."""
+    barriers, or with flags each direction's CTAs waiting only for their own direction's, in
+    cluster mode three clusters a direction, each with two of the six batch rows, h_t and dG_t
+    through L2 or through the clusters' shared memory), each direction with its own weights and
+    states, on the tight tiling (several CTAs a direction, chunks that cut every loop): each
+    matches the reference of its direction."""
     T, B, I, H, sms, _ = TILINGS["tight"]
+    flags = groups == "flags"
+    groups = 0 if flags else groups
     dsmem, groups = groups < 0, abs(groups)
     staging = (mma_staging(cell, H, sms, 32, 2) if mma else 8 * (4 * 32 + 4 * GATES[cell] * 13))
     if dsmem:
@@ -378,7 +388,7 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
         want_grads = torch.autograd.grad(want, list(leaves.values()), grads)
         dirs.append((params, st, d == 1, (grads[0].reshape(-1, H), grads[1], grads[2] if cell == "lstm" else None)))
         expected.append(([w.detach() for w in want], dict(zip(leaves, want_grads))))
-    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups, dsmem)
+    results = run_emulated_dirs(emu, cell, x.detach(), dirs, bs, sms, staging, dtype, mma, groups, dsmem, flags)
     for d, ((got, got_grads, fplan, bplan), (want, want_grads)) in enumerate(zip(results, expected)):
         assert fplan[2] == sms and fplan[5] == bplan[5] == int(mma), (fplan, bplan)
         assert fplan[6:8] == bplan[6:8] == ([3, 2] if groups else [1, B]), (fplan, bplan)
@@ -390,3 +400,39 @@ def test_emulated_both_directions_in_one_launch(emu, cell, layout, dtype, mma, g
             else:  # as test_emulated_persistent_kernels_in_lower_precision
                 scale = b.abs().max().item() or 1.0
                 assert (a - b).abs().max().item() <= 4e-2 * scale, (d, (a - b).abs().max().item(), scale)
+
+
+@pytest.mark.parametrize("cell", CELLS)
+@pytest.mark.parametrize("dtype,tiling", [(torch.float64, "tight"), (torch.float32, "tight"), (torch.bfloat16, "mma-tight"),
+                                          (torch.float32, "mma-tight")], ids=["float64", "float32", "bf16-mma", "tf32-mma"])
+def test_emulated_flags_give_the_grid_barriers_results_bitwise(emu, cell, dtype, tiling):
+    """Grid mode's per-step flags change only when a CTA may read, never what it sums or in what
+    order: outputs and every gradient are bitwise those of the grid barrier, for a packed reverse
+    layer on the tight tilings (CUDA cores: 32-column K chunks, each waiting for one or two of the
+    three CTAs; tensor cores: the forward's K in a 32- and a 16-column chunk, padded columns past
+    H waiting for no one)."""
+    mma = tiling.startswith("mma")
+    T, B, I, H, sms, _ = TILINGS["tight"]
+    acc_bytes = 8 if dtype == torch.float64 else 4
+    staging = (mma_staging(cell, H, sms, 32, torch.finfo(dtype).bits // 8) if mma
+               else acc_bytes * (4 * 32 + 4 * GATES[cell] * 13))
+    torch.manual_seed(0)
+    params = {k: v.to(dtype).double() for k, v in layer_params(cell, I, H).items()}
+    st = {k: v.to(dtype).double() for k, v in states(cell, B, H).items()}
+    lengths = [T] + [max(1, T - 1 - i % T) for i in range(B - 1)]
+    p = pack_sequence([torch.randn(n, I, dtype=torch.float64).to(dtype).double()
+                       for n in sorted(lengths, reverse=True)])
+    g = torch.Generator().manual_seed(5)
+    grads = (torch.randn(p.data.shape[0], H, generator=g, dtype=torch.float64),
+             torch.randn(B, H, generator=g, dtype=torch.float64),
+             torch.randn(B, H, generator=g, dtype=torch.float64) if cell == "lstm" else None)
+    runs = [run_emulated(emu, cell, p.data, params, st, p.batch_sizes, True, grads, sms, staging, dtype, mma,
+                         flags=flags) for flags in (False, True)]
+    (out0, grad0, fplan, bplan), (out1, grad1, _, _) = runs
+    assert fplan[5] == bplan[5] == int(mma) and fplan[2] == sms, (fplan, bplan)
+    for a, b in zip(out0, out1):
+        assert torch.equal(a, b)
+    assert grad0.keys() == grad1.keys()
+    for name in grad0:
+        assert torch.equal(grad0[name], grad1[name]), name
+

@@ -34,15 +34,27 @@ def test_persistent_switch_is_on_by_default_and_can_be_turned_off(name):
         assert setter(True) is False
 
 
+def test_persistent_flags_are_off_by_default_and_can_be_turned_on():
+    """Grid mode's per-step flags stay off until a GPU run shows them correct."""
+    assert fused_rnn.build_info()["persistent_flags"] is False
+    assert _C._set_persistent_flags(True) is False
+    try:
+        assert fused_rnn.build_info()["persistent_flags"] is True
+    finally:
+        assert _C._set_persistent_flags(False) is True
+
+
 def test_persistent_launch_counters_cover_the_tensor_core_launches():
     d = _C._persistent_launches()
     assert set(d) == {"forward", "backward", "mma_forward", "mma_backward", "pair_forward", "pair_backward",
                       "cluster_forward", "cluster_backward", "cluster_dsmem_forward",
-                      "cluster_dsmem_backward"}
+                      "cluster_dsmem_backward", "grid_flags_forward", "grid_flags_backward"}
     assert d["mma_forward"] <= d["forward"] and d["mma_backward"] <= d["backward"]
     assert d["pair_forward"] <= d["forward"] and d["pair_backward"] <= d["backward"]
     assert d["cluster_forward"] <= d["forward"] and d["cluster_backward"] <= d["backward"]
     assert d["cluster_dsmem_forward"] <= d["cluster_forward"]
     assert d["cluster_dsmem_backward"] <= d["cluster_backward"]
+    assert d["grid_flags_forward"] <= d["forward"] - d["cluster_forward"]
+    assert d["grid_flags_backward"] <= d["backward"] - d["cluster_backward"]
     if not torch.cuda.is_available():
         assert all(v == 0 for v in d.values())

@@ -55,7 +55,16 @@
 // critical path); elsewhere, and with FUSED_RNN_PERSISTENT_DSMEM=0, through L2 (ordinary
 // stores, ld.global.cg after the barrier), as in grid mode.
 //
-// Not yet here (issue #8): flag-based (per-step counter) synchronisation on the grid.
+// Grid mode with per-step flags (FUSED_RNN_PERSISTENT_FLAGS=1; off by default until a GPU run
+// shows it correct): instead of grid.sync(), each CTA publishes a count of the steps whose
+// products' input it has written (after a block barrier, thread 0: __threadfence, then
+// st.release.gpu of its word), and a product waits before each K chunk of its input for the
+// CTAs that own that chunk's units (ld.acquire.gpu until their words reach the step, then
+// __threadfence and the block barrier the staging already has): no grid-wide arrival on one
+// counter, a CTA may start on the chunks already written, and the directions of a bidirectional
+// launch never wait for each other. Every step's input rows stay where they were written (the
+// output, dG), so a reader need wait only for writers, never writers for readers. The launch
+// stays cooperative (the waits need every CTA resident). A wait that lasts 20 s traps.
 #include <ATen/Context.h>
 #include <ATen/cuda/CUDAContext.h>
 #include <torch/version.h>
@@ -220,9 +229,16 @@ Steps make_steps(const LayerArgs& a, bool reverse, at::Tensor& holder) {
 // plan.groups clusters of plan.ctas CTAs for each of launch.dirs directions, otherwise
 // cooperatively, plan.ctas CTAs a direction; false (error cleared) when the device refuses the
 // grid or the clusters.
+// In grid mode with per-step flags (persistent_flags), the flags are zeroed here and live in
+// `flags` until the kernel has run (the stream orders their reuse).
 template <class Launch>
-bool launch_plan(const void* kernel, const TilePlan& plan, Launch& launch) {
+bool launch_plan(const void* kernel, const TilePlan& plan, Launch& launch, at::Tensor& flags) {
   launch.take(plan);
+  if (!plan.cluster && persistent_flags()) {
+    flags = at::zeros({launch.dirs * plan.ctas},
+                      at::TensorOptions().dtype(at::kInt).device(at::kCUDA, at::cuda::current_device()));
+    launch.flags = reinterpret_cast<unsigned*>(flags.data_ptr<int>());
+  }
   void* params[] = {&launch};
   cudaError_t err;
   if (plan.cluster) {
@@ -298,11 +314,9 @@ BackwardArgs<T> backward_args(CellKind cell, const LayerArgs& a, bool reverse, c
   return args;
 }
 
-// The forward of `dirs` directions in one launch (1; or 2, a bidirectional layer: a[0]
-// forward, a[1] reverse), each direction's fields at index d; false, having launched
-// nothing, where they do not fit.
-// A launch of `plan` for `dirs` directions in the counters (tier.h), by what it ran.
-void count_launch(const TilePlan& plan, int dirs, bool forward) {
+// A launch of `plan` for `dirs` directions in the counters (tier.h), by what it ran (flags:
+// grid mode's per-step flags).
+void count_launch(const TilePlan& plan, int dirs, bool forward, bool flags) {
   count_persistent_launch(forward, plan.tl.mma);
   if (dirs == 2) {
     count_persistent_pair_launch(forward);
@@ -313,8 +327,14 @@ void count_launch(const TilePlan& plan, int dirs, bool forward) {
   if (plan.tl.hrows > 0) {
     count_persistent_dsmem_launch(forward);
   }
+  if (flags) {
+    count_persistent_flags_launch(forward);
+  }
 }
 
+// The forward of `dirs` directions in one launch (1; or 2, a bidirectional layer: a[0]
+// forward, a[1] reverse), each direction's fields at index d; false, having launched
+// nothing, where they do not fit.
 template <typename T>
 bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* reverse,
                     const ForwardStep<T>* const* st, T* const* gates, T* const* out, T* const* ws) {
@@ -326,16 +346,16 @@ bool launch_forward(CellKind cell, int dirs, const LayerArgs* a, const bool* rev
   if (!plan.ok) {
     return false;
   }
-  at::Tensor scratch[2], tables[2];
+  at::Tensor scratch[2], tables[2], flags;
   ForwardLaunch<T> launch;
   launch.dirs = dirs;
   for (int d = 0; d < dirs; ++d) {
     launch.dir[d] = forward_args(a[d], reverse[d], plan, *st[d], gates[d], out[d], ws[d], scratch[d], tables[d]);
   }
-  if (!launch_plan(kernel, plan, launch)) {
+  if (!launch_plan(kernel, plan, launch, flags)) {
     return false;
   }
-  count_launch(plan, dirs, true);
+  count_launch(plan, dirs, true, flags.defined());
   return true;
 }
 
@@ -352,17 +372,17 @@ bool launch_backward(CellKind cell, int dirs, const LayerArgs* a, const bool* re
   if (!plan.ok) {
     return false;
   }
-  at::Tensor tables[2];
+  at::Tensor tables[2], flags;
   BackwardLaunch<T> launch;
   launch.dirs = dirs;
   for (int d = 0; d < dirs; ++d) {
     launch.dir[d] = backward_args(cell, a[d], reverse[d], plan, *base[d], grad_output[d], grad_cell_states[d],
                                   w_hh[d], tables[d]);
   }
-  if (!launch_plan(kernel, plan, launch)) {
+  if (!launch_plan(kernel, plan, launch, flags)) {
     return false;
   }
-  count_launch(plan, dirs, false);
+  count_launch(plan, dirs, false, flags.defined());
   return true;
 }
 

@@ -16,6 +16,10 @@
 #include "../cell_math.h"
 #include "../cells.h"
 
+#if !defined(__CUDACC__)
+#include <chrono>
+#endif
+
 #if defined(__CUDACC__)
 #include <cooperative_groups.h>
 #include <cuda_bf16.h>
@@ -104,6 +108,62 @@ __device__ __forceinline__ void prefetch_l2(const T* p, int64_t n) {
 #else
   (void)p;
   (void)n;
+#endif
+}
+
+// Grid mode's per-step flags (Launch::flags): a CTA's count of the steps whose products' input
+// it has written, stored with release semantics at GPU scope, read with acquire semantics (the
+// emulator: C++ release/acquire atomics, which ThreadSanitizer checks).
+__device__ __forceinline__ void store_release(unsigned* p, unsigned v) {
+#if defined(__CUDA_ARCH__)
+  asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+#else
+  __atomic_store_n(p, v, __ATOMIC_RELEASE);
+#endif
+}
+
+__device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
+#if defined(__CUDA_ARCH__)
+  unsigned v;
+  asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+#else
+  return __atomic_load_n(p, __ATOMIC_ACQUIRE);
+#endif
+}
+
+// A spin-wait's clock (ns) and one pause of it. A wait that has lasted kSpinLimitNs ends the
+// launch with an error (__trap), which no step of a co-resident grid comes near: a wait that
+// cannot end fails instead of hanging the process.
+constexpr uint64_t kSpinLimitNs = 20ull * 1000 * 1000 * 1000;
+
+__device__ __forceinline__ uint64_t spin_clock() {
+#if defined(__CUDA_ARCH__)
+  uint64_t t;
+  asm volatile("mov.u64 %0, %%globaltimer;" : "=l"(t));
+  return t;
+#elif defined(__CUDACC__)
+  return 0;
+#else
+  return static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(std::chrono::steady_clock::now().time_since_epoch())
+          .count());
+#endif
+}
+
+__device__ __forceinline__ void spin_pause(uint64_t start) {
+#if defined(__CUDA_ARCH__)
+  __nanosleep(32);
+  if (spin_clock() - start > kSpinLimitNs) {
+    __trap();
+  }
+#elif !defined(__CUDACC__)
+  std::this_thread::yield();
+  if (spin_clock() - start > kSpinLimitNs) {
+    emu::fail("a step flag's wait did not end");
+  }
+#else
+  (void)start;
 #endif
 }
 
@@ -293,10 +353,13 @@ __device__ void fill_weights(T* Ws, const Tiling& tl, const W& w, const Valid& v
 }
 
 // out[b * R + r] = sum_k X(b, k) * Ws[r * K + k] for b < nb, r < R, in shared memory.
-// X is staged into Xs (bb x kc) chunk by chunk through load_x(b, k). Every thread of
-// the block calls this; it begins and ends with a block barrier.
-template <typename T, typename A, class LoadX>
-__device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, const LoadX& load_x) {
+// X is staged into Xs (bb x kc) chunk by chunk through load_x(b, k), each chunk of columns
+// [k0, k0 + kn) after ready(k0, kn) (every thread calls it; a block barrier follows it before
+// the chunk is read). Every thread of the block calls this; it begins and ends with a block
+// barrier.
+template <typename T, typename A, class LoadX, class Ready>
+__device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, const LoadX& load_x,
+                        const Ready& ready) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int R = tl.R, K = tl.K, kc = tl.kc;
   __syncthreads();  // earlier readers of out and Xs are done
@@ -306,6 +369,7 @@ __device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, co
   const int nbr = (R + 3) / 4, items = ((nb + 3) / 4) * nbr;
   for (int k0 = 0; k0 < K; k0 += kc) {
     const int kn = min(kc, K - k0);
+    ready(k0, kn);
     __syncthreads();
     for (int e = threadIdx.x; e < nb * kn; e += blockDim.x) {
       const int b = e / kn, k = e % kn;
@@ -370,8 +434,9 @@ __device__ void product(const T* Ws, const Tiling& tl, A* Xs, int nb, A* out, co
 // tile from i / n_tiles, kept in registers across the K chunks; the partial tiles then
 // go through shared memory (Ps) and are summed in a fixed order into out. Devices
 // before sm_80 have no bf16 MMA; the host never selects this there.
-template <typename T, typename A, class LoadX>
-__device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int nb, A* out, const LoadX& load_x) {
+template <typename T, typename A, class LoadX, class Ready>
+__device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int nb, A* out, const LoadX& load_x,
+                            const Ready& ready) {
 #if !defined(__CUDACC__) || (defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800)
   namespace wmma = nvcuda::wmma;
   using M = typename MmaElem<T>::type;
@@ -388,7 +453,8 @@ __device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int
   }
   for (int k0 = 0; k0 < ldw; k0 += kc) {
     const int kn = min(kc, ldw - k0);  // a multiple of 16, as are kc and ldw
-    __syncthreads();                   // earlier readers of Xs are done
+    ready(k0, kn);
+    __syncthreads();  // earlier readers of Xs are done
     for (int e = threadIdx.x; e < kT * kn; e += blockDim.x) {
       const int b = e / kn, k = e % kn;
       Xs[b * kc + k] = b < nb && k0 + k < K ? T(load_x(b, k0 + k)) : T(0);
@@ -440,13 +506,13 @@ __device__ void product_mma(const T* Ws, const Tiling& tl, T* Xs, float* Ps, int
 }
 
 // The products of either kind, with the staging buffer at xs.
-template <bool kMma, typename T, typename A, class LoadX>
+template <bool kMma, typename T, typename A, class LoadX, class Ready>
 __device__ void products(const T* Ws, const Tiling& tl, unsigned char* xs, float* Ps, int nb, A* out,
-                         const LoadX& load_x) {
+                         const LoadX& load_x, const Ready& ready) {
   if constexpr (kMma) {
-    product_mma(Ws, tl, reinterpret_cast<T*>(xs), Ps, nb, out, load_x);
+    product_mma(Ws, tl, reinterpret_cast<T*>(xs), Ps, nb, out, load_x, ready);
   } else {
-    product(Ws, tl, reinterpret_cast<A*>(xs), nb, out, load_x);
+    product(Ws, tl, reinterpret_cast<A*>(xs), nb, out, load_x, ready);
   }
 }
 
@@ -474,7 +540,10 @@ struct ForwardArgs {
 // a group the slice of units [k U, k U + U)) and run rows [g group_rows, (g + 1) group_rows) of
 // every step (group g), meeting at one barrier a step:
 //   grid mode (cluster false)    one group a direction, every row; the barrier is grid.sync(), so
-//                                the launch is cooperative and every CTA co-resident;
+//                                the launch is cooperative and every CTA co-resident; or, with
+//                                flags, no barrier: each CTA publishes a count of the steps it has
+//                                written (step_barrier) and the products wait, chunk by chunk of
+//                                their input, for the CTAs that wrote that chunk (wait_units);
 //   cluster mode (cluster true)  each group is one thread-block cluster of `ctas` CTAs (sm_90),
 //                                the batch split between the groups, each group holding the whole
 //                                W_hh; the barrier is the cluster's, groups never wait for each
@@ -489,6 +558,9 @@ struct Launch {
   int groups = 1;                    // groups a direction
   int64_t group_rows = 0;            // batch rows a group (grid mode: all)
   bool cluster = false;
+  // Grid mode: dirs x ctas step counts in global memory, zero at launch (word d * ctas + k: the
+  // steps CTA k of direction d has published), or null (the step's barrier is grid.sync()).
+  unsigned* flags = nullptr;
 
   // The group fields of a plan (plan_tiling or plan_cluster).
   void take(const TilePlan& plan) {
@@ -511,17 +583,44 @@ struct Launch {
   // dir[direction()], read with constant indices (a dynamic index into kernel parameters
   // would copy them to local memory).
   __device__ Args args() const { return direction() == 1 ? dir[1] : dir[0]; }
-  // The barrier of a step: the group's CTAs have all finished the step's writes before any of
-  // them reads what the step wrote (the writes are ordinary stores, the reads ld.global.cg).
-  __device__ void step_barrier() const {
+  // The barrier of a step, which has written the products' input of `done` steps: the group's
+  // CTAs have all finished the step's writes before any of them reads what the step wrote (the
+  // writes are ordinary stores, the reads ld.global.cg). With flags only the publishing half:
+  // the readers wait in wait_units.
+  __device__ void step_barrier(int64_t done) const {
     if (cluster) {
 #if !defined(__CUDA_ARCH__) || __CUDA_ARCH__ >= 900
       cooperative_groups::this_cluster().sync();
 #else
       __trap();  // the host plans clusters only on devices of compute capability 9.0 and newer
 #endif
+    } else if (flags) {
+      __syncthreads();  // every thread's stores of the step before thread 0's release
+      if (threadIdx.x == 0) {
+        __threadfence();
+        store_release(flags + direction() * ctas + cta(), static_cast<unsigned>(done));
+      }
     } else {
       cooperative_groups::this_grid().sync();
+    }
+  }
+  // With flags: waits until the CTAs that own units [u0, u1] (U units a CTA) have published
+  // `done` steps (nothing where u1 < u0). Every thread calls this; a block barrier must follow
+  // before the input is read.
+  __device__ void wait_units(int64_t u0, int64_t u1, int U, int64_t done) const {
+    if (u1 < u0) {
+      return;
+    }
+    const unsigned* f = flags + direction() * ctas;
+    const int64_t first = u0 / U + threadIdx.x;  // this thread polls CTAs first, first + blockDim.x, ...
+    for (int64_t k = first; k <= u1 / U; k += blockDim.x) {
+      const uint64_t start = spin_clock();
+      while (load_acquire(f + k) < static_cast<unsigned>(done)) {
+        spin_pause(start);
+      }
+    }
+    if (first <= u1 / U) {
+      __threadfence();  // as cooperative groups' grid barrier does after its spin (the acquire loads suffice)
     }
   }
 };
@@ -613,7 +712,13 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     };
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
-      products<kMma>(Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return h_prev(b0 + b, k); });
+      products<kMma>(
+          Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return h_prev(b0 + b, k); },
+          [&](int k0, int kn) {  // with flags: h_{t-1}'s columns [k0, k0 + kn) written
+            if (launch.flags && s > 0) {
+              launch.wait_units(k0, min(static_cast<int64_t>(k0 + kn), H) - 1, U, s);
+            }
+          });
       for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
         const int b = e / U, u = e % U;
         const int64_t j = j0 + u, row = b0 + b;
@@ -674,8 +779,10 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     // h_t of every unit written (to L2, or to every CTA's exchange buffer) before any CTA of the
     // group reads it; with exchange buffers also: every CTA has read buffer (s + 1) % 2 (h_{t-1})
     // before step s + 1 overwrites it, and no CTA exits while others may still store into its
-    // shared memory (the last step's barrier follows its last stores).
-    launch.step_barrier();
+    // shared memory (the last step's barrier follows its last stores). With flags: this CTA's
+    // part of h_t published, s + 1 steps (the rows of step s stay in place: nothing a later step
+    // writes is read by an earlier one, so readers need wait only for writers).
+    launch.step_barrier(s + 1);
   }
   (void)G;
 }
@@ -794,8 +901,8 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
     // group reads it. With exchange buffers, step s writes buffer s % 2, last read by the products of
     // step s + 2, which every CTA finished before arriving at step s + 1's barrier, and the last
     // step's stores come before its barrier, so no CTA exits while others may still store into
-    // its shared memory.
-    launch.step_barrier();
+    // its shared memory. With flags: this CTA's part of dG_t published, T - s steps.
+    launch.step_barrier(S.T - s);
     // dh_{t-1} += dG_t W_hh for this CTA's columns (the GRU's n rows meet dGh).
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
@@ -808,6 +915,13 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
           return A(load_cg(p.dgh + row * H + (k - 2 * H)));
         }
         return A(load_cg(p.dg + row * K + k));
+      }, [&](int k0, int kn) {  // with flags: dG_t's columns [k0, k0 + kn) written (unit k % H)
+        if (launch.flags) {
+          for (int64_t g = 0; g < G; ++g) {
+            const int64_t c0 = max(static_cast<int64_t>(k0), g * H), c1 = min(static_cast<int64_t>(k0 + kn), g * H + H);
+            launch.wait_units(c0 - g * H, c1 - 1 - g * H, U, S.T - s);
+          }
+        }
       });
       for (int e = threadIdx.x; e < nb * U; e += blockDim.x) {
         const int b = e / U, u = e % U;

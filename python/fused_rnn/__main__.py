@@ -67,7 +67,8 @@ def _parser() -> _Parser:
     b.add_argument("--tiers", help="cuda: comma-separated recurrent tiers to time side by side "
                                    "(alternating, persistent, persistent-grid: the persistent tier with its "
                                    "cluster mode off, persistent-l2: cluster mode with h_t and dG_t through L2 instead of "
-                                   "distributed shared memory); one row per tier, with µs per step")
+                                   "distributed shared memory, persistent-flags: cluster mode off and grid mode's "
+                                   "barrier replaced by per-step flags); one row per tier, with µs per step")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("info", help="what the installed binary contains")
     return p
@@ -99,7 +100,8 @@ def _bench(args) -> int:
     if args.tiers is not None:
         if device != "cuda":
             raise _Exit("--tiers applies to --device cuda only")
-        tiers = _split(args.tiers, ["alternating", "persistent", "persistent-grid", "persistent-l2"], "tier")
+        tiers = _split(args.tiers, ["alternating", "persistent", "persistent-grid", "persistent-l2",
+                                    "persistent-flags"], "tier")
     if args.min_time <= 0:
         raise _Exit("--min-time must be positive")
     for flag in ("json", "csv", "markdown", "plot"):

@@ -201,17 +201,20 @@ def _with_tier(fn: Callable, tier: Optional[str]) -> Callable:
     """fn run with the CUDA recurrent tier forced to ``tier`` (None: as it is); "persistent-grid"
     is the persistent tier with its cluster mode off (every layer on the grid-wide kernel),
     "persistent-l2" with cluster mode on but h_t and dG_t through L2 instead of distributed shared
-    memory."""
+    memory, "persistent-flags" with cluster mode off and grid mode's step barrier replaced by
+    per-step flags."""
     if tier is None:
         return fn
 
     def run(*args):
         old = fused_rnn._C._set_cuda_tier(tier.split("-")[0])
-        old_cluster = fused_rnn._C._set_persistent_cluster(tier != "persistent-grid")
+        old_cluster = fused_rnn._C._set_persistent_cluster(tier not in ("persistent-grid", "persistent-flags"))
         old_dsmem = fused_rnn._C._set_persistent_dsmem(tier != "persistent-l2")
+        old_flags = fused_rnn._C._set_persistent_flags(tier == "persistent-flags")
         try:
             return fn(*args)
         finally:
+            fused_rnn._C._set_persistent_flags(old_flags)
             fused_rnn._C._set_persistent_dsmem(old_dsmem)
             fused_rnn._C._set_persistent_cluster(old_cluster)
             fused_rnn._C._set_cuda_tier(old)
@@ -234,6 +237,8 @@ def _tier_that_ran(tier: str, fn: Callable) -> tuple:
     how = ["cluster" if moved & {"cluster_forward", "cluster_backward"} else "grid"]
     if moved & {"cluster_dsmem_forward", "cluster_dsmem_backward"}:
         how.append("DSMEM exchange")
+    if moved & {"grid_flags_forward", "grid_flags_backward"}:
+        how.append("step flags")
     if moved & {"mma_forward", "mma_backward"}:
         how.append("tensor cores")
     return result, f"persistent ({', '.join(how)})"

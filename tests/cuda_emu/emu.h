@@ -6,8 +6,9 @@
 // __shfl_xor_sync an exchange through a barrier of its warp, and dynamic shared
 // memory one buffer per block (128-byte aligned), which the blocks of a cluster reach in each
 // other through map_shared_rank (distributed shared memory). Ordinary loads after a barrier see
-// every store made before it, as on a GPU after a fence. It checks indexing, staging
-// and barrier placement, not GPU timing or the GPU's weaker memory model.
+// every store made before it, as on a GPU after a fence. Grid mode's step flags are C++
+// release/acquire atomics on global memory, waited for by spinning with yields. It checks
+// indexing, staging and barrier placement, not GPU timing or the GPU's weaker memory model.
 //
 // nvcuda::wmma (the 16x16x16 and TF32 16x16x8 tiles the kernels use) is emulated at the level of its
 // documented contract, not its register layout: a fragment is opaque, so here every
@@ -191,6 +192,17 @@ T __ldcg(const T* p) {
 template <class T>
 T min(T a, T b) {
   return b < a ? b : a;
+}
+
+template <class T>
+T max(T a, T b) {
+  return a < b ? b : a;
+}
+
+// A fence: in C++ terms a sequentially consistent one (the kernels' flags synchronise through
+// their release stores and acquire loads, which is what ThreadSanitizer follows).
+inline void __threadfence() {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
 }
 
 namespace cooperative_groups {

@@ -55,10 +55,13 @@ P::TilePlan plan(int cell, int64_t H, int64_t B, bool forward, int64_t sms, int6
 }
 
 // Copies a plan's group fields into a launch and runs it: clusters of p.ctas blocks in cluster
-// mode, a cooperative grid otherwise.
+// mode, a cooperative grid otherwise, there with per-step flags (zeroed) instead of grid.sync()
+// where `flags`.
 template <class Kernel, class Launch>
-void run(Kernel kernel, const P::TilePlan& p, Launch& launch) {
+void run(Kernel kernel, const P::TilePlan& p, Launch& launch, int flags) {
   launch.take(p);
+  std::vector<unsigned> counts(static_cast<size_t>(launch.dirs) * p.ctas, 0u);
+  launch.flags = flags != 0 && !p.cluster ? counts.data() : nullptr;
   emu::launch(kernel, launch.dirs * p.groups * p.ctas, P::kThreads, p.smem, launch, p.cluster ? p.ctas : 0);
 }
 
@@ -72,7 +75,7 @@ enum BackwardPtr { kBwWhh, kBwGo, kBwGcs, kBwWs, kBwOut, kBwHx, kBwCx, kBwDh, kB
 // in clusters of `sms` CTAs (groups > 0).
 template <typename T>
 int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
+            const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem, int flags,
             int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
   const P::TilePlan p = plan<T>(cell, H, B, true, sms, staging_bytes, mma, groups, dsmem, plan_out);
   if (!p.ok) {
@@ -98,13 +101,13 @@ int forward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, co
     a.ws = static_cast<T*>(q[kFwWs]);
     a.ws_ld = ws_ld;
   }
-  run(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch);
+  run(P::forward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch, flags);
   return 1;
 }
 
 template <typename T>
 int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets, int dirs,
-             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
+             const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem, int flags,
              int64_t ws_ld, void* const* ptrs, int* plan_out) {
   const P::TilePlan p = plan<T>(cell, H, B, false, sms, staging_bytes, mma, groups, dsmem, plan_out);
   if (!p.ok) {
@@ -131,7 +134,7 @@ int backward(int cell, int64_t T_, int64_t B, int64_t H, const int64_t* sizes, c
     a.dg = static_cast<T*>(q[kBwDg]);
     a.dgh = static_cast<T*>(q[kBwDgh]);
   }
-  run(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch);
+  run(P::backward_kernel<T>(static_cast<CellKind>(cell), p.tl.mma), p, launch, flags);
   return 1;
 }
 
@@ -154,25 +157,26 @@ extern "C" {
 // buffer holds x W_ih^T (no bias) in its first G*H columns; c is in Acc<T> (float32 for the
 // 16-bit types). ptrs: kForwardPtrs pointers a direction (ForwardPtr's order). groups: 0 for the
 // grid mode on `sms` SMs, n > 0 for clusters of `sms` CTAs, at most n a direction, exchanging
-// h_t through distributed shared memory where dsmem and the buffers fit.
+// h_t through distributed shared memory where dsmem and the buffers fit. flags: in grid mode, per-step
+// flags instead of grid.sync() (ignored in cluster mode).
 int emu_forward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
                 int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
-                int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
+                int flags, int64_t gates_ld, int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
     return forward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
-                                  dsmem, gates_ld, ws_ld, ptrs, plan_out);
+                                  dsmem, flags, gates_ld, ws_ld, ptrs, plan_out);
   });
 }
 
 // The backward's reverse loop of `dirs` directions in one launch: fills dg (and dgh), leaves
 // grad_hx in dh and grad_cx in dc (Acc<T>). ptrs: kBackwardPtrs pointers a direction; groups and
-// dsmem as emu_forward's (dG_t exchanged).
+// dsmem and flags as emu_forward's (dG_t exchanged).
 int emu_backward(int dtype, int cell, int64_t T, int64_t B, int64_t H, const int64_t* sizes, const int64_t* offsets,
                  int dirs, const int* reverse, int64_t sms, int64_t staging_bytes, int mma, int64_t groups, int dsmem,
-                 int64_t ws_ld, void* const* ptrs, int* plan_out) {
+                 int flags, int64_t ws_ld, void* const* ptrs, int* plan_out) {
   return by_dtype(dtype, [&](auto tag) {
     return backward<decltype(tag)>(cell, T, B, H, sizes, offsets, dirs, reverse, sms, staging_bytes, mma, groups,
-                                   dsmem, ws_ld, ptrs, plan_out);
+                                   dsmem, flags, ws_ld, ptrs, plan_out);
   });
 }
 
