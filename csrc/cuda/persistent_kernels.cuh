@@ -712,10 +712,12 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_forward_kern
     };
     for (int64_t b0 = lo; b0 < hi; b0 += tl.bb) {
       const int nb = static_cast<int>(min(static_cast<int64_t>(tl.bb), hi - b0));
+      // With flags, h_{t-1}'s columns [k0, k0 + kn) are waited for before they are staged (in the
+      // first batch chunk; the later ones find every column written).
       products<kMma>(
           Ws, tl, smem + lay.xs, Ps, nb, gs, [&](int b, int k) { return h_prev(b0 + b, k); },
-          [&](int k0, int kn) {  // with flags: h_{t-1}'s columns [k0, k0 + kn) written
-            if (launch.flags && s > 0) {
+          [&](int k0, int kn) {
+            if (launch.flags && s > 0 && b0 == lo) {
               launch.wait_units(k0, min(static_cast<int64_t>(k0 + kn), H) - 1, U, s);
             }
           });
@@ -915,8 +917,8 @@ __global__ void __launch_bounds__(FR_PERSISTENT_THREADS) persistent_backward_ker
           return A(load_cg(p.dgh + row * H + (k - 2 * H)));
         }
         return A(load_cg(p.dg + row * K + k));
-      }, [&](int k0, int kn) {  // with flags: dG_t's columns [k0, k0 + kn) written (unit k % H)
-        if (launch.flags) {
+      }, [&](int k0, int kn) {  // with flags: dG_t's columns [k0, k0 + kn), of units k % H, as the forward's
+        if (launch.flags && b0 == lo) {
           for (int64_t g = 0; g < G; ++g) {
             const int64_t c0 = max(static_cast<int64_t>(k0), g * H), c1 = min(static_cast<int64_t>(k0 + kn), g * H + H);
             launch.wait_units(c0 - g * H, c1 - 1 - g * H, U, S.T - s);
