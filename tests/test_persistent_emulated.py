@@ -6,9 +6,10 @@ and the warp shuffles. This checks the kernels' indexing, their shared-memory st
 where their barriers sit, in float64 against fused_rnn.reference, for every cell, dense and
 packed, both directions, and tilings that cut every loop unevenly. It does not show that
 they are right on a GPU (memory model, ld.global.cg, half types, launch): that needs the GPU
-run of bench/gpu_check.sh. test_emulated_kernels_have_no_data_race runs a sample of these tests
-again with the emulator under ThreadSanitizer (FUSED_RNN_EMU_TSAN=1 builds it so), which reports
-every unsynchronised pair of accesses, whether or not the run's timing made it matter.
+run of bench/gpu_check.sh. test_emulated_kernels_under_sanitizer runs a sample of these tests
+again with the emulator under ThreadSanitizer, which reports every unsynchronised pair of
+accesses whether or not the run's timing made it matter, and under AddressSanitizer and UBSan
+(FUSED_RNN_EMU_SANITIZE=thread|address builds it so).
 """
 
 from __future__ import annotations
@@ -39,8 +40,9 @@ def emu(tmp_path_factory):
     torch_include = os.path.join(os.path.dirname(torch.__file__), "include")  # c10's Half and BFloat16
     cmd = [os.environ.get("CXX", "g++"), "-O1", "-std=c++20", "-pthread", "-shared", "-fPIC",
            "-Wno-unknown-pragmas", "-I", torch_include, "-o", lib, os.path.join(HERE, "cuda_emu", "emu_persistent.cpp")]
-    if os.environ.get("FUSED_RNN_EMU_TSAN") == "1":
-        cmd[1:2] = ["-O1", "-g", "-fsanitize=thread"]
+    sanitizer = os.environ.get("FUSED_RNN_EMU_SANITIZE")  # test_emulated_kernels_under_sanitizer
+    if sanitizer:
+        cmd[1:2] = ["-O1", "-g", *SANITIZERS[sanitizer]["flags"]]
     subprocess.run(cmd, check=True)
     so = ctypes.CDLL(lib)
     i64, i32, ptr = ctypes.c_int64, ctypes.c_int, ctypes.c_void_p
@@ -442,49 +444,77 @@ def test_emulated_flags_give_the_grid_barriers_results_bitwise(emu, cell, dtype,
         assert torch.equal(grad0[name], grad1[name]), name
 
 
-# Under ThreadSanitizer: one test of each launch mode, barrier and product kind, every cell.
-TSAN_TESTS = [
-    "test_emulated_persistent_kernels_match_reference[grid-sync-tight-packed-reverse-lstm]",
-    "test_emulated_persistent_kernels_match_reference[flags-tight-packed-reverse-gru]",
-    "test_emulated_persistent_kernels_match_reference[flags-tight-dense-rnn_relu]",
-    "test_emulated_cluster_mode_matches_reference[l2-packed-rnn_tanh]",
-    "test_emulated_cluster_mode_matches_reference[dsmem-packed-lstm]",
-    "test_emulated_persistent_kernels_in_lower_precision[bfloat16-mma-tight-gru]",
-    "test_emulated_both_directions_in_one_launch[grid-flags-bf16-mma-packed-lstm]",
-    "test_emulated_both_directions_in_one_launch[clusters-dsmem-float64-packed-gru]",
-]
+
+# The emulator under a sanitizer (test_emulated_kernels_under_sanitizer): how to build it, the
+# runtime to preload into the Python that loads it, its options, and the tests it runs.
+SANITIZERS = {
+    # One test of each launch mode, barrier and product kind, every cell.
+    "thread": {
+        "flags": ["-fsanitize=thread"], "lib": "libtsan.so", "env": "TSAN_OPTIONS",
+        "options": "halt_on_error=1 exitcode=66",
+        "probe": "#include <thread>\nint x;\nint main() { std::thread t([] { x = 1; }); x = 2; t.join(); }\n",
+        "tests": [
+            "test_emulated_persistent_kernels_match_reference[grid-sync-tight-packed-reverse-lstm]",
+            "test_emulated_persistent_kernels_match_reference[flags-tight-packed-reverse-gru]",
+            "test_emulated_persistent_kernels_match_reference[flags-tight-dense-rnn_relu]",
+            "test_emulated_cluster_mode_matches_reference[l2-packed-rnn_tanh]",
+            "test_emulated_cluster_mode_matches_reference[dsmem-packed-lstm]",
+            "test_emulated_persistent_kernels_in_lower_precision[bfloat16-mma-tight-gru]",
+            "test_emulated_both_directions_in_one_launch[grid-flags-bf16-mma-packed-lstm]",
+            "test_emulated_both_directions_in_one_launch[clusters-dsmem-float64-packed-gru]",
+        ],
+    },
+    # The tilings that end loops part-way: uneven CTAs, K and batch chunks, padded MMA tiles, packed
+    # rows running out, clusters' exchange buffers.
+    "address": {
+        "flags": ["-fsanitize=address,undefined", "-fno-sanitize-recover=undefined"], "lib": "libasan.so",
+        "env": "ASAN_OPTIONS", "options": "detect_leaks=0",
+        "probe": "int main() { int* p = new int[4]; int v = p[4]; delete[] p; return v; }\n",
+        "tests": [
+            "test_emulated_persistent_kernels_match_reference[flags-tight-packed-reverse-lstm]",
+            "test_emulated_cluster_mode_matches_reference[dsmem-packed-gru]",
+            "test_emulated_persistent_kernels_in_lower_precision[float16-mma-tight-rnn_tanh]",
+            "test_emulated_both_directions_in_one_launch[grid-bf16-mma-packed-lstm]",
+        ],
+    },
+}
 
 
-def _tsan_runs(tmp_path):
-    """Whether g++'s ThreadSanitizer builds and runs here: a program with a known race must be
-    reported (exit code 66)."""
-    src, exe = tmp_path / "race.cpp", tmp_path / "race"
-    src.write_text("#include <thread>\nint x;\nint main() { std::thread t([] { x = 1; }); x = 2; t.join(); }\n")
+def _sanitizer_runs(kind, tmp_path):
+    """Whether g++'s sanitizer `kind` builds and runs here: a program with a known fault must be
+    reported."""
+    san = SANITIZERS[kind]
+    src, exe = tmp_path / f"{kind}.cpp", tmp_path / kind
+    src.write_text(san["probe"])
     cxx = os.environ.get("CXX", "g++")
-    if subprocess.run([cxx, "-fsanitize=thread", "-pthread", "-o", str(exe), str(src)], capture_output=True).returncode:
+    if subprocess.run([cxx, *san["flags"], "-pthread", "-o", str(exe), str(src)], capture_output=True).returncode:
         return False
-    return subprocess.run([str(exe)], capture_output=True, env={**os.environ, "TSAN_OPTIONS": "exitcode=66"}).returncode == 66
+    r = subprocess.run([str(exe)], capture_output=True, text=True, env={**os.environ, san["env"]: san["options"]})
+    return r.returncode != 0 and "Sanitizer" in r.stderr
 
 
-@pytest.mark.skipif(os.environ.get("FUSED_RNN_EMU_TSAN") == "1", reason="already under ThreadSanitizer")
-def test_emulated_kernels_have_no_data_race(tmp_path):
-    """The emulated kernels built with -fsanitize=thread (every CUDA thread an OS thread), a test of
-    each mode (grid mode with the grid barrier and with per-step flags, cluster mode through L2 and
-    through distributed shared memory, the tensor-core products, both directions in one launch) run
-    under ThreadSanitizer, which reports any access to shared or global memory that another thread
-    wrote or read without a barrier, flag or warp exchange ordering the two: the CPU's stand-in for
-    compute-sanitizer's racecheck (which sees shared memory only), for the synchronisation the
-    kernels rely on (not for the GPU's weaker memory model). A missing barrier in the products'
-    staging, or a flag published before the block's stores, is reported here."""
-    if not _tsan_runs(tmp_path):
-        pytest.skip("g++'s ThreadSanitizer does not build or run here")
+@pytest.mark.skipif("FUSED_RNN_EMU_SANITIZE" in os.environ, reason="already under a sanitizer")
+@pytest.mark.parametrize("kind", list(SANITIZERS))
+def test_emulated_kernels_under_sanitizer(kind, tmp_path):
+    """A sample of the tests above again, in a subprocess, with the emulator built with g++'s
+    sanitizer and its runtime preloaded. ThreadSanitizer (every CUDA thread an OS thread) reports
+    any access to shared or global memory that another thread wrote or read without a barrier,
+    flag or warp exchange ordering the two, whether or not the run's timing made it matter: the
+    CPU's stand-in for compute-sanitizer's racecheck (which sees shared memory only), for the
+    synchronisation the kernels rely on, not for the GPU's weaker memory model; a missing barrier
+    in the products' staging, or a flag published before the block's stores, is reported.
+    AddressSanitizer with UBSan, the stand-in for memcheck, reports any read or write past a
+    buffer torch allocated (or past a block's shared memory) and undefined arithmetic; a read one
+    element past hx is reported."""
+    san = SANITIZERS[kind]
+    if not _sanitizer_runs(kind, tmp_path):
+        pytest.skip(f"g++'s {kind} sanitizer does not build or run here")
     cxx = os.environ.get("CXX", "g++")
-    libtsan = subprocess.run([cxx, "-print-file-name=libtsan.so"], capture_output=True, text=True).stdout.strip()
-    env = {**os.environ, "FUSED_RNN_EMU_TSAN": "1", "LD_PRELOAD": libtsan,
-           "TSAN_OPTIONS": "halt_on_error=1 exitcode=66"}
-    ids = [f"{os.path.join(HERE, 'test_persistent_emulated.py')}::{t}" for t in TSAN_TESTS]
+    lib = subprocess.run([cxx, f"-print-file-name={san['lib']}"], capture_output=True, text=True).stdout.strip()
+    env = {**os.environ, "FUSED_RNN_EMU_SANITIZE": kind, "LD_PRELOAD": lib, san["env"]: san["options"]}
+    ids = [f"{os.path.join(HERE, 'test_persistent_emulated.py')}::{t}" for t in san["tests"]]
     r = subprocess.run([sys.executable, "-m", "pytest", "-q", "-s", "-p", "no:cacheprovider", *ids],
                        capture_output=True, text=True, env=env, cwd=HERE, timeout=1800)
     report = r.stdout + r.stderr
-    assert "ThreadSanitizer" not in report and r.returncode == 0, report[-6000:]
-    assert f"{len(TSAN_TESTS)} passed" in report, report[-3000:]
+    assert "Sanitizer" not in report and "runtime error" not in report and r.returncode == 0, report[-6000:]
+    assert f"{len(san['tests'])} passed" in report, report[-3000:]

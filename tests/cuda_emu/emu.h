@@ -9,9 +9,10 @@
 // every store made before it, as on a GPU after a fence. Grid mode's step flags are C++
 // release/acquire atomics on global memory, waited for by spinning with yields. It checks
 // indexing, staging and barrier placement, not GPU timing or the GPU's weaker memory model;
-// built with -fsanitize=thread (FUSED_RNN_EMU_TSAN=1, test_persistent_emulated.py) it also checks
-// that every read of what another thread wrote is ordered after the write by a barrier, a flag
-// or a warp exchange (a data race is a missing one).
+// built with -fsanitize=thread (FUSED_RNN_EMU_SANITIZE=thread, test_persistent_emulated.py) it
+// also checks that every read of what another thread wrote is ordered after the write by a
+// barrier, a flag or a warp exchange (a data race is a missing one), and with
+// -fsanitize=address (=address) that no access leaves its buffer.
 //
 // nvcuda::wmma (the 16x16x16 and TF32 16x16x8 tiles the kernels use) is emulated at the level of its
 // documented contract, not its register layout: a fragment is opaque, so here every
