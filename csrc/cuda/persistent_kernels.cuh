@@ -113,19 +113,27 @@ __device__ __forceinline__ void prefetch_l2(const T* p, int64_t n) {
 
 // Grid mode's per-step flags (Launch::flags): a CTA's count of the steps whose products' input
 // it has written, stored with release semantics at GPU scope, read with acquire semantics (the
-// emulator: C++ release/acquire atomics, which ThreadSanitizer checks).
+// emulator: C++ release/acquire atomics, which ThreadSanitizer checks). Before sm_70 (no
+// .release/.acquire in PTX): volatile accesses with fences on both sides.
 __device__ __forceinline__ void store_release(unsigned* p, unsigned v) {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   asm volatile("st.release.gpu.global.u32 [%0], %1;" ::"l"(p), "r"(v) : "memory");
+#elif defined(__CUDA_ARCH__)
+  __threadfence();
+  *reinterpret_cast<volatile unsigned*>(p) = v;
 #else
   __atomic_store_n(p, v, __ATOMIC_RELEASE);
 #endif
 }
 
 __device__ __forceinline__ unsigned load_acquire(const unsigned* p) {
-#if defined(__CUDA_ARCH__)
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 700
   unsigned v;
   asm volatile("ld.acquire.gpu.global.u32 %0, [%1];" : "=r"(v) : "l"(p) : "memory");
+  return v;
+#elif defined(__CUDA_ARCH__)
+  const unsigned v = *reinterpret_cast<const volatile unsigned*>(p);
+  __threadfence();
   return v;
 #else
   return __atomic_load_n(p, __ATOMIC_ACQUIRE);
@@ -153,7 +161,9 @@ __device__ __forceinline__ uint64_t spin_clock() {
 
 __device__ __forceinline__ void spin_pause(uint64_t start) {
 #if defined(__CUDA_ARCH__)
+#if __CUDA_ARCH__ >= 700
   __nanosleep(32);
+#endif
   if (spin_clock() - start > kSpinLimitNs) {
     __trap();
   }
