@@ -58,3 +58,19 @@ def test_persistent_launch_counters_cover_the_tensor_core_launches():
     assert d["grid_flags_backward"] <= d["backward"] - d["cluster_backward"]
     if not torch.cuda.is_available():
         assert all(v == 0 for v in d.values())
+
+
+def test_bench_tiers_set_the_persistent_switches_only_while_they_run():
+    """`fused-rnn bench --tiers`: each tier name forces the switches it stands for while its case
+    runs, and every switch is as it was afterwards."""
+    from fused_rnn.bench import _with_tier
+
+    keys = ("cuda_tier", "persistent_cluster", "persistent_dsmem", "persistent_flags")
+    before = {k: fused_rnn.build_info()[k] for k in keys}
+    want = {"alternating": ("alternating", True, True, False), "persistent": ("persistent", True, True, False),
+            "persistent-grid": ("persistent", False, True, False), "persistent-l2": ("persistent", True, False, False),
+            "persistent-flags": ("persistent", False, True, True)}
+    for tier, expected in want.items():
+        info = _with_tier(fused_rnn.build_info, tier)()
+        assert tuple(info[k] for k in keys) == expected, tier
+        assert {k: fused_rnn.build_info()[k] for k in keys} == before, tier
