@@ -38,13 +38,6 @@ std::atomic<int>& tier_flag() {
 std::atomic<int64_t> launches[2], mma_launches[2], pair_launches[2], cluster_launches[2], dsmem_launches[2],
     flags_launches[2];
 
-// A switch from the environment variable `name`: off where it is "0", on where it is set to
-// anything else, `fallback` where it is not set.
-bool env_switch(const char* name, bool fallback = true) {
-  const char* env = std::getenv(name);
-  return env == nullptr ? fallback : std::string(env) != "0";
-}
-
 std::atomic<bool>& mma_flag() {
   static std::atomic<bool> on{env_switch("FUSED_RNN_PERSISTENT_MMA")};
   return on;
@@ -66,6 +59,11 @@ std::atomic<bool>& flags_flag() {
 }
 
 }  // namespace
+
+bool env_switch(const char* name, bool fallback) {
+  const char* env = std::getenv(name);
+  return env == nullptr ? fallback : std::string(env) != "0";
+}
 
 CudaTier cuda_tier() {
   const int t = tier_flag().load(std::memory_order_relaxed);

@@ -16,6 +16,15 @@
 
 namespace fused_rnn {
 
+// A run-time switch read once from the environment variable `name`: off where it is "0", on where
+// it is set to anything else, `fallback` where it is unset (every on/off switch of fused_rnn, CPU
+// and CUDA alike, reads its variable so).
+bool env_switch(const char* name, bool fallback = true);
+
+}  // namespace fused_rnn
+
+namespace fused_rnn {
+
 enum class CudaTier { kAlternating = 0, kPersistent = 1, kAuto = 2 };
 
 // The tier in force; raises if FUSED_RNN_TIER holds an unknown value.

@@ -76,7 +76,7 @@ std::atomic<int64_t>& calls(Path p) {
 
 // Whether unprojected layers run their steps fused (pointwise.h: fused_steps).
 std::atomic<bool>& fused_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_FUSED")};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_FUSED")};
   return on;
 }
 
@@ -105,20 +105,20 @@ std::atomic<int64_t>& chunk_bytes() {
 
 // Whether the weight gradients run on the capability's own product (pointwise.h: weight_grad_tiles).
 std::atomic<bool>& weight_tiles_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_WEIGHT_GRAD_TILES", mkl_off_intel())};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_WEIGHT_GRAD_TILES", mkl_off_intel())};
   return on;
 }
 
 // Whether the larger weight gradients the own product leaves go through oneDNN (pointwise.h:
 // onednn_gemm_on).
 std::atomic<bool>& onednn_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_ONEDNN_GEMM", mkl_off_intel())};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_ONEDNN_GEMM", mkl_off_intel())};
   return on;
 }
 
 // Whether a bidirectional layer runs its directions at once (pointwise.h: concurrent_directions).
 std::atomic<bool>& concurrent_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_CONCURRENT_DIRECTIONS")};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_CONCURRENT_DIRECTIONS")};
   return on;
 }
 
@@ -171,14 +171,14 @@ bool steps_on_blas(int64_t K, int64_t batch) {
 // Whether the fused forward reads 16-bit weights behind their kept float32 casts as they are
 // stored (see fused_forward); FUSED_RNN_CPU_16BIT_WEIGHTS=0 reads the float32 casts.
 std::atomic<bool>& narrow_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_16BIT_WEIGHTS")};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_16BIT_WEIGHTS")};
   return on;
 }
 
 // Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where
 // the CPU has them (see fused_forward); FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
 std::atomic<bool>& bf16_dot_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_BF16_DOT")};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_BF16_DOT")};
   return on;
 }
 

@@ -38,6 +38,8 @@
 #include <immintrin.h>
 #endif
 
+#include "../tier.h"  // env_switch
+
 namespace fused_rnn::cpu {
 
 inline void spin_pause() {
@@ -83,15 +85,9 @@ inline std::atomic<int64_t>& team_min_flops() {
 // (bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session25/zigzag_*.txt).
 constexpr int64_t kZigzagMaxRows = 16;
 
-// A switch that is on unless the environment variable `name` is "0"; where it is unset,
-// `fallback` (on by default).
-inline bool env_on(const char* name, bool fallback = true) {
-  const char* env = std::getenv(name);
-  return env == nullptr ? fallback : std::string(env) != "0";
-}
 
 inline std::atomic<bool>& zigzag_flag() {
-  static std::atomic<bool> on{env_on("FUSED_RNN_CPU_ZIGZAG")};
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_ZIGZAG")};
   return on;
 }
 
