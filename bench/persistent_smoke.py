@@ -11,12 +11,15 @@ which must then have run, and through L2), and with the tensor cores in grid mod
 grid barrier and with per-step flags (FUSED_RNN_PERSISTENT_FLAGS, which must then have run); then
 bidirectional layers, whose two directions must have run in one launch forward and backward (the
 grid-mode ones also with flags); exits 1 on a mismatch, so a sanitizer run also says whether the
-results were right.
+results were right. The runs go breadth first (every cell and dtype dense, then bidirectional, then
+packed, ...), and ``--max-seconds S`` starts none after S seconds, saying how many ran.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
+import time
 
 import torch
 from torch.nn.utils.rnn import pack_sequence
@@ -148,17 +151,36 @@ def bidirectional(cell, dtype, packed):
     return good
 
 
-def main() -> int:
-    ok = True
-    for cell in ("lstm", "gru", "rnn_tanh", "rnn_relu"):
-        for dtype in (torch.float32, torch.bfloat16, torch.float16):
-            for packed, reverse in ((False, False), (True, False), (True, True)):
-                ok &= layer(cell, dtype, packed, reverse)
-        for dtype in (torch.float32, torch.bfloat16):
-            for packed in (False, True):
-                ok &= bidirectional(cell, dtype, packed)
-    print("all ok" if ok else "FAILURES")
-    return 0 if ok else 1
+def runs():
+    """Every run, breadth first: each cell and dtype dense, then bidirectional, then packed, then
+    packed in reverse, then packed bidirectional, so that a run stopped at its time budget has
+    covered every cell, dtype and kernel variant at least once."""
+    cells, dtypes = ("lstm", "gru", "rnn_tanh", "rnn_relu"), (torch.float32, torch.bfloat16, torch.float16)
+    yield from ((layer, c, d, False, False) for d in dtypes for c in cells)
+    yield from ((bidirectional, c, d, False) for d in dtypes[:2] for c in cells)
+    yield from ((layer, c, d, True, False) for d in dtypes for c in cells)
+    yield from ((layer, c, d, True, True) for d in dtypes for c in cells)
+    yield from ((bidirectional, c, d, True) for d in dtypes[:2] for c in cells)
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--max-seconds", type=float, help="start no run after this many seconds (for a time-limited "
+                                                     "sanitizer run: what ran is reported, never cut off midway)")
+    args = p.parse_args(argv)
+    todo = list(runs())
+    started, ok, done = time.monotonic(), True, 0
+    for fn, *run_args in todo:
+        if args.max_seconds is not None and done and time.monotonic() - started >= args.max_seconds:
+            break
+        ok &= fn(*run_args)
+        done += 1
+    if not ok:
+        print(f"FAILURES ({done} of {len(todo)} runs)")
+        return 1
+    print("all ok" if done == len(todo) else
+          f"ok so far: {done} of {len(todo)} runs, then stopped at --max-seconds {args.max_seconds:g}")
+    return 0
 
 
 if __name__ == "__main__":

@@ -70,6 +70,26 @@ def test_bench_writes_json_csv_markdown(tmp_path):
     assert sum(line.startswith("| rnn |") for line in md) == 2
 
 
+def test_bench_time_budget_keeps_what_was_timed(tmp_path, capsys):
+    """Past --time-budget no case starts (the first always runs), and every output holds the
+    cases that were timed and says how many of the matrix's were left out; a budget the matrix
+    fits in changes nothing."""
+    paths = {k: tmp_path / f"out.{k}" for k in ("json", "md")}
+    assert main(TINY + ["--cells", "lstm,gru", "--time-budget", "1e-9", "--json", str(paths["json"]),
+                        "--markdown", str(paths["md"])]) == 0
+    out = capsys.readouterr().out
+    note = "Stopped at the time budget (1e-09 s): 1 of the matrix's 4 cases timed"
+    assert note in out.splitlines()
+    data = json.loads(paths["json"].read_text())
+    assert (data["cases_planned"], data["cases_timed"]) == (4, 1)
+    assert [(r["cell"], r["mode"]) for r in data["rows"]] == [("lstm", "inference")]
+    assert f"{note}." in paths["md"].read_text().splitlines()
+    assert main(TINY + ["--cells", "rnn", "--time-budget", "600", "--json", str(paths["json"])]) == 0
+    assert "Stopped" not in capsys.readouterr().out
+    data = json.loads(paths["json"].read_text())
+    assert (data["cases_planned"], data["cases_timed"], len(data["rows"])) == (2, 2, 2)
+
+
 def test_bench_plot(tmp_path):
     pytest.importorskip("matplotlib")
     path = tmp_path / "speedups.png"
@@ -83,6 +103,8 @@ def test_bench_plot(tmp_path):
     (["--dtype", "float16", "--device", "cpu"], "dtype float16 is not supported on cpu; use float32, float64 or "
                                                 "bfloat16"),
     (["--threads", "0"], "--threads must be at least 1"),
+    (["--time-budget", "0"], "--time-budget must be positive"),
+    (["--time-budget", "nan"], "--time-budget must be positive"),
     (["--json", "/nonexistent-folder/x.json"], "cannot write --json /nonexistent-folder/x.json: folder "
                                                "/nonexistent-folder does not exist"),
     (["--matrix", "huge"], "argument --matrix: invalid choice: 'huge' (choose from "),

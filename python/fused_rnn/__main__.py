@@ -12,6 +12,7 @@ import csv
 import json
 import os
 import sys
+import time
 
 import torch
 
@@ -69,6 +70,9 @@ def _parser() -> _Parser:
                                    "cluster mode off, persistent-l2: cluster mode with h_t and dG_t through L2 instead of "
                                    "distributed shared memory, persistent-flags: cluster mode off and grid mode's "
                                    "barrier replaced by per-step flags); one row per tier, with µs per step")
+    b.add_argument("--time-budget", type=float, metavar="SECONDS",
+                   help="start no case after this many seconds (the first always runs); the outputs hold the "
+                        "cases timed and say how many of the matrix's were left out")
     b.add_argument("--no-progress", action="store_true")
     sub.add_parser("info", help="what the installed binary contains")
     return p
@@ -104,6 +108,8 @@ def _bench(args) -> int:
                                     "persistent-flags"], "tier")
     if args.min_time <= 0:
         raise _Exit("--min-time must be positive")
+    if args.time_budget is not None and not args.time_budget > 0:
+        raise _Exit("--time-budget must be positive")
     for flag in ("json", "csv", "markdown", "plot"):
         if getattr(args, flag):
             _check_writable(getattr(args, flag), f"--{flag}")
@@ -118,13 +124,20 @@ def _bench(args) -> int:
     if device == "cpu" and args.matrix in ("cpu", "full"):
         env["gemm_gflops"] = bench.gemm_gflops(device)  # what the large-shape forward is held against
     print(bench.header_line(env), flush=True)
+    deadline = None if args.time_budget is None else time.monotonic() + args.time_budget
     rows = bench.run_matrix(cases, device, progress=not args.no_progress, min_time=args.min_time, aa=args.aa,
-                           tiers=tiers)
+                           tiers=tiers, deadline=deadline)
+    timed = bench.cases_timed(rows)
+    stopped = (f"Stopped at the time budget ({args.time_budget:g} s): {timed} of the matrix's {len(cases)} "
+               f"cases timed" if timed < len(cases) else None)
     print(bench.table(rows))
+    if stopped:
+        print(stopped)
     print(bench.summary(rows, env))
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"environment": env, "matrix": args.matrix, "rows": rows}, f, indent=1)
+            json.dump({"environment": env, "matrix": args.matrix, "cases_planned": len(cases), "cases_timed": timed,
+                       "rows": rows}, f, indent=1)
     if args.csv:
         with open(args.csv, "w", newline="") as f:
             w = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else [])
@@ -132,7 +145,7 @@ def _bench(args) -> int:
             w.writerows(rows)
     if args.markdown:
         with open(args.markdown, "w") as f:
-            f.write(bench.markdown(rows, env))
+            f.write(bench.markdown(rows, env) + (f"\n{stopped}.\n" if stopped else ""))
     if args.plot:
         bench.plot(rows, args.plot)
     return 0

@@ -426,6 +426,12 @@ def markdown(rows: list[dict], env: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def cases_timed(rows: list[dict]) -> int:
+    """How many distinct cases ``rows`` hold (a case has one row per tier timed)."""
+    return len({tuple(r[k] for k in ("cell", "B", "I", "H", "T", "layers", "directions", "dtype", "mode"))
+                for r in rows})
+
+
 def geomean(values: list[float]) -> float:
     return float(torch.tensor(values, dtype=torch.float64).log().mean().exp()) if values else float("nan")
 
@@ -500,14 +506,19 @@ def plot(rows: list[dict], path: str) -> None:
 
 def run_matrix(cases: list[Case], device: str, progress: bool = True, min_time: float = 0.5,
                on_row: Optional[Callable[[dict], None]] = None, aa: bool = False,
-               tiers: Optional[list[str]] = None) -> list[dict]:
+               tiers: Optional[list[str]] = None, deadline: Optional[float] = None) -> list[dict]:
+    """Time ``cases`` in order. With ``deadline`` (a ``time.monotonic()`` value) no case starts
+    after it, though the first always runs: what was timed comes back whole, where a run killed
+    at a time limit would leave nothing written (``cases_timed`` counts them)."""
     try:
         from tqdm import tqdm
     except ImportError:  # the bar is a nicety
         tqdm = None
     rows = []
     bar = tqdm(total=len(cases), unit="case", disable=None if progress else True, leave=False) if tqdm else None
-    for case in cases:
+    for i, case in enumerate(cases):
+        if deadline is not None and i > 0 and time.monotonic() >= deadline:
+            break
         if bar is not None:
             bar.set_description(f"{case.cell} {case.mode} {case.shape}")
         for row in run_case_rows(case, device, min_time=min_time, aa=aa, tiers=tiers):
