@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -225,6 +228,135 @@ def test_module_level_to_native_inverts_convert():
     assert type(model.rnn) is nn.LSTM
     assert all(a is b for a, b in zip(model.parameters(), params))
     model.rnn(torch.randn(2, 1, 3))
+
+
+@pytest.mark.parametrize("name,make", MODULES, ids=[m[0] for m in MODULES])
+def test_torch_jit_script_compiles_the_torch_nn_module(name, make):
+    """torch.jit.script of a fused module scripts torch.nn's over the same parameters, with the
+    same results; the fused module itself stays fused. (Where this torch cannot run a scripted
+    torch.nn module, as 2.13 cannot run its LSTM/GRU/RNN, the fused one fails just as it does.)"""
+    torch.manual_seed(0)
+    fused = make()
+    x = _input(name)
+    try:
+        torch.jit.script(fused.to_native())(x)
+        native_error = None
+    except Exception as e:  # noqa: BLE001 - torch's own outcome, whatever it is
+        native_error = e
+    scripted = torch.jit.script(fused)
+    assert isinstance(scripted, torch.jit.ScriptModule) and scripted.original_name == name
+    assert type(fused).__module__ == "fused_rnn.modules"
+    assert all(a is b for a, b in zip(scripted.parameters(), fused.parameters()))
+    if native_error is not None:
+        with pytest.raises(type(native_error), match=re.escape(str(native_error))):
+            scripted(x)
+        return
+    assert_close(_first(scripted(x)), _first(fused(x)), dtype=torch.float32)
+
+
+def test_torch_jit_script_of_a_model_holding_fused_modules():
+    torch.manual_seed(0)
+
+    class Tagger(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.rnn = fused_rnn.GRU(3, 4, num_layers=2)
+            self.head = nn.Linear(4, 2)
+
+        def forward(self, x):
+            y, _ = self.rnn(x)
+            return self.head(y)
+
+    model = Tagger()
+    x = torch.randn(5, 2, 3)
+    want = model(x)
+    scripted = torch.jit.script(model)
+    assert scripted.rnn.original_name == "GRU"
+    assert all(a is b for a, b in zip(scripted.parameters(), model.parameters()))
+    try:
+        got = scripted(x)
+    except AttributeError as e:  # torch versions whose scripted torch.nn.GRU cannot run
+        assert "'RecursiveScriptModule' object has no attribute 'forward'" in str(e)
+        return
+    assert_close(got, want, dtype=torch.float32)
+    with pytest.raises(RuntimeError, match="fused_rnn.LSTM with return_all_states=True cannot be scripted: "
+                                           "torch.nn.LSTM, which TorchScript compiles instead, has no such output"):
+        torch.jit.script(fused_rnn.LSTM(3, 4, return_all_states=True))
+
+
+def test_onnx_export_traces_torchs_own_computation(monkeypatch):
+    """Under torch.onnx.export (stood in for here by its flag under torch.jit.trace, which is how
+    its TorchScript exporter records a model) a stack is torch.nn's aten::lstm and a cell plain
+    tensor arithmetic: no fused_rnn op, which ONNX could not express."""
+    import torch.onnx
+
+    monkeypatch.setattr(torch.onnx, "is_in_onnx_export", lambda: True)
+    for make, x, aten in ((lambda: fused_rnn.LSTM(3, 5, num_layers=2, bidirectional=True), torch.randn(6, 4, 3),
+                           "aten::lstm"),
+                          (lambda: fused_rnn.GRU(3, 5, batch_first=True), torch.randn(4, 6, 3), "aten::gru"),
+                          (lambda: fused_rnn.LSTMCell(3, 5), torch.randn(4, 3), "aten::sigmoid")):
+        module = make()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the tracer's own warnings
+            traced = torch.jit.trace(module, (x,), check_trace=False)
+        graph = str(traced.inlined_graph)
+        assert aten in graph and "fused_rnn::" not in graph, graph
+        assert_close(_first(traced(x)), _first(module(x)), dtype=torch.float32)
+    monkeypatch.undo()
+    # Outside an ONNX export, tracing records the fused op, and the trace saves and loads.
+    import io
+
+    gru, x = fused_rnn.GRU(3, 5), torch.randn(6, 4, 3)
+    traced = torch.jit.trace(gru, (x,), check_trace=False)
+    assert "fused_rnn::gru_forward" in str(traced.inlined_graph)
+    f = io.BytesIO()
+    torch.jit.save(traced, f)
+    f.seek(0)
+    assert_close(torch.jit.load(f)(x)[0], gru(x)[0], dtype=torch.float32)
+
+
+ONNX_MODULES = [
+    ("LSTM", lambda: fused_rnn.LSTM(3, 5, num_layers=2, bidirectional=True), lambda: torch.randn(6, 4, 3)),
+    ("GRU", lambda: fused_rnn.GRU(3, 5, batch_first=True), lambda: torch.randn(4, 6, 3)),
+    ("RNN", lambda: fused_rnn.RNN(3, 5, nonlinearity="relu"), lambda: torch.randn(6, 4, 3)),
+    ("LSTMCell", lambda: fused_rnn.LSTMCell(3, 5), lambda: torch.randn(4, 3)),
+]
+
+
+@pytest.mark.parametrize("name,make,x", ONNX_MODULES, ids=[m[0] for m in ONNX_MODULES])
+@pytest.mark.parametrize("dynamo", [False, True], ids=["torchscript-exporter", "dynamo-exporter"])
+def test_onnx_export_gives_torch_nns_graph(name, make, x, dynamo):
+    """torch.onnx.export of a fused module writes the graph of the torch.nn module over the same
+    weights: the same ONNX operators (a stack: ONNX's own LSTM, GRU, RNN) and initializers."""
+    onnx = pytest.importorskip("onnx")
+    if dynamo:
+        pytest.importorskip("onnxscript")
+        if name != "LSTM":
+            pytest.skip("one stack is enough for the slower exporter")
+    import io
+
+    torch.manual_seed(0)
+    fused = make()
+    x = x()
+
+    def export(module):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            if dynamo:
+                return torch.onnx.export(module, (x,), dynamo=True).model_proto
+            f = io.BytesIO()
+            torch.onnx.export(module, (x,), f, dynamo=False)
+            return onnx.load_from_string(f.getvalue())
+
+    got, want = export(fused), export(fused.to_native())
+    ops = [(n.domain, n.op_type) for n in got.graph.node]
+    assert ops == [(n.domain, n.op_type) for n in want.graph.node]
+    assert all(domain in ("", "ai.onnx") for domain, _ in ops), ops
+    if name in ("LSTM", "GRU", "RNN"):
+        assert name in {op for _, op in ops}
+    inits = {i.name: onnx.numpy_helper.to_array(i) for i in got.graph.initializer}
+    for i in want.graph.initializer:
+        assert (onnx.numpy_helper.to_array(i) == inits[i.name]).all()
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])

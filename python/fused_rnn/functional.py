@@ -19,18 +19,27 @@ Under ``torch.autocast`` for the input's device, every layer runs in the autocas
 dtype: input, states and weights are cast to it (the weights stay float32 as
 parameters and receive float32 gradients) and the results come back in it, so there
 is no dtype mismatch between an autocast input and float32 weights.
+
+Tensors on a device the binary has no kernels for (``meta``; ``mps``, ``xla`` and the like; ``cuda``
+in a build without CUDA kernels) run torch's own computation with the same weights: a stack
+torch.nn's (``torch._VF``), so the same numbers as torch.nn on that device, a single layer or
+direction (and ``return_all_states``) the pure-PyTorch reference. Other than on ``meta`` this
+warns once per device type. ``torch.onnx.export`` takes the same path (ONNX has no fused_rnn ops).
 """
 
 from __future__ import annotations
 
+import functools
 import os
+import warnings
 from typing import Optional, Sequence
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, _VF
 
 from . import _C
+from . import reference as _reference
 from .ops import (BIDIR_WEIGHTS, GRUBidirFunction, GRUFunction, LSTMBidirFunction, LSTMFunction,
                   RNNReluBidirFunction, RNNReluFunction, RNNTanhBidirFunction, RNNTanhFunction, _ops, apply_function,
                   keep_signature, needs_workspace)
@@ -113,11 +122,44 @@ def _eager_cpp() -> bool:
             and not torch._C._are_functorch_transforms_active())
 
 
+def _tracing_onnx() -> bool:
+    """Whether ONNX's TorchScript exporter is tracing the call (the one export _eager_cpp lets
+    through: the dynamo exporter compiles). Cheap where nothing traces."""
+    return torch._C._get_tracing_state() is not None and torch.onnx.is_in_onnx_export()
+
+
+# The device types the binary has kernels for (and the same as flags, which _plain reads faster).
+_KERNEL_DEVICES = frozenset(("cpu", "cuda") if _C.build_info()["cuda"] else ("cpu",))
+_CPU_KERNELS, _CUDA_KERNELS = "cpu" in _KERNEL_DEVICES, "cuda" in _KERNEL_DEVICES
+_warned_devices: set = set()
+
+
+def _torch_path(input: Tensor) -> bool:
+    """Whether a call runs torch's own computation: on a device the binary has no kernels for
+    (warning once per device type, except on ``meta``), or under torch.onnx.export (either
+    exporter: TorchScript's traces with torch.jit, the dynamo one compiles; ONNX has no fused_rnn
+    ops, and the exporters translate torch's, a stack into ONNX's LSTM, GRU and RNN operators).
+    The export flag (about 1 us to read) is read only while tracing or compiling. Checked once a
+    call, by the public entry points (the modules, cells, layer functions and rnn_stack), which
+    then call the unchecked _lstm_layer, _simple_layer and _rnn_stack."""
+    if (input.is_cpu and _CPU_KERNELS) or (input.is_cuda and _CUDA_KERNELS):
+        return ((torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
+                and torch.onnx.is_in_onnx_export())
+    device = input.device.type
+    if device != "meta" and device not in _warned_devices:
+        _warned_devices.add(device)
+        why = ("this fused_rnn was built without CUDA kernels (rebuild with FUSED_RNN_CUDA=1 where nvcc is found)"
+               if device == "cuda" else f"fused_rnn has no kernels for {device}")
+        warnings.warn(f"{why}: {device} tensors run torch's own RNN computation, with the same weights",
+                      stacklevel=3)
+    return True
+
+
 def _plain(input: Tensor) -> bool:
     """Whether a layer call needs no cast: no autocast on any device, and the kernels run in the
-    input's dtype. The common case, checked first and cheaply (at a cell's size the Python
-    around the op costs more than the op)."""
-    return ((input.dtype in _KERNEL_DTYPES or input.device.type != "cpu")
+    input's dtype on the input's device. The common case, checked first and cheaply (at a cell's
+    size the Python around the op costs more than the op)."""
+    return (((input.is_cpu and _CPU_KERNELS and input.dtype in _KERNEL_DTYPES) or (input.is_cuda and _CUDA_KERNELS))
             and not torch._C._is_any_autocast_enabled())
 
 
@@ -152,19 +194,27 @@ def lstm_layer(
     ``return_cell_states=True`` appends the cell state of every step, ``(T, B, H)`` (or
     ``(N, H)`` packed), differentiable like the other outputs.
     """
+    if _torch_path(input):
+        return _reference.lstm_layer(input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, reverse,
+                                     return_cell_states)
+    return _lstm_layer(input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, reverse, return_cell_states)
+
+
+def _lstm_layer(input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr, batch_sizes, reverse, return_cell_states=False):
+    """lstm_layer on the kernels (the caller has ruled out _torch_path)."""
     tensors = [input, hx, cx, w_ih, w_hh, b_ih, b_hh, w_hr]
     if not _plain(input):
         cast_to = _autocast_dtype(input)
         if cast_to is not None:
             with torch.autocast(input.device.type, enabled=False):
-                return lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], cast_to), batch_sizes,
-                                  reverse, return_cell_states)
+                return _lstm_layer(*_cast([input, w_ih, w_hh, b_ih, b_hh, hx, cx, w_hr], cast_to), batch_sizes,
+                                   reverse, return_cell_states)
         compute = _compute_dtype(input)
         if compute is not None:
             input_c, hx_c, cx_c = _cast([input, hx, cx], compute)
             w_ih_c, w_hh_c, b_ih_c, b_hh_c, w_hr_c = _cast_weights([w_ih, w_hh, b_ih, b_hh, w_hr], compute)
-            outs = lstm_layer(input_c, w_ih_c, w_hh_c, b_ih_c, b_hh_c, hx_c, cx_c, w_hr_c, batch_sizes, reverse,
-                              return_cell_states)
+            outs = _lstm_layer(input_c, w_ih_c, w_hh_c, b_ih_c, b_hh_c, hx_c, cx_c, w_hr_c, batch_sizes, reverse,
+                               return_cell_states)
             return tuple(t.to(input.dtype) for t in outs)
     train = needs_workspace(*tensors)
     if not train and not return_cell_states:
@@ -182,6 +232,7 @@ def lstm_layer(
 
 
 def _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse):
+    """gru_layer and rnn_layer on the kernels (the caller has ruled out _torch_path)."""
     tensors = [input, hx, w_ih, w_hh, b_ih, b_hh]
     if not _plain(input):
         amp = _autocast_dtype(input)
@@ -225,6 +276,8 @@ def gru_layer(
     Shapes: ``w_ih (3H, I)``, ``w_hh (3H, H)``, biases ``(3H,)``; ``output (T, B, H)``
     (or ``(N, H)`` packed), ``h_n (B, H)``.
     """
+    if _torch_path(input):
+        return _reference.gru_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
     return _simple_layer(GRUFunction, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
 
 
@@ -249,6 +302,14 @@ def rnn_layer(
         fn = RNNReluFunction
     else:
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
+    if _torch_path(input):
+        return _reference.rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse, nonlinearity)
+    return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+
+
+def _kernel_rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse, nonlinearity):
+    """rnn_layer on the kernels (the caller has ruled out _torch_path)."""
+    fn = RNNTanhFunction if nonlinearity == "tanh" else RNNReluFunction
     return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
 
 
@@ -302,6 +363,29 @@ def _cat_states(states: list[Tensor], views: bool) -> Tensor:
     return states[0] if len(states) == 1 and not views else torch.cat(states, 0)
 
 
+_VF_STACKS = {"LSTM": _VF.lstm, "GRU": _VF.gru, "RNN_TANH": _VF.rnn_tanh, "RNN_RELU": _VF.rnn_relu}
+
+
+def _torch_stack(mode, input, hx, weights, has_biases, num_layers, dropout, training, bidirectional,
+                 batch_sizes):
+    """``rnn_stack`` by torch.nn's own computation (``torch._VF``, as torch.nn's forward calls it),
+    for devices the binary has no kernels for."""
+    is_lstm = mode == "LSTM"
+    if hx is None:
+        rows = int(batch_sizes[0]) if batch_sizes is not None else input.size(1)
+        gates = {"LSTM": 4, "GRU": 3}.get(mode, 1)
+        hidden, out = weights[1].size(0) // gates, weights[1].size(1)
+        zeros = [torch.zeros(num_layers * (2 if bidirectional else 1), rows, n, dtype=input.dtype, device=input.device)
+                 for n in ((out, hidden) if is_lstm else (out,))]
+        hx = tuple(zeros) if is_lstm else zeros[0]
+    fn = _VF_STACKS[mode]
+    if batch_sizes is None:
+        result = fn(input, hx, weights, has_biases, num_layers, dropout, training, bidirectional, False)
+    else:
+        result = fn(input, batch_sizes, hx, weights, has_biases, num_layers, dropout, training, bidirectional)
+    return (result[0], result[1], result[2] if is_lstm else None)
+
+
 def rnn_stack(
     mode: str,
     input: Tensor,
@@ -327,7 +411,24 @@ def rnn_stack(
     layer's output sequence ``(L, T, B, D*P)`` and every layer's cell states
     ``(L, T, B, D*H)`` (``(L, N, ·)`` for packed input), both differentiable.
     """
+    torch_path = _torch_path(input)
+    if torch_path and not return_all_states:
+        return _torch_stack(mode, input, hx, weights, has_biases, num_layers, dropout, training, bidirectional,
+                            batch_sizes)
+    return _rnn_stack(mode, input, hx, weights, has_biases=has_biases, num_layers=num_layers, dropout=dropout,
+                      training=training, bidirectional=bidirectional, proj_size=proj_size, batch_sizes=batch_sizes,
+                      return_all_states=return_all_states, torch_path=torch_path)
+
+
+def _rnn_stack(mode, input, hx, weights, *, has_biases, num_layers, dropout, training, bidirectional, proj_size,
+               batch_sizes, return_all_states, torch_path):
+    """rnn_stack layer by layer: on the kernels, or (torch_path) on the reference's layers."""
     is_lstm = mode == "LSTM"
+    if torch_path:
+        lstm_fn, gru_fn, rnn_fn = _reference.lstm_layer, _reference.gru_layer, _reference.rnn_layer
+    else:
+        lstm_fn, gru_fn = _lstm_layer, functools.partial(_simple_layer, GRUFunction)
+        rnn_fn = _kernel_rnn_layer
     num_directions = 2 if bidirectional else 1
     per_layer = 2 + (2 if has_biases else 0) + (1 if proj_size > 0 else 0)
     h0, c0 = (hx if is_lstm else (hx, None)) if hx is not None else (None, None)
@@ -336,7 +437,7 @@ def rnn_stack(
     all_h, all_c = [], []
     layer_input = input
     for layer in range(num_layers):
-        if (bidirectional and not return_all_states and _autocast_dtype(layer_input) is None
+        if (bidirectional and not return_all_states and not torch_path and _autocast_dtype(layer_input) is None
                 and _compute_dtype(layer_input) is None):
             k = 2 * layer
             pair = [weights[d * per_layer:(d + 1) * per_layer] for d in (k, k + 1)]
@@ -357,17 +458,17 @@ def rnn_stack(
                 reverse = direction == 1
                 if is_lstm:
                     c_init = c0[k] if c0 is not None else None
-                    out, h, c, *c_seq = lstm_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr,
-                                                   batch_sizes, reverse, return_all_states)
+                    out, h, c, *c_seq = lstm_fn(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, c_init, w_hr,
+                                                batch_sizes, reverse, return_all_states)
                     c, c_view = _lead(c)
                     c_list.append(c)
                     views = views or c_view
                     cells += c_seq
                 elif mode == "GRU":
-                    out, h = gru_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
+                    out, h = gru_fn(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse)
                 else:
                     act = "tanh" if mode == "RNN_TANH" else "relu"
-                    out, h = rnn_layer(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
+                    out, h = rnn_fn(layer_input, w_ih, w_hh, b_ih, b_hh, h_init, batch_sizes, reverse, act)
                 outputs.append(out)
                 h, h_view = _lead(h)
                 h_list.append(h)

@@ -16,7 +16,9 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _C
-from .functional import _eager_cpp, _plain, gru_layer, lstm_layer, rnn_layer, rnn_stack
+from .functional import (_eager_cpp, _kernel_rnn_layer, _lstm_layer, _plain, _rnn_stack, _simple_layer, _torch_path,
+                         _tracing_onnx)
+from .ops import GRUFunction
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native"]
 
@@ -47,6 +49,16 @@ class _NativeMixin:
         state.pop("return_all_states", None)
         native.__dict__.update(state)
         return native
+
+    def __prepare_scriptable__(self) -> nn.Module:
+        """``torch.jit.script`` compiles torch.nn's module over the same parameters (``to_native()``):
+        TorchScript cannot compile the fused modules' Python. (torch.jit.script puts what this
+        returns in place of the module in its parent's submodules, so a scripted model's eager
+        original then holds the torch.nn module, with the same parameters and numbers.)"""
+        if getattr(self, "return_all_states", False):
+            raise RuntimeError(f"fused_rnn.{type(self).__name__} with return_all_states=True cannot be scripted: "
+                               f"torch.nn.{type(self).__name__}, which TorchScript compiles instead, has no such output")
+        return self.to_native()
 
 
 class _FusedRNNBase(_NativeMixin, nn.RNNBase):
@@ -96,6 +108,11 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
     def forward(self, input, hx: Optional[_HX] = None):
         self._update_flat_weights()
         packed = isinstance(input, PackedSequence)
+        torch_path = _torch_path(input.data if packed else input)
+        if torch_path and not self.return_all_states:
+            # A device without kernels, or an ONNX export: torch.nn's own forward, the same code
+            # and so the same results and the same exported graph (functional.py).
+            return self.to_native().forward(input, hx)
         if packed:
             data, batch_sizes, sorted_indices, unsorted_indices = input
             is_batched = True
@@ -121,7 +138,7 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
 
         if not packed and self.batch_first:
             data = data.transpose(0, 1)
-        result = rnn_stack(
+        result = _rnn_stack(
             self.mode,
             data,
             hx,
@@ -134,6 +151,7 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
             proj_size=self.proj_size,
             batch_sizes=batch_sizes,
             return_all_states=self.return_all_states,
+            torch_path=torch_path,
         )
         output, h_n, c_n = result[:3]
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
@@ -298,12 +316,15 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
-        if _plain(input) and _eager_cpp() and (hx is None or (isinstance(hx, (tuple, list)) and len(hx) == 2)):
+        if (_plain(input) and _eager_cpp() and not _tracing_onnx()
+                and (hx is None or (isinstance(hx, (tuple, list)) and len(hx) == 2))):
             h0, c0 = (None, None) if hx is None else hx
             out = _C._lstm_cell(input, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                 self.hidden_size)
             if out is not None:
                 return out
+        if _torch_path(input):  # as in _FusedRNNBase.forward
+            return self.to_native().forward(input, hx)
         if input.dim() not in (1, 2):
             raise ValueError(f"LSTMCell: Expected input to be 1D or 2D, got {input.dim()}D instead")
         if hx is not None:
@@ -321,7 +342,8 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
             _check_cell_sizes(x, (h0, c0), w_ih, self.hidden_size)
         else:
             _check_cell_sizes(x, (), w_ih, self.hidden_size)
-        _, h1, c1 = lstm_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, c0)
+        _, h1, c1 = _lstm_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, c0, None, None,
+                                False)
         if not is_batched:
             return h1.squeeze(0), c1.squeeze(0)
         return h1, c1
@@ -338,17 +360,20 @@ class GRUCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        if _plain(input) and _eager_cpp():
+        if _plain(input) and _eager_cpp() and not _tracing_onnx():
             h1 = _C._simple_cell("gru", input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                  self.hidden_size)
             if h1 is not None:
                 return h1
+        if _torch_path(input):  # as in _FusedRNNBase.forward
+            return self.to_native().forward(input, hx)
         is_batched = _check_cell_rank("GRUCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
         w_ih = self.weight_ih
         _check_cell_sizes(x, () if h0 is None else (h0,), w_ih, self.hidden_size)
-        _, h1 = gru_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0)
+        _, h1 = _simple_layer(GRUFunction, x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, None,
+                              False)
         return h1 if is_batched else h1.squeeze(0)
 
 
@@ -366,11 +391,13 @@ class RNNCell(_NativeMixin, nn.RNNCellBase):
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         cell = _RNN_CELL_OPS.get(self.nonlinearity)
-        if cell is not None and _plain(input) and _eager_cpp():
+        if cell is not None and _plain(input) and _eager_cpp() and not _tracing_onnx():
             h1 = _C._simple_cell(cell, input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                  self.hidden_size)
             if h1 is not None:
                 return h1
+        if _torch_path(input):  # as in _FusedRNNBase.forward
+            return self.to_native().forward(input, hx)
         is_batched = _check_cell_rank("RNNCell", input, hx)
         x = input if is_batched else input.unsqueeze(0)
         h0 = hx if hx is None or is_batched else hx.unsqueeze(0)
@@ -378,8 +405,8 @@ class RNNCell(_NativeMixin, nn.RNNCellBase):
         _check_cell_sizes(x, () if h0 is None else (h0,), w_ih, self.hidden_size)
         if self.nonlinearity not in ("tanh", "relu"):
             raise RuntimeError(f"Unknown nonlinearity: {self.nonlinearity}")
-        _, h1 = rnn_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0,
-                          nonlinearity=self.nonlinearity)
+        _, h1 = _kernel_rnn_layer(x.unsqueeze(0), w_ih, self.weight_hh, self.bias_ih, self.bias_hh, h0, None, False,
+                                  self.nonlinearity)
         return h1 if is_batched else h1.squeeze(0)
 
 

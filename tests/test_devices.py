@@ -1,0 +1,159 @@
+"""Devices the binary has no kernels for: ``meta`` (shape inference, deferred initialisation),
+``mps``, ``xla`` and the like, and ``cuda`` in a build without CUDA kernels. There the modules,
+cells and layer functions run torch's own computation with the same weights instead of failing
+in the dispatcher. ``meta`` is real here; the other devices are stood in for by the CPU with
+its kernels declared absent, which takes exactly their path."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils.rnn import pack_sequence
+from torch.utils._python_dispatch import TorchDispatchMode
+
+import fused_rnn
+import fused_rnn.functional as F
+import fused_rnn.reference as R
+from conftest import layer_params, states
+
+STACKS = [
+    ("LSTM", dict(num_layers=2, bidirectional=True, proj_size=3)),
+    ("LSTM", dict(batch_first=True)),
+    ("GRU", dict(num_layers=2, bidirectional=True)),
+    ("RNN", dict(nonlinearity="relu", bias=False)),
+]
+CELLS = [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", dict(nonlinearity="relu"))]
+
+
+class FusedOps(TorchDispatchMode):
+    """Records the names of the fused_rnn ops dispatched while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "fused_rnn":
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
+
+
+def test_kernel_devices_follow_the_build():
+    cuda = fused_rnn.build_info()["cuda"]
+    assert F._KERNEL_DEVICES == ({"cpu", "cuda"} if cuda else {"cpu"})
+    assert (F._CPU_KERNELS, F._CUDA_KERNELS) == (True, cuda)
+
+
+@pytest.mark.parametrize("name,kw", STACKS + CELLS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(STACKS + CELLS)])
+def test_meta_tensors_give_torch_nns_shapes_without_warning(name, kw):
+    native = getattr(nn, name)(4, 8, device="meta", **kw)
+    fused = getattr(fused_rnn, name)(4, 8, device="meta", **kw)
+    cell = name.endswith("Cell")
+    inputs = [torch.randn(5, 4, device="meta")] + ([] if cell else [torch.randn(3, 5, 4, device="meta")])
+    for x in inputs:
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got, want = fused(x), native(x)
+        assert [t.shape for t in torch.utils._pytree.tree_leaves(got)] == \
+            [t.shape for t in torch.utils._pytree.tree_leaves(want)]
+        assert all(t.device.type == "meta" for t in torch.utils._pytree.tree_leaves(got))
+
+
+def test_meta_packed_input_and_all_states():
+    lstm = fused_rnn.LSTM(4, 8, num_layers=2, device="meta")
+    packed = pack_sequence([torch.randn(n, 4, device="meta") for n in (3, 2)])
+    out, (h, c) = lstm(packed)
+    assert out.data.shape == (5, 8) and h.shape == c.shape == (2, 2, 8)
+    lstm.return_all_states = True
+    _, _, every = lstm(torch.randn(3, 2, 4, device="meta"))
+    assert every.h.shape == every.c.shape == (2, 3, 2, 8)
+
+
+@pytest.fixture
+def no_cpu_kernels(monkeypatch):
+    """The CPU as a device without kernels (as mps or a CUDA-less build's cuda are)."""
+    monkeypatch.setattr(F, "_KERNEL_DEVICES", frozenset())
+    monkeypatch.setattr(F, "_CPU_KERNELS", False)
+    monkeypatch.setattr(F, "_CUDA_KERNELS", False)
+    monkeypatch.setattr(F, "_warned_devices", set())
+
+
+def _grads(outputs, leaves):
+    loss = sum((t.data if isinstance(t, nn.utils.rnn.PackedSequence) else t).sum()
+               for t in torch.utils._pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor))
+    return torch.autograd.grad(loss, leaves)
+
+
+@pytest.mark.parametrize("name,kw", STACKS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(STACKS)])
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+def test_stacks_without_kernels_are_torch_nn_exactly(no_cpu_kernels, name, kw, packed):
+    """Outputs and every gradient bitwise torch.nn's, no fused op dispatched, one warning."""
+    torch.manual_seed(0)
+    native = getattr(nn, name)(4, 8, dtype=torch.float64, **kw)
+    fused = getattr(fused_rnn, name)(4, 8, dtype=torch.float64, **kw)
+    fused.load_state_dict(native.state_dict())
+    if packed:
+        seqs = [torch.randn(n, 4, dtype=torch.float64) for n in (5, 2, 4)]
+        x = pack_sequence(seqs, enforce_sorted=False)
+    else:
+        x = torch.randn(3, 5, 4, dtype=torch.float64, requires_grad=True)
+    with FusedOps() as ops, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = fused(x)
+        fused(x)  # the warning comes once
+    want = native(x)
+    assert ops.seen == []
+    assert [str(w.message) for w in caught] == [
+        "fused_rnn has no kernels for cpu: cpu tensors run torch's own RNN computation, with the same weights"]
+    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
+        assert torch.equal(a, b)
+    leaves_f = list(fused.parameters()) + ([] if packed else [x])
+    leaves_n = list(native.parameters()) + ([] if packed else [x])
+    for a, b in zip(_grads(got, leaves_f), _grads(want, leaves_n)):
+        assert torch.equal(a, b)
+
+
+@pytest.mark.parametrize("name,kw", CELLS, ids=[n for n, _ in CELLS])
+@pytest.mark.parametrize("batched", [True, False])
+def test_cells_without_kernels_match_torch_nn(no_cpu_kernels, name, kw, batched):
+    torch.manual_seed(0)
+    native = getattr(nn, name)(4, 8, dtype=torch.float64, **kw)
+    fused = getattr(fused_rnn, name)(4, 8, dtype=torch.float64, **kw)
+    fused.load_state_dict(native.state_dict())
+    x = torch.randn(*((3, 4) if batched else (4,)), dtype=torch.float64)
+    with FusedOps() as ops, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = fused(x)
+    assert ops.seen == []
+    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(native(x))):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
+def test_layer_functions_without_kernels_are_the_reference(no_cpu_kernels, cell):
+    """A single direction (reverse, packed) runs the reference, bitwise."""
+    params = layer_params(cell, 4, 6, P=3 if cell == "lstm" else 0)
+    st = states(cell, 3, 6, P=3 if cell == "lstm" else 0)
+    x = pack_sequence([torch.randn(n, 4, dtype=torch.float64) for n in (4, 3, 1)])
+    kw = dict(params, **st, batch_sizes=x.batch_sizes, reverse=True)
+    if cell.startswith("rnn"):
+        kw["nonlinearity"] = cell[4:]
+    name = {"lstm": "lstm_layer", "gru": "gru_layer"}.get(cell, "rnn_layer")
+    with FusedOps() as ops, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        got = getattr(F, name)(x.data, **kw)
+    assert ops.seen == []
+    for a, b in zip(got, getattr(R, name)(x.data, **kw)):
+        assert torch.equal(a, b)
+
+
+def test_the_dispatch_recorder_sees_fused_ops():
+    """The recorder the tests above rely on does see the fused ops where kernels run."""
+    lstm, cell = fused_rnn.LSTM(4, 8), fused_rnn.GRUCell(4, 8)
+    with FusedOps() as ops:
+        lstm(torch.randn(3, 2, 4))
+        cell(torch.randn(2, 4))
+    assert "fused_rnn.lstm_forward.default" in ops.seen and "fused_rnn.gru_forward.default" in ops.seen
