@@ -132,6 +132,48 @@ def test_cells_without_kernels_match_torch_nn(no_cpu_kernels, name, kw, batched)
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("name,kw", STACKS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(STACKS)])
+@pytest.mark.parametrize("packed", [False, True], ids=["dense", "packed"])
+@pytest.mark.parametrize("given", [False, True], ids=["hx-none", "hx-given"])
+def test_rnn_stack_without_kernels_is_torch_nn_exactly(no_cpu_kernels, name, kw, packed, given):
+    """fused_rnn.functional.rnn_stack, called directly, on torch's computation: torch.nn's
+    results bitwise, with and without initial states, and every step's states (return_all_states)
+    from the reference's layers."""
+    torch.manual_seed(0)
+    kw = dict(kw)
+    batch_first = kw.pop("batch_first", False)
+    native = getattr(nn, name)(4, 8, dtype=torch.float64, **kw)
+    mode = {"LSTM": "LSTM", "GRU": "GRU"}.get(name) or ("RNN_RELU" if kw.get("nonlinearity") == "relu" else "RNN_TANH")
+    D, P = 2 if native.bidirectional else 1, native.proj_size or 8
+    if packed:
+        x = pack_sequence([torch.randn(n, 4, dtype=torch.float64) for n in (5, 4, 2)])
+        data, batch_sizes = x.data, x.batch_sizes
+    else:
+        x = data = torch.randn(5, 3, 4, dtype=torch.float64)
+        batch_sizes = None
+    hx = None
+    if given:
+        h0 = torch.randn(native.num_layers * D, 3, P, dtype=torch.float64)
+        hx = (h0, torch.randn(native.num_layers * D, 3, 8, dtype=torch.float64)) if name == "LSTM" else h0
+    args = dict(has_biases=native.bias, num_layers=native.num_layers, dropout=0.0, training=False,
+                bidirectional=native.bidirectional, proj_size=native.proj_size, batch_sizes=batch_sizes)
+    with FusedOps() as ops, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        out, h_n, c_n = F.rnn_stack(mode, data, hx, native._flat_weights, **args)
+    assert ops.seen == []
+    want_out, want_h = native(x, hx)
+    assert torch.equal(out, want_out.data if packed else want_out)
+    for got, want in zip((h_n, c_n) if name == "LSTM" else (h_n,), want_h if name == "LSTM" else (want_h,)):
+        assert torch.equal(got, want)
+    if name == "LSTM" and not native.proj_size:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            out2, _, _, (all_h, all_c) = F.rnn_stack(mode, data, hx, native._flat_weights, return_all_states=True,
+                                                     **args)
+        torch.testing.assert_close(out2, out, rtol=1e-12, atol=1e-12)
+        torch.testing.assert_close(all_h[-1], out, rtol=1e-12, atol=1e-12)
+
+
 @pytest.mark.parametrize("cell", ["lstm", "gru", "rnn_tanh", "rnn_relu"])
 def test_layer_functions_without_kernels_are_the_reference(no_cpu_kernels, cell):
     """A single direction (reverse, packed) runs the reference, bitwise."""
