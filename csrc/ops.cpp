@@ -144,9 +144,13 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(
       "_set_cpu_fused", &fused_rnn::cpu::set_fused_steps,
       "Run CPU steps fused (True) or as a BLAS gemm plus a pointwise pass (False); returns the previous setting");
+  // The two entry points that take the panel cache's lock release the GIL first, as the ops do:
+  // a thread holding that lock may need the GIL (a tensor's Python object, when a cache entry's
+  // weak reference is locked or an entry dropped), so no thread may wait for the lock holding it.
   m.def(
       "_set_cpu_panel_cache", &fused_rnn::cpu::set_panel_cache,
-      "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting");
+      "Keep packed CPU weight panels between calls while a weight is unchanged; returns the previous setting",
+      pybind11::call_guard<pybind11::gil_scoped_release>());
   m.def(
       "_set_cpu_compare_chunk", &fused_rnn::cpu::set_compare_chunk,
       "Bytes each task compares when the panel cache checks a weight (weights over twice this are "
@@ -217,7 +221,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "returns the previous setting");
   m.def(
       "_kept_cast", &fused_rnn::cpu::kept_cast,
-      "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)");
+      "A weight cast to dtype, the same tensor from call to call while the weight is unchanged (CPU)",
+      pybind11::call_guard<pybind11::gil_scoped_release>());  // takes the panel cache's lock (above)
   m.def(
       "_cpu_cache_calls",
       [] {

@@ -29,6 +29,10 @@ struct Entry {
   at::Tensor contents;  // a cast's weight as it was cast; undefined for panels (see find_panels)
 };
 
+// The cache's lock. Work under it may take the GIL (locking an entry's weak reference to a
+// weight, or dropping an entry, can touch the tensor's Python object), so it must never be taken
+// while holding the GIL: the ops are called without it, and the two Python entry points that
+// reach it (_kept_cast, _set_cpu_panel_cache: ops.cpp) release it first.
 std::mutex& lock() {
   static std::mutex m;
   return m;
