@@ -385,6 +385,41 @@ def test_tiling_edges_match_torch_nn(mode, shape, tier):
         assert_close(a, b)
 
 
+def test_threads_running_layers_of_different_sizes(tier):
+    """Python threads calling layers whose plans need different amounts of shared memory at the
+    same time (a server's worker pool): every result is the one the call gives alone. (The
+    kernels' shared-memory limit is only ever raised, so one thread's plan never lowers it under
+    another's launch.)"""
+    import threading
+
+    torch.manual_seed(0)
+    layers = [make_pair("LSTM", 16, H)[1] for H in (40, 300, 96)]
+    xs = [torch.randn(6, 3, 16, device="cuda") for _ in layers]
+    with torch.no_grad():
+        alone = [m(x)[0] for m, x in zip(layers, xs)]
+    torch.cuda.synchronize()
+    wrong, failed = [], []
+
+    def work(k):
+        try:
+            for i in range(30):
+                j = (i + k) % len(layers)
+                with torch.no_grad():
+                    got = layers[j](xs[j])[0]
+                torch.cuda.current_stream().synchronize()
+                if not torch.equal(got, alone[j]):
+                    wrong.append((k, i, j))
+        except Exception as e:  # noqa: BLE001 - reported below
+            failed.append(repr(e))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert failed == [] and wrong == []
+
+
 def test_persistent_falls_back_where_w_hh_does_not_fit(tier):
     """An fp32 LSTM with H=4096 has a W_hh slice far over a CTA's shared memory: the persistent
     tier leaves it to the alternating one, with the same results."""

@@ -38,7 +38,8 @@ SCRIPT = textwrap.dedent("""
             m(inputs[0])[0].float().sum().backward()
             m.weight_hh_l0.data.add_(1e-3)  # the casts and panels are stale after every step
 
-    threads = [threading.Thread(target=infer, args=(k,)) for k in range(3)] + [threading.Thread(target=train, args=(0,))]
+    threads = [threading.Thread(target=infer, args=(k,)) for k in range(3)]
+    threads.append(threading.Thread(target=train, args=(0,)))
     for t in threads:
         t.start()
     for t in threads:

@@ -71,6 +71,9 @@
 #include <c10/cuda/CUDAException.h>
 
 #include <algorithm>
+#include <map>
+#include <mutex>
+#include <utility>
 #include <vector>
 
 #include "../gemm.h"
@@ -105,6 +108,22 @@ bool use_mma() {
   return !MmaElem<T>::tf32 || tf32_allowed();
 }
 
+// Lets `kernel` launch with `bytes` of dynamic shared memory on the current device: raises its
+// limit where it is lower, never lowers it (another thread may be about to launch the same kernel
+// with a larger plan: a limit set lower between its planning and its launch would fail that
+// launch). A limit above a launch's need changes nothing for that launch.
+void allow_dynamic_smem(const void* kernel, size_t bytes) {
+  static std::mutex mutex;
+  static std::map<std::pair<int, const void*>, size_t> allowed;
+  const std::lock_guard<std::mutex> guard(mutex);
+  size_t& limit = allowed[{at::cuda::current_device(), kernel}];
+  if (bytes > limit) {
+    C10_CUDA_CHECK(
+        cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+    limit = bytes;
+  }
+}
+
 // plan_tiling for this device, with the kernel's co-residency checked (ok false otherwise):
 // for `dirs` directions in one launch (1, or 2 for both directions of a layer), each direction
 // planned on its share of the SMs, all dirs * ctas CTAs co-resident.
@@ -119,8 +138,7 @@ TilePlan make_plan(int64_t H, int64_t G, int64_t B, bool forward, bool mma, cons
   if (!plan.ok) {
     return plan;
   }
-  C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                      static_cast<int>(plan.smem)));
+  allow_dynamic_smem(kernel, plan.smem);
   int per_sm = 0;
   C10_CUDA_CHECK(cudaOccupancyMaxActiveBlocksPerMultiprocessor(&per_sm, kernel, kThreads, plan.smem));
   plan.ok = static_cast<int64_t>(per_sm) * prop->multiProcessorCount >= static_cast<int64_t>(dirs) * plan.ctas;
@@ -164,8 +182,7 @@ TilePlan make_cluster_plan(int64_t H, int64_t G, int64_t B, bool forward, bool m
       if (!plan.ok) {
         break;
       }
-      C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize,
-                                          static_cast<int>(plan.smem)));
+      allow_dynamic_smem(kernel, plan.smem);
       if (size > 8) {
         C10_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeNonPortableClusterSizeAllowed, 1));
       }

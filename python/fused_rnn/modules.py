@@ -56,8 +56,9 @@ class _NativeMixin:
         returns in place of the module in its parent's submodules, so a scripted model's eager
         original then holds the torch.nn module, with the same parameters and numbers.)"""
         if getattr(self, "return_all_states", False):
-            raise RuntimeError(f"fused_rnn.{type(self).__name__} with return_all_states=True cannot be scripted: "
-                               f"torch.nn.{type(self).__name__}, which TorchScript compiles instead, has no such output")
+            name = type(self).__name__
+            raise RuntimeError(f"fused_rnn.{name} with return_all_states=True cannot be scripted: "
+                               f"torch.nn.{name}, which TorchScript compiles instead, has no such output")
         return self.to_native()
 
 
