@@ -139,7 +139,7 @@ def _torch_path(input: Tensor) -> bool:
     (warning once per device type, except on ``meta``), or under torch.onnx.export (either
     exporter: TorchScript's traces with torch.jit, the dynamo one compiles; ONNX has no fused_rnn
     ops, and the exporters translate torch's, a stack into ONNX's LSTM, GRU and RNN operators).
-    The export flag (about 1 us to read) is read only while tracing or compiling. Checked once a
+    The export flag, slow to read, is read only while tracing or compiling. Checked once a
     call, by the public entry points (the modules, cells, layer functions and rnn_stack), which
     then call the unchecked _lstm_layer, _simple_layer and _rnn_stack."""
     if (input.is_cpu and _CPU_KERNELS) or (input.is_cuda and _CUDA_KERNELS):
