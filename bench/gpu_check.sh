@@ -34,6 +34,9 @@ mkdir -p "$OUT"
 OUT="$(cd "$OUT" && pwd)"
 cd "$(dirname "$0")/.."
 started=$(date +%s)
+# The interpreter that holds torch: $PYTHON, else python3 (all a lent machine's image is sure to
+# have), else python.
+PY="${PYTHON:-$(command -v python3 || command -v python)}"
 BUDGET_S="${BUDGET_S:-540}"
 LOGS="${LOGS_DIR:-$(mktemp -d /tmp/gpu_check.XXXXXX)}"
 mkdir -p "$LOGS"
@@ -60,9 +63,10 @@ echo "logs in $LOGS; budget ${BUDGET_S} s"
 
 {
   date -u
+  echo "python: $PY"
   nvidia-smi || true
   nvidia-smi -q -d CLOCK || true
-  python -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"
+  "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"
   nvcc --version
   git log -1 --format='commit %H %s' 2>/dev/null
   git status --short 2>/dev/null | head -20
@@ -73,13 +77,13 @@ if stage build; then
   echo "== build (sm_90, MAX_JOBS=$(nproc))"
   export TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" MAX_JOBS="${MAX_JOBS:-$(nproc)}" FUSED_RNN_CUDA=1
   b0=$(date +%s)
-  if ! timeout "$(limit 300)" pip install --no-build-isolation --no-deps -e . > "$LOGS/build.log" 2>&1; then
+  if ! timeout "$(limit 300)" "$PY" -m pip install --no-build-isolation --no-deps -e . > "$LOGS/build.log" 2>&1; then
     say "build: FAILED after $(( $(date +%s) - b0 )) s (build.log)"; tail -40 "$LOGS/build.log"; pack; exit 1
   fi
   say "build: ok in $(( $(date +%s) - b0 )) s"
   grep "fused_rnn build" "$LOGS/build.log" | sort -u
 fi
-python -c "import fused_rnn, json; print(json.dumps(fused_rnn.build_info()))" > "$LOGS/build_info.json" 2>&1
+"$PY" -c "import fused_rnn, json; print(json.dumps(fused_rnn.build_info()))" > "$LOGS/build_info.json" 2>&1
 say "build_info: $(cat "$LOGS/build_info.json")"
 pack
 
@@ -89,16 +93,16 @@ if stage tests && has_time tests; then
   # One line per test (-v), so that a run cut off at its limit still says what passed; a test
   # hung past 120 s (a kernel waiting forever) ends the run with every thread's stack.
   extra=()
-  python -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 120 --timeout-method thread)
+  "$PY" -c "import pytest_timeout" 2>/dev/null && extra+=(--timeout 120 --timeout-method thread)
   t0=$(date +%s)
-  timeout "$(limit 300)" python -m pytest -v -rfE -p no:cacheprovider "${extra[@]}" tests/test_cuda.py \
+  timeout "$(limit 300)" "$PY" -m pytest -v -rfE -p no:cacheprovider "${extra[@]}" tests/test_cuda.py \
     tests/test_composability.py -k "cuda" --junitxml="$LOGS/cuda_tests.xml" > "$LOGS/cuda_tests.log" 2>&1
   rc=$?; [ $rc -eq 0 ] || status=1
   say "tests: exit $rc in $(( $(date +%s) - t0 )) s: $(grep -E "^=+ .* in [0-9.]+s.* =+$" "$LOGS/cuda_tests.log" | tail -1 | tr -d '=')"
-  python bench/gpu_check_summary.py "$LOGS/cuda_tests.log" | tee -a "$OUT/summary.txt"
+  "$PY" bench/gpu_check_summary.py "$LOGS/cuda_tests.log" | tee -a "$OUT/summary.txt"
   pack
   if has_time "composability tests on the persistent tier"; then
-    FUSED_RNN_TIER=persistent timeout "$(limit 90)" python -m pytest -v -rfE -p no:cacheprovider "${extra[@]}" \
+    FUSED_RNN_TIER=persistent timeout "$(limit 90)" "$PY" -m pytest -v -rfE -p no:cacheprovider "${extra[@]}" \
       tests/test_composability.py -k "cuda" > "$LOGS/cuda_tests_persistent_composability.log" 2>&1
     rc=$?; [ $rc -eq 0 ] || status=1
     say "composability tests, FUSED_RNN_TIER=persistent: exit $rc: $(tail -1 "$LOGS/cuda_tests_persistent_composability.log" | tr -d '=')"
@@ -119,7 +123,7 @@ if stage bench && has_time bench; then
   # The benchmark starts no case after its --time-budget; the 45 s beyond it are for the case in
   # flight and for writing the results.
   t=$(share 55 240); budget=$(( t - 45 )); (( budget < 10 )) && budget=10
-  timeout "$t" python -m fused_rnn bench --device cuda --matrix quick --cells lstm,gru \
+  timeout "$t" "$PY" -m fused_rnn bench --device cuda --matrix quick --cells lstm,gru \
     --dtype float32,bfloat16,float16 --tiers alternating,persistent,persistent-grid,persistent-flags \
     --no-progress --min-time 0.2 --time-budget "$budget" \
     --json "$OUT/gpu_bench.json" --markdown "$OUT/gpu_bench.md" > "$LOGS/gpu_bench.txt" 2>&1
@@ -130,7 +134,7 @@ if stage bench && has_time bench; then
     say "bench: exit $rc: $(tail -1 "$LOGS/gpu_bench.txt")"
   fi
   grep -E "^Speedup" "$LOGS/gpu_bench.txt" | tr ';' '\n' | tee -a "$OUT/summary.txt"
-  [ -f "$OUT/gpu_bench.json" ] && python bench/gpu_check_summary.py --bench "$OUT/gpu_bench.json" | tee -a "$OUT/summary.txt"
+  [ -f "$OUT/gpu_bench.json" ] && "$PY" bench/gpu_check_summary.py --bench "$OUT/gpu_bench.json" | tee -a "$OUT/summary.txt"
   [ -f "$OUT/gpu_bench.md" ] && cp "$OUT/gpu_bench.md" "$OUT/gpu_bench.json" "$LOGS/" 2>/dev/null
   pack
 fi
@@ -153,14 +157,14 @@ if stage sanitize && has_time sanitize; then
       runs=$(( t - 30 )); (( runs < 5 )) && runs=5
       s0=$(date +%s)
       timeout "$t" "$SAN" --tool "$tool" "${args[@]}" --error-exitcode 3 \
-        python bench/persistent_smoke.py --max-seconds "$runs" > "$LOGS/sanitizer_$tool.log" 2>&1
+        "$PY" bench/persistent_smoke.py --max-seconds "$runs" > "$LOGS/sanitizer_$tool.log" 2>&1
       rc=$?; [ $rc -eq 0 ] || status=1
       say "$tool${args:+ (kernels matching persistent_)}: exit $rc in $(( $(date +%s) - s0 )) s ($(grep -E "ERROR SUMMARY|RACECHECK SUMMARY|all ok|ok so far|FAILURES" "$LOGS/sanitizer_$tool.log" | tr '\n' ' '))"
       pack
     done
   else
     say "compute-sanitizer not found; plain smoke run instead"
-    timeout "$(limit 60)" python bench/persistent_smoke.py > "$LOGS/persistent_smoke.log" 2>&1 || status=1
+    timeout "$(limit 60)" "$PY" bench/persistent_smoke.py > "$LOGS/persistent_smoke.log" 2>&1 || status=1
     say "smoke: $(tail -1 "$LOGS/persistent_smoke.log")"
   fi
   pack
