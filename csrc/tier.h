@@ -21,10 +21,6 @@ namespace fused_rnn {
 // and CUDA alike, reads its variable so).
 bool env_switch(const char* name, bool fallback = true);
 
-}  // namespace fused_rnn
-
-namespace fused_rnn {
-
 enum class CudaTier { kAlternating = 0, kPersistent = 1, kAuto = 2 };
 
 // The tier in force; raises if FUSED_RNN_TIER holds an unknown value.

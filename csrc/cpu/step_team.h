@@ -31,7 +31,6 @@
 #include <cstdint>
 #include <cstdlib>
 #include <memory>
-#include <string>
 #include <thread>
 
 #if defined(__x86_64__) || defined(_M_X64)
@@ -84,7 +83,6 @@ inline std::atomic<int64_t>& team_min_flops() {
 // three cases of three), so larger batches keep one order
 // (bench/results/2026-12-01_cpu_intel-xeon-icelake-2c_probes-session25/zigzag_*.txt).
 constexpr int64_t kZigzagMaxRows = 16;
-
 
 inline std::atomic<bool>& zigzag_flag() {
   static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_ZIGZAG")};

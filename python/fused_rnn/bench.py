@@ -428,8 +428,8 @@ def markdown(rows: list[dict], env: dict) -> str:
 
 def cases_timed(rows: list[dict]) -> int:
     """How many distinct cases ``rows`` hold (a case has one row per tier timed)."""
-    return len({tuple(r[k] for k in ("cell", "B", "I", "H", "T", "layers", "directions", "dtype", "mode"))
-                for r in rows})
+    fields = [f.name for f in dataclasses.fields(Case)]
+    return len({tuple(r[k] for k in fields) for r in rows})
 
 
 def geomean(values: list[float]) -> float:

@@ -122,29 +122,29 @@ def _eager_cpp() -> bool:
             and not torch._C._are_functorch_transforms_active())
 
 
-def _tracing_onnx() -> bool:
-    """Whether ONNX's TorchScript exporter is tracing the call (the one export _eager_cpp lets
-    through: the dynamo exporter compiles). Cheap where nothing traces."""
-    return torch._C._get_tracing_state() is not None and torch.onnx.is_in_onnx_export()
+def _exporting_onnx() -> bool:
+    """Whether torch.onnx.export is recording the call (either exporter: TorchScript's traces with
+    torch.jit, the dynamo one compiles). The export flag, slow to read, is read only while tracing
+    or compiling."""
+    return ((torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
+            and torch.onnx.is_in_onnx_export())
 
 
-# The device types the binary has kernels for (and the same as flags, which _plain reads faster).
-_KERNEL_DEVICES = frozenset(("cpu", "cuda") if _C.build_info()["cuda"] else ("cpu",))
-_CPU_KERNELS, _CUDA_KERNELS = "cpu" in _KERNEL_DEVICES, "cuda" in _KERNEL_DEVICES
+# Whether the binary has kernels for CPU and for CUDA tensors (the CPU flag is False only where a
+# test stands the CPU in for a device without kernels).
+_CPU_KERNELS, _CUDA_KERNELS = True, bool(_C.build_info()["cuda"])
 _warned_devices: set = set()
 
 
 def _torch_path(input: Tensor) -> bool:
     """Whether a call runs torch's own computation: on a device the binary has no kernels for
-    (warning once per device type, except on ``meta``), or under torch.onnx.export (either
-    exporter: TorchScript's traces with torch.jit, the dynamo one compiles; ONNX has no fused_rnn
-    ops, and the exporters translate torch's, a stack into ONNX's LSTM, GRU and RNN operators).
-    The export flag, slow to read, is read only while tracing or compiling. Checked once a
-    call, by the public entry points (the modules, cells, layer functions and rnn_stack), which
-    then call the unchecked _lstm_layer, _simple_layer and _rnn_stack."""
+    (warning once per device type, except on ``meta``), or under torch.onnx.export (ONNX has no
+    fused_rnn ops, and the exporters translate torch's, a stack into ONNX's LSTM, GRU and RNN
+    operators). Checked once a call, by the public entry points (the modules, cells, layer
+    functions and rnn_stack), which then call the unchecked _lstm_layer, _simple_layer,
+    _kernel_rnn_layer and _rnn_stack."""
     if (input.is_cpu and _CPU_KERNELS) or (input.is_cuda and _CUDA_KERNELS):
-        return ((torch._C._get_tracing_state() is not None or torch.compiler.is_compiling())
-                and torch.onnx.is_in_onnx_export())
+        return _exporting_onnx()
     device = input.device.type
     if device != "meta" and device not in _warned_devices:
         _warned_devices.add(device)
@@ -296,21 +296,19 @@ def rnn_layer(
 
     ``nonlinearity`` is ``"tanh"`` or ``"relu"``. Returns ``(output, h_n)``.
     """
-    if nonlinearity == "tanh":
-        fn = RNNTanhFunction
-    elif nonlinearity == "relu":
-        fn = RNNReluFunction
-    else:
+    if nonlinearity not in _RNN_FUNCTIONS:
         raise ValueError(f"Unknown nonlinearity '{nonlinearity}'. Select from 'tanh' or 'relu'.")
     if _torch_path(input):
         return _reference.rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse, nonlinearity)
-    return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+    return _kernel_rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse, nonlinearity)
+
+
+_RNN_FUNCTIONS = {"tanh": RNNTanhFunction, "relu": RNNReluFunction}
 
 
 def _kernel_rnn_layer(input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse, nonlinearity):
-    """rnn_layer on the kernels (the caller has ruled out _torch_path)."""
-    fn = RNNTanhFunction if nonlinearity == "tanh" else RNNReluFunction
-    return _simple_layer(fn, input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
+    """rnn_layer on the kernels (the caller has checked the nonlinearity and ruled out _torch_path)."""
+    return _simple_layer(_RNN_FUNCTIONS[nonlinearity], input, w_ih, w_hh, b_ih, b_hh, hx, batch_sizes, reverse)
 
 
 _BIDIR = {"LSTM": ("lstm", LSTMBidirFunction), "GRU": ("gru", GRUBidirFunction),

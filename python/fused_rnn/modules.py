@@ -16,8 +16,8 @@ from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence
 
 from . import _C
-from .functional import (_eager_cpp, _kernel_rnn_layer, _lstm_layer, _plain, _rnn_stack, _simple_layer, _torch_path,
-                         _tracing_onnx)
+from .functional import (_eager_cpp, _exporting_onnx, _kernel_rnn_layer, _lstm_layer, _plain, _rnn_stack,
+                         _simple_layer, _torch_path)
 from .ops import GRUFunction
 
 __all__ = ["LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates", "convert", "to_native"]
@@ -317,7 +317,7 @@ class LSTMCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=4, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[tuple[Tensor, Tensor]] = None) -> tuple[Tensor, Tensor]:
-        if (_plain(input) and _eager_cpp() and not _tracing_onnx()
+        if (_plain(input) and _eager_cpp() and not _exporting_onnx()
                 and (hx is None or (isinstance(hx, (tuple, list)) and len(hx) == 2))):
             h0, c0 = (None, None) if hx is None else hx
             out = _C._lstm_cell(input, h0, c0, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
@@ -361,7 +361,7 @@ class GRUCell(_NativeMixin, nn.RNNCellBase):
         super().__init__(input_size, hidden_size, bias, num_chunks=3, device=device, dtype=dtype)
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
-        if _plain(input) and _eager_cpp() and not _tracing_onnx():
+        if _plain(input) and _eager_cpp() and not _exporting_onnx():
             h1 = _C._simple_cell("gru", input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                  self.hidden_size)
             if h1 is not None:
@@ -392,7 +392,7 @@ class RNNCell(_NativeMixin, nn.RNNCellBase):
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         cell = _RNN_CELL_OPS.get(self.nonlinearity)
-        if cell is not None and _plain(input) and _eager_cpp() and not _tracing_onnx():
+        if cell is not None and _plain(input) and _eager_cpp() and not _exporting_onnx():
             h1 = _C._simple_cell(cell, input, hx, self.weight_ih, self.weight_hh, self.bias_ih, self.bias_hh,
                                  self.hidden_size)
             if h1 is not None:
