@@ -168,6 +168,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "Whether bfloat16 weights read in 16 bits are multiplied by AVX512-BF16 dot products where the CPU has "
       "them; returns the previous setting");
   m.def(
+      "_set_cpu_bf16_round_once", &fused_rnn::cpu::set_bf16_round_once,
+      "Whether the operand every tile of a bf16 dot-product layer multiplies is rounded to bf16 once by the "
+      "team rather than by each tile (the same results); returns the previous setting");
+  m.def(
       "_set_cpu_backward_chunk", &fused_rnn::cpu::set_backward_chunk_bytes,
       "The bytes of dG a CPU backward holds at once (0: the whole sequence's); returns the previous setting");
   m.def(
@@ -245,6 +249,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["16bit_weights"] = fused_rnn::cpu::narrow_forward_calls();
         d["bf16_dot"] = fused_rnn::cpu::bf16_dot_forward_calls();
         d["bf16_backward"] = fused_rnn::cpu::bf16_backward_calls();
+        d["bf16_rounded_forward"] = fused_rnn::cpu::bf16_rounded_once_calls(true);
+        d["bf16_rounded_backward"] = fused_rnn::cpu::bf16_rounded_once_calls(false);
         d["bidir_at_once_forward"] = fused_rnn::cpu::directions_at_once_calls(true);
         d["bidir_at_once_backward"] = fused_rnn::cpu::directions_at_once_calls(false);
         d["input_grad_panels"] = fused_rnn::cpu::input_grad_panel_calls();
@@ -255,7 +261,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
-      "products ran in bfloat16, bidirectional forward/backward calls that ran their directions at once, "
+      "products ran in bfloat16, bf16 dot-product forward/backward calls that rounded the operand every tile "
+      "multiplies once, bidirectional forward/backward calls that ran their directions at once, "
       "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
       "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN or to "
       "the own weight-gradient product (for tests)");

@@ -147,7 +147,8 @@ def test_steps_fixture_takes_the_path_it_names(steps):
     after = _C._cpu_forward_calls()
     took = {k: after[k] - before[k] for k in after}
     want = {"panels": 0 if steps != "panels" else 1, "dots": 1 if steps == "dots" else 0, "16bit_weights": 0,
-            "bf16_dot": 0, "bf16_backward": 0, "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
+            "bf16_dot": 0, "bf16_backward": 0, "bf16_rounded_forward": 0, "bf16_rounded_backward": 0,
+            "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
             "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0, "onednn_gemm": 0,
             "weight_product": 0}
     assert took == want

@@ -534,6 +534,53 @@ def test_bf16_training_error_within_torch_nn(mode, I, H, T, B, stacked):
     assert errs[True] <= 2 * max(err_torch, errs[False]), (errs, err_torch)
 
 
+@pytest.mark.skipif(not fused_rnn.build_info()["cpu_bf16_dot"], reason="needs AVX512-BF16 and the AVX-512 kernels")
+@pytest.mark.parametrize("mode", MODES)
+@pytest.mark.parametrize("I,H,T,B,packed", [(7, 21, 17, 1, False), (33, 47, 40, 64, True), (64, 130, 9, 70, False),
+                                             (31, 65, 3, 700, True)])
+def test_bf16_operands_rounded_once_change_nothing(mode, I, H, T, B, packed):
+    """A bf16 dot-product layer rounds the operand every tile multiplies (a chunk's inputs in the
+    forward, dG_t in the backward) to bf16 once, by the team, where each tile's product used to
+    round it again: the same products in the same order, so the outputs and every gradient are
+    the same bit for bit as with the switch off. Odd I and H (a pair half in padding, dG's pairs
+    across two items' units), several input chunks (T * B over 512 rows), a chunk of one step
+    (B = 700), packed batches of unequal lengths, two bidirectional layers."""
+    torch.manual_seed(0)
+    _, fused = make_pair(mode, I, H, dtype=torch.float32, num_layers=2, bidirectional=True)
+    fused = fused.bfloat16()
+    x = torch.randn(T, B, I).bfloat16()
+    lengths = [T - (T // 3) * (k % 3) // 2 for k in range(B)]
+    g = torch.randn(T, B, 2 * H)
+
+    def run():
+        fused.zero_grad()
+        xx = x.clone().requires_grad_(True)
+        out = fused(pack_padded_sequence(xx, lengths, enforce_sorted=False) if packed else xx)[0]
+        out = pad_packed_sequence(out, total_length=T)[0] if packed else out
+        (out.float() * g).sum().backward()
+        with torch.no_grad():
+            inference = fused(x)[0]
+        return [inference, out, xx.grad] + [p.grad for p in fused.parameters()]
+
+    previous = (fused_rnn._C._set_cpu_bf16_dot(True), fused_rnn._C._set_cpu_bf16_round_once(True))
+    results, took = {}, {}
+    try:
+        for once in (True, False):
+            fused_rnn._C._set_cpu_bf16_round_once(once)
+            before = fused_rnn._C._cpu_forward_calls()
+            results[once] = run()
+            after = fused_rnn._C._cpu_forward_calls()
+            took[once] = (after["bf16_rounded_forward"] - before["bf16_rounded_forward"],
+                          after["bf16_rounded_backward"] - before["bf16_rounded_backward"])
+    finally:
+        fused_rnn._C._set_cpu_bf16_dot(previous[0])
+        fused_rnn._C._set_cpu_bf16_round_once(previous[1])
+    # two layers x two directions, each run by training's forward and backward, inference's forward
+    assert took == {True: (8, 4), False: (0, 0)}
+    for a, b in zip(results[True], results[False]):
+        assert torch.equal(a, b)
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
 @pytest.mark.parametrize("where", [0, -1])
 def test_large_weight_changed_through_data_is_seen(dtype, where):

@@ -48,6 +48,16 @@ struct TileKernels {
   ProjectTile project_tile[4];
   ForwardTile forward_dots[4];  // the in-place reading (pointwise_impl.h: tile_dots)
   ProjectTile project_dots[4];
+  // kWeightsBf16Pairs only (null elsewhere): rows [r0, r1), columns [c0, c1) of a float32 x
+  // rounded to bfloat16 (element (r, c) at dst[r * ld + c]), and project_tile from rows so
+  // rounded (row r at x16 + r * ld2 pairs, zero past K), for an operand that every tile
+  // multiplies (a chunk's inputs, dG_t): rounded once rather than by each tile.
+  using RoundBf16 = void (*)(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t c0, int64_t c1, void* dst,
+                             int64_t ld);
+  using ProjectPairs = void (*)(const void* x16, int64_t ld2, const void* w, int64_t K, int64_t H, int64_t u,
+                                int64_t r0, int64_t r1, T* out, int64_t ldo, bool accumulate);
+  RoundBf16 round_bf16 = nullptr;
+  ProjectPairs project_pairs[4] = {};
 };
 
 // The forms of stored weights, indexes into PointwiseKernels::tiles.
@@ -166,6 +176,14 @@ bool bf16_dot_products();
 bool set_bf16_dot_products(bool on);
 int64_t bf16_dot_forward_calls();
 int64_t bf16_backward_calls();
+
+// Whether the operand that every tile of such a layer multiplies (a chunk's inputs in the
+// forward, dG_t in the backward) is rounded to bf16 pairs once, by the team, rather than by each
+// tile's product (default on). The same products in the same order: the results are the same
+// bit for bit; the switch is for tests and benchmarks. Returns the previous setting;
+// bf16_rounded_once_calls counts the forward (or backward) calls that did so.
+bool set_bf16_round_once(bool on);
+int64_t bf16_rounded_once_calls(bool forward);
 
 // Whether a bidirectional layer's two directions run at once, one on each thread, where
 // torch runs exactly two intra-op threads (default on; FUSED_RNN_CPU_CONCURRENT_DIRECTIONS=0

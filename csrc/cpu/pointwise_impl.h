@@ -628,6 +628,71 @@ FUSED_RNN_BF16_DOT void tile_product_pairs(const float* a, int64_t lda, const ui
   tile_product_pairs_of<MR, NV>(reinterpret_cast<const uint32_t*>(rounded), ld / 2, panel, K, c);
 }
 
+// Rows [r0, r1), columns [c0, c1) of x (float32, ld ldx) rounded to bfloat16 (nearest even):
+// element (r, c) at dst[r * ld + c], the rest of dst untouched. Rows so rounded are pairs along
+// their columns for an operand that many tiles multiply (a chunk's inputs, dG_t): rounded once,
+// by the team, rather than by each tile's product (round_rows_bf16). Columns may start odd:
+// the stores are of 16-bit elements, so threads rounding neighbouring columns do not meet.
+FUSED_RNN_BF16_DOT void round_bf16(const float* x, int64_t ldx, int64_t r0, int64_t r1, int64_t c0, int64_t c1,
+                                   void* dst, int64_t ld) {
+  auto* out = static_cast<uint16_t*>(dst);
+  for (int64_t r = r0; r < r1; ++r) {
+    const float* row = x + r * ldx;
+    uint16_t* o = out + r * ld;
+    for (int64_t c = c0; c < c1; c += 32) {
+      const int64_t n = std::min<int64_t>(32, c1 - c);
+      const __mmask16 lo = n >= 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+      const __mmask16 hi = n >= 32 ? 0xffff : (n > 16 ? static_cast<__mmask16>((1u << (n - 16)) - 1) : 0);
+      const __m512bh b =
+          _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, row + c + 16), _mm512_maskz_loadu_ps(lo, row + c));
+      _mm512_mask_storeu_epi16(o + c, n == 32 ? ~__mmask32(0) : static_cast<__mmask32>((1ull << n) - 1), (__m512i)b);
+    }
+  }
+}
+
+// tile_product_pairs_of's products written (or added) straight to the gates: vector v of the
+// tile (gate v / U, units j0 + (v % U)*16..) of row m at out + m*ldo + (v / U)*H + j, lanes past
+// H neither read nor written.
+template <int MR, int NV, int U>
+FUSED_RNN_BF16_DOT void tile_product_pairs_into(const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K,
+                                                float* out, int64_t ldo, int64_t H, int64_t j0, bool accumulate) {
+  const int64_t K2 = (K + 1) / 2;
+  __m512 acc[MR][NV];
+  for (int m = 0; m < MR; ++m) {
+    for (int v = 0; v < NV; ++v) {
+      acc[m][v] = _mm512_setzero_ps();
+    }
+  }
+  for (int64_t k2 = 0; k2 < K2; ++k2) {
+    const uint16_t* w = panel + k2 * NV * 32;
+    __m512bh b[NV];
+    for (int v = 0; v < NV; ++v) {
+      b[v] = (__m512bh)_mm512_loadu_si512(w + v * 32);
+    }
+    for (int m = 0; m < MR; ++m) {
+      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[m * lda2 + k2]));
+      for (int v = 0; v < NV; ++v) {
+        acc[m][v] = _mm512_dpbf16_ps(acc[m][v], x, b[v]);
+      }
+    }
+  }
+  for (int v = 0; v < NV; ++v) {
+    const int64_t j = j0 + (v % U) * 16, n = std::min<int64_t>(16, H - j);
+    if (n <= 0) {
+      continue;
+    }
+    const __mmask16 mask = n == 16 ? 0xffff : static_cast<__mmask16>((1u << n) - 1);
+    float* o = out + (v / U) * H + j;
+    for (int m = 0; m < MR; ++m) {
+      __m512 r = acc[m][v];
+      if (accumulate) {
+        r = _mm512_add_ps(r, _mm512_maskz_loadu_ps(mask, o + m * ldo));
+      }
+      _mm512_mask_storeu_ps(o + m * ldo, mask, r);
+    }
+  }
+}
+
 // tile_dots' products in bf16 dot products, read in place from the rows of a row-major
 // bfloat16 weight w (ld K): a row of w is already its pairs along K, so 32 of its elements
 // meet 32 of a row of a (rounded to bf16 here, zero past K) in one vdpbf16ps, and a
@@ -907,6 +972,35 @@ void project_tile(const T* x, int64_t ldx, const Tw* w, int64_t K, int64_t H, in
   }
 }
 
+#if defined(CPU_CAPABILITY_AVX512)
+// project_tile for bfloat16 weights in pairs (pack_pairs' panel) and inputs already rounded to
+// bf16 pairs (round_bf16: row r at x16 + r * ld2 pairs), so a chunk's inputs are rounded once
+// rather than once for every tile; the products go straight to out.
+template <typename T, CellKind C>
+void project_tile_pairs(const void* x16, int64_t ld2, const void* w, int64_t K, int64_t H, int64_t u, int64_t r0,
+                        int64_t r1, T* out, int64_t ldo, bool accumulate) {
+  static_assert(std::is_same_v<T, float>, "bf16 pairs are for float32");
+  using S = TileShape<T, C>;
+  const auto* a = static_cast<const uint32_t*>(x16);
+  const auto* panel = static_cast<const uint16_t*>(w);
+  const int64_t j0 = u * S::kUnits;
+  for (int64_t rb = r0, rows = 0; rb < r1; rb += rows) {
+    rows = block_rows(r1 - rb, S::MR);
+    for (int64_t m = 0; m < rows; ++m) {  // the rows this block will write, as in forward_tile
+      for (int g = 0; g < S::G; ++g) {
+        for (int q = 0; q < S::U; ++q) {
+          __builtin_prefetch(out + (rb + m) * ldo + g * H + j0 + q * S::W, 1);
+        }
+      }
+    }
+    with_block_rows<S::MR>(static_cast<int>(rows), [&](auto m) {
+      tile_product_pairs_into<decltype(m)::value, S::NV, S::U>(a + rb * ld2, ld2, panel, K, out + rb * ldo, ldo, H,
+                                                               j0, accumulate);
+    });
+  }
+}
+#endif
+
 // The panel of columns [u*kUnits, (u+1)*kUnits) of a row-major (K, H) matrix with
 // leading dimension ld, in the single-gate tile geometry: W_hh read as W_hh^T's
 // tiles for the backward's dh_{t-1} = dG_t W_hh.
@@ -1122,6 +1216,8 @@ void set_tiles(PointwiseKernels<T>& k) {
     set_tile_kernels<T, C, c10::Half>(k.tiles[kWeightsHalf], at::kHalf);
 #if defined(CPU_CAPABILITY_AVX512)
     set_tile_kernels<T, C, Bf16Pairs>(k.tiles[kWeightsBf16Pairs], at::kBFloat16, 2, &pack_pairs<T, C>);
+    k.tiles[kWeightsBf16Pairs].round_bf16 = &round_bf16;
+    k.tiles[kWeightsBf16Pairs].project_pairs[i] = &project_tile_pairs<T, C>;
 #endif
   }
 }

@@ -60,6 +60,8 @@ enum class Path {
   k16BitWeights,
   kBf16Dot,
   kBf16Backward,
+  kBf16RoundedForward,
+  kBf16RoundedBackward,
   kAtOnceForward,
   kAtOnceBackward,
   kInputGradPanels,
@@ -179,6 +181,12 @@ std::atomic<bool>& narrow_flag() {
 // the CPU has them (see fused_forward); FUSED_RNN_CPU_BF16_DOT=0 keeps float32 arithmetic.
 std::atomic<bool>& bf16_dot_flag() {
   static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_BF16_DOT")};
+  return on;
+}
+
+// set_bf16_round_once (pointwise.h).
+std::atomic<bool>& bf16_round_once_flag() {
+  static std::atomic<bool> on{true};
   return on;
 }
 
@@ -362,6 +370,35 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
     gates_ld = GH;
   }
   auto gate_rows = [&](int64_t chunk) { return gates ? gates + chunk_row0[chunk] * gates_ld : chunk_buf.data_ptr<T>(); };
+  // bf16 dot products from panels take a chunk's inputs rounded to bf16 pairs once, for every
+  // tile, rather than rounded again by each tile's product: the team rounds chunk 0 while it
+  // packs and chunk k + 1 while it projects chunk k, into two buffers taken in turn.
+  const bool round_inputs = form == kWeightsBf16Pairs && !dots && tk.round_bf16 != nullptr &&
+                            bf16_round_once_flag().load(std::memory_order_relaxed);
+  const int64_t x16_ld = (I + 1) / 2;  // pairs a row
+  at::Tensor x16;
+  if (round_inputs) {
+    // zeros: where I is odd, the last pair's second half stays zero
+    x16 = at::zeros({2, std::min(a.N, chunk_steps * B), 2 * x16_ld}, a.input.options().dtype(at::kBFloat16));
+  }
+  if (round_inputs) {
+    calls(Path::kBf16RoundedForward).fetch_add(1, std::memory_order_relaxed);
+  }
+  auto x16_of = [&](int64_t chunk) { return static_cast<char*>(x16.data_ptr()) + (chunk % 2) * x16.stride(0) * 2; };
+  // Item `item`'s share of the rounding of chunk k's inputs.
+  auto round_share = [&](int64_t k, int64_t item) {
+    if (!round_inputs || k >= chunks) {
+      return;
+    }
+    const int64_t row0 = chunk_row0[k], rows = chunk_row1[k] - row0, items = grid.items();
+    const int64_t per = (rows + items - 1) / items;
+    const int64_t r0 = std::min(rows, item * per), r1 = std::min(rows, r0 + per);
+    if constexpr (std::is_same_v<T, float>) {  // the pairs form is float32's only
+      if (r0 < r1) {
+        tk.round_bf16(x + row0 * I, I, r0, r1, 0, I, x16_of(k), 2 * x16_ld);
+      }
+    }
+  };
 
   // h_{t-1} and h_t alternate between two buffers; st0.h (hx in, h_n out) is the first.
   at::Tensor other = at::empty({B, H}, a.input.options());
@@ -413,6 +450,7 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
       const int64_t u = item / groups, grp = item % groups;
       const int64_t e = plan[s];
       if (e == kPack) {
+        round_share(0, item);
         if (grp != 0) {
           return;
         }
@@ -438,8 +476,14 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
         const int64_t per = (rows + groups - 1) / groups;
         const int64_t r0 = std::min(rows, grp * per), r1 = std::min(rows, r0 + per);
         if (r0 < r1) {
-          project_tile(x + row0 * I, I, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+          if (round_inputs) {
+            tk.project_pairs[c](x16_of(k), x16_ld, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k),
+                                gates_ld, false);
+          } else {
+            project_tile(x + row0 * I, I, tile_of(ih_p, u * ih_tile), I, H, u, r0, r1, gate_rows(k), gates_ld, false);
+          }
         }
+        round_share(k + 1, item);
         return;
       }
       const int64_t q = e, t = reverse ? T_ - 1 - q : q;
@@ -549,6 +593,25 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       kern.pack_columns(w_hh, P, H, GH, u, reinterpret_cast<T*>(panel_row(u, 0)));
     }
   }, GH * P);  // a copy: its elements stand for its work
+  // With pairs, dG_t's columns that meet W_hh (a GRU's r and z, then its dGh) are rounded to
+  // bf16 once, each item its own units and rows right after its pointwise pass, into two
+  // buffers taken in turn by step, rather than by every tile's product (round_rows_bf16).
+  const auto& pairs_tk = kern.tiles[kWeightsBf16Pairs];
+  const bool round_dg = pairs && pairs_tk.round_bf16 != nullptr && pairs_tk.project_pairs[col] != nullptr &&
+                        bf16_round_once_flag().load(std::memory_order_relaxed);
+  const bool gru = cell == CellKind::kGru;
+  const int64_t dg_cols = gru ? 2 * H : GH, dg16_ld = (dg_cols + 1) / 2 * 2, dgh16_ld = (H + 1) / 2 * 2;
+  at::Tensor dg16, dgh16;  // zeros: an odd K's last pair keeps a zero second half
+  if (round_dg) {
+    calls(Path::kBf16RoundedBackward).fetch_add(1, std::memory_order_relaxed);
+    dg16 = at::zeros({2, B, dg16_ld}, a.input.options().dtype(at::kBFloat16));
+    if (gru) {
+      dgh16 = at::zeros({2, B, dgh16_ld}, a.input.options().dtype(at::kBFloat16));
+    }
+  }
+  auto rounded = [](const at::Tensor& buf, int64_t k) {
+    return static_cast<char*>(buf.data_ptr()) + (k % 2) * buf.stride(0) * 2;
+  };
   // A segment's steps k in [k0, k1) on the team, then its flush (the team idle).
   int64_t k0 = 0, k1 = 0;
   auto team_step = [&](int64_t s, int64_t item) {
@@ -561,7 +624,14 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
       if (r0 < r1) {
         BackwardStep<T> st = st0;
         set_step(t, st);
-        if (cell == CellKind::kGru) {  // dG's r and z columns, then dGh for n; both onto the direct path
+        if (round_dg) {
+          pairs_tk.project_pairs[col](rounded(dg16, k - 1), dg16_ld / 2, panel_row(u, 0), dg_cols, H, u, r0, r1,
+                                      st.dh, P, gru);
+          if (gru) {
+            pairs_tk.project_pairs[col](rounded(dgh16, k - 1), dgh16_ld / 2, panel_row(u, 2 * H), H, H, u, r0, r1,
+                                        st.dh, P, true);
+          }
+        } else if (gru) {  // dG's r and z columns, then dGh for n; both onto the direct path
           project(st.dg, st.dg_ld, panel_row(u, 0), 2 * H, H, u, r0, r1, st.dh, P, true);
           project(st.dgh, st.dgh_ld, panel_row(u, 2 * H), H, H, u, r0, r1, st.dh, P, true);
         } else {
@@ -591,6 +661,16 @@ bool fused_backward(CellKind cell, const LayerArgs& a, bool reverse, const Backw
           }
         }
         kern.backward_block[c](st, r0, r1, j0, j1);
+        if constexpr (std::is_same_v<T, float>) {  // the pairs form is float32's only
+          if (round_dg) {
+            for (int64_t g = 0; g < dg_cols / H; ++g) {
+              pairs_tk.round_bf16(st.dg, st.dg_ld, r0, r1, g * H + j0, g * H + j1, rounded(dg16, k), dg16_ld);
+            }
+            if (gru) {
+              pairs_tk.round_bf16(st.dgh, st.dgh_ld, r0, r1, j0, j1, rounded(dgh16, k), dgh16_ld);
+            }
+          }
+        }
       }
     }
   };
@@ -957,12 +1037,20 @@ int64_t bf16_backward_calls() {
   return calls(Path::kBf16Backward).load();
 }
 
+int64_t bf16_rounded_once_calls(bool forward) {
+  return calls(forward ? Path::kBf16RoundedForward : Path::kBf16RoundedBackward).load();
+}
+
 bool bf16_dot_products() {
   return bf16_dot_flag().load() && bf16_dot_available(pointwise_kernels<float>());
 }
 
 bool set_bf16_dot_products(bool on) {
   return bf16_dot_flag().exchange(on);
+}
+
+bool set_bf16_round_once(bool on) {
+  return bf16_round_once_flag().exchange(on);
 }
 
 bool read_16bit_weights() {
