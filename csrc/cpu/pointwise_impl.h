@@ -588,13 +588,12 @@ FUSED_RNN_BF16_DOT const uint16_t* round_rows_bf16(const float* a, int64_t lda, 
   return out;
 }
 
-// c[m][v*16..] = sum_k a[m][k] * w[k][v*16..] for MR rows of a given as bf16 pairs (row m at
-// a + m*lda2, ceil(K/2) pairs, zero past K).
+// acc[m][v] = sum_k a[m][k] * w[k][v*16..] for MR rows of a given as bf16 pairs (row m at
+// a + m*lda2, ceil(K/2) pairs, zero past K): the register block of the products below.
 template <int MR, int NV>
-FUSED_RNN_BF16_DOT void tile_product_pairs_of(const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K,
-                                              float* c) {
+__attribute__((always_inline, target("avx512bf16,avx512f,avx512bw,avx512vl"))) inline void pairs_block(
+    const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K, __m512 (&acc)[MR][NV]) {
   const int64_t K2 = (K + 1) / 2;
-  __m512 acc[MR][NV];
   for (int m = 0; m < MR; ++m) {
     for (int v = 0; v < NV; ++v) {
       acc[m][v] = _mm512_setzero_ps();
@@ -613,6 +612,14 @@ FUSED_RNN_BF16_DOT void tile_product_pairs_of(const uint32_t* a, int64_t lda2, c
       }
     }
   }
+}
+
+// c[m][v*16..] = the products of pairs_block, MR x NV vectors in a row.
+template <int MR, int NV>
+FUSED_RNN_BF16_DOT void tile_product_pairs_of(const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K,
+                                              float* c) {
+  __m512 acc[MR][NV];
+  pairs_block<MR, NV>(a, lda2, panel, K, acc);
   for (int m = 0; m < MR; ++m) {
     for (int v = 0; v < NV; ++v) {
       _mm512_storeu_ps(c + (m * NV + v) * 16, acc[m][v]);
@@ -656,26 +663,8 @@ FUSED_RNN_BF16_DOT void round_bf16(const float* x, int64_t ldx, int64_t r0, int6
 template <int MR, int NV, int U>
 FUSED_RNN_BF16_DOT void tile_product_pairs_into(const uint32_t* a, int64_t lda2, const uint16_t* panel, int64_t K,
                                                 float* out, int64_t ldo, int64_t H, int64_t j0, bool accumulate) {
-  const int64_t K2 = (K + 1) / 2;
   __m512 acc[MR][NV];
-  for (int m = 0; m < MR; ++m) {
-    for (int v = 0; v < NV; ++v) {
-      acc[m][v] = _mm512_setzero_ps();
-    }
-  }
-  for (int64_t k2 = 0; k2 < K2; ++k2) {
-    const uint16_t* w = panel + k2 * NV * 32;
-    __m512bh b[NV];
-    for (int v = 0; v < NV; ++v) {
-      b[v] = (__m512bh)_mm512_loadu_si512(w + v * 32);
-    }
-    for (int m = 0; m < MR; ++m) {
-      const __m512bh x = (__m512bh)_mm512_set1_epi32(static_cast<int>(a[m * lda2 + k2]));
-      for (int v = 0; v < NV; ++v) {
-        acc[m][v] = _mm512_dpbf16_ps(acc[m][v], x, b[v]);
-      }
-    }
-  }
+  pairs_block<MR, NV>(a, lda2, panel, K, acc);
   for (int v = 0; v < NV; ++v) {
     const int64_t j = j0 + (v % U) * 16, n = std::min<int64_t>(16, H - j);
     if (n <= 0) {
