@@ -267,6 +267,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN or to "
       "the own weight-gradient product (for tests)");
   m.def(
+      "_cuda_kernels_run_on", &fused_rnn::cuda_kernels_run_on, pybind11::arg("device"),
+      "Whether this build's CUDA kernels can run on the CUDA device of that index (a kernel image for its "
+      "compute capability; False in a build without CUDA kernels)");
+  m.def(
       "_set_cuda_tier", &fused_rnn::set_cuda_tier,
       "Select the CUDA recurrent tier (alternating, persistent, auto); returns the previous one");
   m.def(

@@ -155,6 +155,12 @@ int64_t persistent_dsmem_launches(bool forward) {
   return dsmem_launches[forward ? 0 : 1].load(std::memory_order_relaxed);
 }
 
+#ifndef FUSED_RNN_WITH_CUDA
+bool cuda_kernels_run_on(int) {
+  return false;
+}
+#endif
+
 bool persistent_flags() {
   return flags_flag().load(std::memory_order_relaxed);
 }

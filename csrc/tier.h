@@ -21,6 +21,14 @@ namespace fused_rnn {
 // and CUDA alike, reads its variable so).
 bool env_switch(const char* name, bool fallback = true);
 
+// Whether this build's CUDA kernels can run on CUDA device `device`: the CUDA runtime is asked
+// for one kernel's attributes there, which fails where the binary holds no kernel image for the
+// device's compute capability (built for other architectures: TORCH_CUDA_ARCH_LIST). False in a
+// build without CUDA kernels. The Python layer asks once per device and runs torch's own
+// computation, with a warning, where this is false, rather than fail at the first launch.
+// UNVERIFIED ON A GPU.
+bool cuda_kernels_run_on(int device);
+
 enum class CudaTier { kAlternating = 0, kPersistent = 1, kAuto = 2 };
 
 // The tier in force; raises if FUSED_RNN_TIER holds an unknown value.

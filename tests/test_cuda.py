@@ -494,6 +494,48 @@ def test_persistent_float32_follows_cudnn_allow_tf32(mode, allow_tf32, tier):
             assert_close(a, b)
 
 
+def test_the_kernels_run_on_this_gpu():
+    """The CUDA runtime finds a kernel image for the GPU the tests run on (the build was for it)."""
+    assert fused_rnn._C._cuda_kernels_run_on(torch.cuda.current_device()) is True
+
+
+def test_gpu_without_a_kernel_image_runs_torch_nn(monkeypatch):
+    """A GPU the build holds no kernel image for (the runtime's answer stood in for): torch.nn's
+    computation with the same weights, bit for bit, one warning, no fused op dispatched."""
+    import warnings
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    import fused_rnn.functional as functional
+
+    class FusedOps(TorchDispatchMode):
+        def __init__(self):
+            super().__init__()
+            self.seen = []
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            if func.namespace == "fused_rnn":
+                self.seen.append(str(func))
+            return func(*args, **(kwargs or {}))
+
+    monkeypatch.setattr(functional._C, "_cuda_kernels_run_on", lambda index: False)
+    monkeypatch.setattr(functional, "_cuda_devices", {})
+    torch.manual_seed(0)
+    ref, fused = make_pair("LSTM", 4, 8, num_layers=2)
+    cell = fused_rnn.GRUCell(4, 8, device="cuda")
+    x = torch.randn(5, 3, 4, device="cuda")
+    with FusedOps() as ops, warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        got = fused(x)
+        h = cell(x[0])
+    want = ref(x)
+    assert ops.seen == []
+    assert len(caught) == 1 and "holds no CUDA kernels" in str(caught[0].message)
+    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
+        assert torch.equal(a, b)
+    assert torch.equal(h, cell.to_native()(x[0]))
+
+
 def test_set_cuda_tier_rejects_unknown_names():
     with pytest.raises(ValueError, match="tier must be one of alternating, persistent, auto"):
         fused_rnn._C._set_cuda_tier("fast")

@@ -70,6 +70,34 @@ def test_meta_packed_input_and_all_states():
     assert every.h.shape == every.c.shape == (2, 3, 2, 8)
 
 
+def test_gpu_without_a_kernel_image_is_asked_once_and_warned(monkeypatch):
+    """A CUDA build on a GPU it holds no kernel image for (built for other TORCH_CUDA_ARCH_LIST
+    architectures) sends that GPU's tensors to torch's own computation as a device without
+    kernels, instead of failing at its first launch: the CUDA runtime is asked once per device,
+    and one warning says what to rebuild with. The runtime's answers and the GPU's description are
+    stood in for here; tests/test_cuda.py takes the path on a real GPU."""
+    asked = []
+    monkeypatch.setattr(F._C, "_cuda_kernels_run_on", lambda index: asked.append(index) or index != 1)
+    monkeypatch.setattr(F, "_cuda_devices", {})
+    monkeypatch.setattr(torch.cuda, "get_device_capability", lambda index: (9, 0))
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda index: "NVIDIA H200")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        runs = [F._cuda_kernels_run_on(index) for index in (0, 1, 1, 0)]
+    assert runs == [True, False, False, True]
+    assert asked == [0, 1]
+    archs = fused_rnn.build_info()["cuda_archs"] or "torch default"
+    assert [str(w.message) for w in caught] == [
+        f"this fused_rnn holds no CUDA kernels for cuda:1 (NVIDIA H200, compute capability 9.0; built for {archs}; "
+        'rebuild with TORCH_CUDA_ARCH_LIST="9.0" to run them there): its tensors run torch\'s own RNN computation, '
+        "with the same weights"]
+
+
+@pytest.mark.skipif(fused_rnn.build_info()["cuda"], reason="a build without CUDA kernels")
+def test_build_without_cuda_kernels_runs_them_on_no_gpu():
+    assert fused_rnn._C._cuda_kernels_run_on(0) is False
+
+
 @pytest.fixture
 def no_cpu_kernels(monkeypatch):
     """The CPU as a device without kernels (as mps or a CUDA-less build's cuda are)."""

@@ -334,3 +334,22 @@ TORCH_LIBRARY_IMPL(fused_rnn, CUDA, m) {
 }
 
 }  // namespace fused_rnn::cuda
+
+namespace fused_rnn {
+
+bool cuda_kernels_run_on(int device) {
+  c10::cuda::CUDAGuard guard(static_cast<c10::DeviceIndex>(device));
+  cudaFuncAttributes attributes;
+  const cudaError_t err = cudaFuncGetAttributes(&attributes, cuda::lstm_forward_kernel<float>);
+  if (err == cudaSuccess) {
+    return true;
+  }
+  (void)cudaGetLastError();  // this error is not sticky: clear it, or the next launch check reports it
+  if (err == cudaErrorNoKernelImageForDevice || err == cudaErrorInvalidDeviceFunction) {
+    return false;
+  }
+  C10_CUDA_CHECK(err);
+  return false;
+}
+
+}  // namespace fused_rnn

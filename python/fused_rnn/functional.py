@@ -134,6 +134,30 @@ def _exporting_onnx() -> bool:
 # test stands the CPU in for a device without kernels).
 _CPU_KERNELS, _CUDA_KERNELS = True, bool(_C.build_info()["cuda"])
 _warned_devices: set = set()
+# Per CUDA device index: whether the kernels can run there (a kernel image for its compute
+# capability), asked of the CUDA runtime once per device.
+_cuda_devices: dict = {}
+
+
+def _cuda_kernels_run_on(index: int) -> bool:
+    runs = _cuda_devices.get(index)
+    if runs is None:
+        runs = _cuda_devices[index] = bool(_C._cuda_kernels_run_on(index))
+        if not runs:
+            major, minor = torch.cuda.get_device_capability(index)
+            warnings.warn(
+                f"this fused_rnn holds no CUDA kernels for cuda:{index} ({torch.cuda.get_device_name(index)}, "
+                f"compute capability {major}.{minor}; built for {_C.build_info()['cuda_archs'] or 'torch default'}; "
+                f"rebuild with TORCH_CUDA_ARCH_LIST=\"{major}.{minor}\" to run them there): its tensors run "
+                "torch's own RNN computation, with the same weights", stacklevel=4)
+    return runs
+
+
+def _kernels_for(input: Tensor) -> bool:
+    """Whether the binary has kernels that run on ``input``'s device."""
+    if input.is_cpu:
+        return _CPU_KERNELS
+    return input.is_cuda and _CUDA_KERNELS and _cuda_kernels_run_on(input.get_device())
 
 
 def _torch_path(input: Tensor) -> bool:
@@ -143,10 +167,10 @@ def _torch_path(input: Tensor) -> bool:
     operators). Checked once a call, by the public entry points (the modules, cells, layer
     functions and rnn_stack), which then call the unchecked _lstm_layer, _simple_layer,
     _kernel_rnn_layer and _rnn_stack."""
-    if (input.is_cpu and _CPU_KERNELS) or (input.is_cuda and _CUDA_KERNELS):
+    if _kernels_for(input):
         return _exporting_onnx()
     device = input.device.type
-    if device != "meta" and device not in _warned_devices:
+    if device != "meta" and device not in _warned_devices and not (device == "cuda" and _CUDA_KERNELS):
         _warned_devices.add(device)
         why = ("this fused_rnn was built without CUDA kernels (rebuild with FUSED_RNN_CUDA=1 where nvcc is found)"
                if device == "cuda" else f"fused_rnn has no kernels for {device}")
@@ -159,7 +183,8 @@ def _plain(input: Tensor) -> bool:
     """Whether a layer call needs no cast: no autocast on any device, and the kernels run in the
     input's dtype on the input's device. The common case, checked first and cheaply (at a cell's
     size the Python around the op costs more than the op)."""
-    return (((input.is_cpu and _CPU_KERNELS and input.dtype in _KERNEL_DTYPES) or (input.is_cuda and _CUDA_KERNELS))
+    return (((input.is_cpu and _CPU_KERNELS and input.dtype in _KERNEL_DTYPES) or
+             (input.is_cuda and _CUDA_KERNELS and _cuda_kernels_run_on(input.get_device())))
             and not torch._C._is_any_autocast_enabled())
 
 
