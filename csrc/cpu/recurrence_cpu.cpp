@@ -378,11 +378,9 @@ bool fused_forward(CellKind cell, const LayerArgs& a, bool reverse, bool train, 
   const int64_t x16_ld = (I + 1) / 2;  // pairs a row
   at::Tensor x16;
   if (round_inputs) {
+    calls(Path::kBf16RoundedForward).fetch_add(1, std::memory_order_relaxed);
     // zeros: where I is odd, the last pair's second half stays zero
     x16 = at::zeros({2, std::min(a.N, chunk_steps * B), 2 * x16_ld}, a.input.options().dtype(at::kBFloat16));
-  }
-  if (round_inputs) {
-    calls(Path::kBf16RoundedForward).fetch_add(1, std::memory_order_relaxed);
   }
   auto x16_of = [&](int64_t chunk) { return static_cast<char*>(x16.data_ptr()) + (chunk % 2) * x16.stride(0) * 2; };
   // Item `item`'s share of the rounding of chunk k's inputs.
