@@ -121,6 +121,7 @@ pybind11::dict build_info() {
   d["cpu_l2_bytes"] = fused_rnn::cpu::l2_cache_bytes();
   d["cpu_team_min_flops"] = fused_rnn::cpu::team_min_flops().load();
   d["cpu_zigzag"] = fused_rnn::cpu::zigzag_flag().load();
+  d["cpu_one_team"] = fused_rnn::cpu::one_team_flag().load();
   // Whether CPU GEMMs call torch's BLAS (sgemm_/dgemm_) directly or go through ATen.
   d["cpu_gemm"] = std::string(sgemm_ != nullptr && dgemm_ != nullptr ? "blas" : "aten");
   // Whether the per-step BLAS products may multiply a weight packed once (MKL's packed GEMM).
@@ -220,6 +221,10 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "The least work (flops) a CPU recurrence runs on a thread team for; smaller ones stay on the "
       "calling thread; returns the previous setting");
   m.def(
+      "_set_cpu_one_team", [](bool on) { return fused_rnn::cpu::one_team_flag().exchange(on); },
+      "Whether a CPU run that starts while another call's thread team runs goes on its own thread rather than "
+      "forming a second team on the same cores; returns the previous setting");
+  m.def(
       "_set_cpu_zigzag", [](bool on) { return fused_rnn::cpu::zigzag_flag().exchange(on); },
       "Whether a CPU thread team's threads run their items in reverse at every other step (step_team.h); "
       "returns the previous setting");
@@ -258,6 +263,7 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         d["packed_gemm"] = fused_rnn::packed_gemm_packs().load();
         d["onednn_gemm"] = fused_rnn::cpu::onednn_gemm_calls();
         d["weight_product"] = fused_rnn::cpu::weight_product_calls();
+        d["runs_alone_beside_a_team"] = fused_rnn::cpu::runs_alone_beside_a_team().load();
         return d;
       },
       "Fused CPU forward calls so far, by how they read the weights, backward calls whose large "
@@ -265,7 +271,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "multiplies once, bidirectional forward/backward calls that ran their directions at once, "
       "backward calls whose grad_input ran on W_ih packed for the tiles, and backward reverse loops sent to "
       "BLAS for their panels' size, weights packed for MKL's packed GEMM, and products sent to oneDNN or to "
-      "the own weight-gradient product (for tests)");
+      "the own weight-gradient product, and team runs that went on their own thread because another call's team was "
+      "running (for tests)");
   m.def(
       "_cuda_kernels_run_on", &fused_rnn::cuda_kernels_run_on, pybind11::arg("device"),
       "Whether this build's CUDA kernels can run on the CUDA device of that index (a kernel image for its "

@@ -150,7 +150,7 @@ def test_steps_fixture_takes_the_path_it_names(steps):
             "bf16_dot": 0, "bf16_backward": 0, "bf16_rounded_forward": 0, "bf16_rounded_backward": 0,
             "bidir_at_once_forward": 0, "bidir_at_once_backward": 0,
             "input_grad_panels": 0, "blas_backward": 0, "packed_gemm": 0, "onednn_gemm": 0,
-            "weight_product": 0}
+            "weight_product": 0, "runs_alone_beside_a_team": 0}
     assert took == want
 
 

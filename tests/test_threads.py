@@ -69,3 +69,47 @@ def test_concurrent_calls_never_deadlock():
     about one run in two of 20 calls a thread before the fix."""
     for _ in range(6):
         _run(24, 60)
+
+
+ONE_TEAM = textwrap.dedent("""
+    import sys, threading, torch, fused_rnn
+    torch.set_num_threads(2)
+    fused_rnn._C._set_cpu_team_min_flops(0)
+    fused_rnn._C._set_cpu_one_team(sys.argv[1] == "on")
+    torch.manual_seed(0)
+    long_model, short_model = fused_rnn.LSTM(64, 128), fused_rnn.GRU(16, 32)
+    long_x, short_x = torch.randn(3000, 4, 64), torch.randn(5, 3, 16)
+    with torch.no_grad():
+        want_long, want_short = long_model(long_x)[0], short_model(short_x)[0]
+    got, started = {}, threading.Event()
+
+    def long_call():
+        started.set()
+        with torch.no_grad():
+            got["long"] = long_model(long_x)[0]
+
+    before = fused_rnn._C._cpu_forward_calls()["runs_alone_beside_a_team"]
+    t = threading.Thread(target=long_call)
+    t.start()
+    started.wait()
+    wrong = 0
+    with torch.no_grad():
+        while t.is_alive():
+            wrong += not torch.equal(short_model(short_x)[0], want_short)
+    t.join()
+    alone = fused_rnn._C._cpu_forward_calls()["runs_alone_beside_a_team"] - before
+    print(alone, wrong, torch.equal(got["long"], want_long))
+""")
+
+
+def test_a_run_beside_another_calls_team_goes_alone():
+    """While one call's thread team runs a long sequence, calls from another Python thread run on
+    their own thread instead of forming a second team on the same cores (where both would spin
+    at barriers for threads the other holds); with the switch off they form their teams. The
+    results are the same either way (a run's results never depend on its number of threads)."""
+    for setting, alone_expected in (("on", True), ("off", False)):
+        p = subprocess.run([sys.executable, "-c", ONE_TEAM, setting], capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, p.stdout + p.stderr
+        alone, wrong, long_equal = p.stdout.split()
+        assert (int(alone) > 0) == alone_expected, (setting, alone)
+        assert (wrong, long_equal) == ("0", "True")

@@ -89,6 +89,27 @@ inline std::atomic<bool>& zigzag_flag() {
   return on;
 }
 
+// One team at a time: a run that starts while another call's team holds the threads (calls from
+// several Python threads at once, a server's workers) runs on its own thread instead of forming a
+// second team. Two teams on the same cores each spin at their barriers for threads the other one
+// holds; one team and the other calls alone share the cores without waiting for each other.
+// FUSED_RNN_CPU_ONE_TEAM=0 or _C._set_cpu_one_team(False) let every run form its team.
+inline std::atomic<bool>& one_team_flag() {
+  static std::atomic<bool> on{env_switch("FUSED_RNN_CPU_ONE_TEAM")};
+  return on;
+}
+
+// Whether a team is running, and how many runs went alone because one was (for tests).
+inline std::atomic<bool>& team_running() {
+  static std::atomic<bool> running{false};
+  return running;
+}
+
+inline std::atomic<int64_t>& runs_alone_beside_a_team() {
+  static std::atomic<int64_t> count{0};
+  return count;
+}
+
 // The item a thread with items [i0, i1) runs n-th (from 0) at step s.
 inline int64_t item_at(int64_t s, int64_t n, int64_t i0, int64_t i1, bool zigzag) {
   return zigzag && s % 2 == 1 ? i1 - 1 - n : i0 + n;
@@ -102,8 +123,25 @@ void run_steps(int64_t nsteps, int64_t nitems, const F& fn, int64_t flops, bool 
     return;
   }
   const bool team = flops >= team_min_flops().load(std::memory_order_relaxed);
-  const int64_t nw = team ? std::min<int64_t>(at::get_num_threads(), nitems) : 1;
+  int64_t nw = team ? std::min<int64_t>(at::get_num_threads(), nitems) : 1;
   const bool zigzag = zigzag_steps && zigzag_flag().load(std::memory_order_relaxed);
+  // Holds the team (one_team_flag) for this run, released however the run ends.
+  struct Hold {
+    bool held = false;
+    ~Hold() {
+      if (held) {
+        team_running().store(false, std::memory_order_release);
+      }
+    }
+  } hold;
+  if (nw > 1 && !at::in_parallel_region() && one_team_flag().load(std::memory_order_relaxed)) {
+    bool expected = false;
+    hold.held = team_running().compare_exchange_strong(expected, true, std::memory_order_acq_rel);
+    if (!hold.held) {
+      runs_alone_beside_a_team().fetch_add(1, std::memory_order_relaxed);
+      nw = 1;
+    }
+  }
   if (nw <= 1 || at::in_parallel_region()) {
     for (int64_t s = 0; s < nsteps; ++s) {
       for (int64_t n = 0; n < nitems; ++n) {
