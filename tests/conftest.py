@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch.utils._python_dispatch import TorchDispatchMode
 
 import fused_rnn.functional as F
 import fused_rnn.reference as R
@@ -17,6 +18,19 @@ TOL = {
     torch.float64: (1e-10, 1e-10),
     torch.float32: (1e-5, 1e-5),
 }
+
+
+class FusedOps(TorchDispatchMode):
+    """Records the names of the fused_rnn ops dispatched while active."""
+
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        if func.namespace == "fused_rnn":
+            self.seen.append(str(func))
+        return func(*args, **(kwargs or {}))
 
 
 def assert_close(actual, expected, dtype=None, msg=""):

@@ -12,6 +12,7 @@ precision, both measured against an fp32 reference.
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -19,7 +20,7 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import fused_rnn
-from conftest import CELLS, F, assert_close, differentiable_layer, grads_of, layer_params, run_layer, states
+from conftest import CELLS, F, FusedOps, assert_close, differentiable_layer, grads_of, layer_params, run_layer, states
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or not fused_rnn.build_info()["cuda"],
@@ -502,24 +503,8 @@ def test_the_kernels_run_on_this_gpu():
 def test_gpu_without_a_kernel_image_runs_torch_nn(monkeypatch):
     """A GPU the build holds no kernel image for (the runtime's answer stood in for): torch.nn's
     computation with the same weights, bit for bit, one warning, no fused op dispatched."""
-    import warnings
-
-    from torch.utils._python_dispatch import TorchDispatchMode
-
-    import fused_rnn.functional as functional
-
-    class FusedOps(TorchDispatchMode):
-        def __init__(self):
-            super().__init__()
-            self.seen = []
-
-        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-            if func.namespace == "fused_rnn":
-                self.seen.append(str(func))
-            return func(*args, **(kwargs or {}))
-
-    monkeypatch.setattr(functional._C, "_cuda_kernels_run_on", lambda index: False)
-    monkeypatch.setattr(functional, "_cuda_devices", {})
+    monkeypatch.setattr(F._C, "_cuda_kernels_run_on", lambda index: False)
+    monkeypatch.setattr(F, "_cuda_devices", {})
     torch.manual_seed(0)
     ref, fused = make_pair("LSTM", 4, 8, num_layers=2)
     cell = fused_rnn.GRUCell(4, 8, device="cuda")

@@ -12,12 +12,11 @@ import pytest
 import torch
 from torch import nn
 from torch.nn.utils.rnn import pack_sequence
-from torch.utils._python_dispatch import TorchDispatchMode
 
 import fused_rnn
 import fused_rnn.functional as F
 import fused_rnn.reference as R
-from conftest import layer_params, states
+from conftest import FusedOps, layer_params, states
 
 STACKS = [
     ("LSTM", dict(num_layers=2, bidirectional=True, proj_size=3)),
@@ -26,19 +25,6 @@ STACKS = [
     ("RNN", dict(nonlinearity="relu", bias=False)),
 ]
 CELLS = [("LSTMCell", {}), ("GRUCell", {}), ("RNNCell", dict(nonlinearity="relu"))]
-
-
-class FusedOps(TorchDispatchMode):
-    """Records the names of the fused_rnn ops dispatched while active."""
-
-    def __init__(self):
-        super().__init__()
-        self.seen = []
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if func.namespace == "fused_rnn":
-            self.seen.append(str(func))
-        return func(*args, **(kwargs or {}))
 
 
 def test_kernel_devices_follow_the_build():

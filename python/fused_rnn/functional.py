@@ -183,8 +183,7 @@ def _plain(input: Tensor) -> bool:
     """Whether a layer call needs no cast: no autocast on any device, and the kernels run in the
     input's dtype on the input's device. The common case, checked first and cheaply (at a cell's
     size the Python around the op costs more than the op)."""
-    return (((input.is_cpu and _CPU_KERNELS and input.dtype in _KERNEL_DTYPES) or
-             (input.is_cuda and _CUDA_KERNELS and _cuda_kernels_run_on(input.get_device())))
+    return (_kernels_for(input) and (input.dtype in _KERNEL_DTYPES or not input.is_cpu)
             and not torch._C._is_any_autocast_enabled())
 
 
