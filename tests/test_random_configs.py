@@ -179,9 +179,11 @@ def make_inputs(c, seed, dtype):
     return x, states, g
 
 
-def run(c, module, x, states, weights_seed):
+def run(c, module, x, states, weights_seed, dtype):
     """Outputs (flattened) and, when the case trains, the gradients of a random linear function
-    of the used outputs with respect to the input, the states and every parameter."""
+    of the used outputs with respect to the input, the states and every parameter. The function's
+    weights are the case's dtype's (rounded to it), so that a float64 run multiplies the very
+    output gradient the dtype's runs do."""
     leaves = [x, *states] if c["grad"] else []
     for t in leaves:
         t.requires_grad_(True)
@@ -199,7 +201,8 @@ def run(c, module, x, states, weights_seed):
         return outs, []
     used = {"all": outs, "output": outs[:1], "states": outs[1:]}[c["uses"]]
     g = torch.Generator().manual_seed(weights_seed)
-    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(o.dtype)).sum() for o in used)
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype).to(o.dtype)).sum()
+               for o in used)
     grads = torch.autograd.grad(loss, leaves + list(module.parameters()), allow_unused=True)
     return outs, [torch.zeros_like(p) if gr is None else gr for gr, p in zip(grads, leaves + list(module.parameters()))]
 
@@ -227,9 +230,9 @@ def test_random_configuration_float64(seed):
     c = draw(seed)
     ref, fused, _ = make_modules(c, seed, torch.float64)
     x, states, _ = make_inputs(c, seed, torch.float64)
-    want_outs, want_grads = run(c, ref, *leaf_copies(x, states, torch.float64), seed)
+    want_outs, want_grads = run(c, ref, *leaf_copies(x, states, torch.float64), seed, torch.float64)
     with switched(c["switches"]):
-        outs, grads = run(c, fused, *leaf_copies(x, states, torch.float64), seed)
+        outs, grads = run(c, fused, *leaf_copies(x, states, torch.float64), seed, torch.float64)
     names = names_of(c, ref, len(outs), 1 + len(states))
     got, want = outs + grads, want_outs + want_grads
     assert len(got) == len(want)
@@ -248,10 +251,10 @@ def test_random_configuration_float32(seed):
     c = draw(seed, SMOOTH_MODES)
     ref, fused, ref64 = make_modules(c, seed, torch.float32)
     x, states, _ = make_inputs(c, seed, torch.float32)
-    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed), [])
-    theirs = sum(run(c, ref, *leaf_copies(x, states, torch.float32), seed), [])
+    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed, torch.float32), [])
+    theirs = sum(run(c, ref, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
     with switched(c["switches"]):
-        ours = sum(run(c, fused, *leaf_copies(x, states, torch.float32), seed), [])
+        ours = sum(run(c, fused, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
     n_outs = 3 if c["mode"] == "LSTM" else 2
     names = names_of(c, ref, n_outs, 1 + len(states))
     assert len(ours) == len(theirs) == len(want)
@@ -298,12 +301,12 @@ def test_random_configuration_16_bit(seed, dtype):
     low = {name: rng.choice(values) for name, values in LOW_SWITCHES.items()}
     ref, fused, ref64 = make_modules(c, seed, dtype)
     x, states, _ = make_inputs(c, seed, dtype)
-    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed), [])
-    theirs = sum(run(c, ref, *leaf_copies(x, states, dtype), seed), [])
+    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed, dtype), [])
+    theirs = sum(run(c, ref, *leaf_copies(x, states, dtype), seed, dtype), [])
     with switched({**c["switches"], **low}):
-        ours = sum(run(c, fused, *leaf_copies(x, states, dtype), seed), [])
+        ours = sum(run(c, fused, *leaf_copies(x, states, dtype), seed, dtype), [])
     with switched({**c["switches"], "cpu_16bit_weights": False, "cpu_bf16_dot": False}):
-        plain = sum(run(c, copy.deepcopy(fused), *leaf_copies(x, states, dtype), seed), [])
+        plain = sum(run(c, copy.deepcopy(fused), *leaf_copies(x, states, dtype), seed, dtype), [])
     names = names_of(c, ref, 3 if c["mode"] == "LSTM" else 2, 1 + len(states))
     assert len(ours) == len(theirs) == len(plain) == len(want)
     for name, a, b, p, w in zip(names, ours, theirs, plain, want):
