@@ -319,3 +319,99 @@ def test_random_configuration_16_bit(seed, dtype):
         errors = f"fused_rnn {err:.3g}, torch.nn {err_torch:.3g}, float32 arithmetic {err_plain:.3g}"
         assert err <= 4 * max(err_torch, err_plain, eps), f"{name}: {errors}"
         assert err_plain <= 4 * max(err_torch, eps), f"{name}: {errors}"
+
+
+CELL_SEEDS = range(3000, 3080)
+
+
+def draw_cell(seed, modes=ALL_MODES):
+    """A cell's configuration from its seed: the cell, sizes, batched or not, bias, a state given
+    or not, how many steps a loop feeds its state back through it, and the CPU switches."""
+    rng = random.Random(seed)
+    return {
+        "mode": rng.choice(modes),
+        "I": rng.choice([rng.randint(1, 20), rng.randint(21, 140)]),
+        "H": rng.choice([rng.randint(1, 20), rng.randint(21, 140)]),
+        "B": rng.choice([None, 1, rng.randint(2, 9), rng.randint(10, 70)]),
+        "bias": rng.random() < 0.8,
+        "hx": rng.random() < 0.6,
+        "steps": rng.choice([1, 1, rng.randint(2, 6)]),
+        "switches": {name: rng.choice(values) for name, values in SWITCHES.items()},
+    }
+
+
+def describe_cell(c):
+    return "-".join([c["mode"], f"I{c['I']}", f"H{c['H']}", "unbatched" if c["B"] is None else f"B{c['B']}",
+                     "" if c["bias"] else "nobias", "hx" if c["hx"] else "", f"steps{c['steps']}",
+                     c["switches"]["cpu_capability"], f"dots-{c['switches']['cpu_dots']}",
+                     "" if c["switches"]["cpu_fused"] else "blas-steps", f"team{c['switches']['cpu_team_min_flops']}"])
+
+
+def run_cell(c, module, xs, state, dtype):
+    """The cell stepped over xs, its state fed back (as an RL or decoding loop does); every
+    step's outputs, then the gradients of a random linear function of them with respect to the
+    inputs, the first state and the parameters."""
+    leaves = [*xs, *state]
+    for t in leaves:
+        t.requires_grad_(True)
+    hx = (tuple(state) if c["mode"] == "LSTM" else state[0]) if state else None
+    outs = []
+    for x in xs:
+        hx = module(x, hx)
+        outs += list(hx) if isinstance(hx, tuple) else [hx]
+    g = torch.Generator().manual_seed(len(xs))
+    loss = sum((o * torch.randn(o.shape, generator=g, dtype=torch.float64).to(dtype).to(o.dtype)).sum()
+               for o in outs)
+    grads = torch.autograd.grad(loss, leaves + list(module.parameters()))
+    return outs + list(grads)
+
+
+def cell_case(c, seed, dtype):
+    """torch.nn's cell in dtype, fused_rnn's with its state_dict, torch.nn's in float64 over the
+    same weights; the inputs and first state drawn in dtype."""
+    torch.manual_seed(seed)
+    name, kwargs = ("RNNCell", {"nonlinearity": c["mode"][4:].lower()}) if c["mode"].startswith("RNN") else \
+        (c["mode"] + "Cell", {})
+    ref = getattr(nn, name)(c["I"], c["H"], bias=c["bias"], dtype=dtype, **kwargs)
+    fused = getattr(fused_rnn, name)(c["I"], c["H"], bias=c["bias"], dtype=dtype, **kwargs)
+    fused.load_state_dict(ref.state_dict())
+    lead = () if c["B"] is None else (c["B"],)
+    g = torch.Generator().manual_seed(seed)
+    xs = [torch.randn(*lead, c["I"], generator=g, dtype=dtype) for _ in range(c["steps"])]
+    state = [torch.randn(*lead, c["H"], generator=g, dtype=dtype)
+             for _ in range((2 if c["mode"] == "LSTM" else 1) if c["hx"] else 0)]
+    return ref, fused, copy.deepcopy(ref).double(), xs, state
+
+
+def fresh(ts, dtype):
+    return [t.detach().to(dtype).clone() for t in ts]
+
+
+@pytest.mark.parametrize("seed", CELL_SEEDS, ids=[f"{s}-{describe_cell(draw_cell(s))}" for s in CELL_SEEDS])
+def test_random_cell_float64(seed):
+    """LSTMCell, GRUCell and RNNCell (both nonlinearities) over drawn sizes, batches (or none),
+    states and switches, stepped 1-6 times: equal to torch.nn's cells to rounding. (float64 only: a
+    cell's float32 kernels are the layers' above, and a cell's float32 gradient through a tanh
+    saturated to within 1e-4 of 1, common at H <= 2 with many inputs, hangs on the last bit of h,
+    where fused_rnn's tanh is 2-3 ulps and torch.nn's 1: 5x the layers' bound at 3 of 3000 draws,
+    bench/results/2026-12-02_cpu_amd-epyc-zen5-2c_random-config-sweeps-session32.)"""
+    c = draw_cell(seed)
+    ref, fused, _, xs, state = cell_case(c, seed, torch.float64)
+    want = run_cell(c, ref, fresh(xs, torch.float64), fresh(state, torch.float64), torch.float64)
+    with switched(c["switches"]):
+        got = run_cell(c, fused, fresh(xs, torch.float64), fresh(state, torch.float64), torch.float64)
+    assert len(got) == len(want)
+    rtol, atol = TOL[torch.float64]
+    for i, (a, b) in enumerate(zip(got, want)):
+        assert a.shape == b.shape, i
+        torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, i=i: f"result {i}: {m}")
+
+
+def test_cell_draws_cover_every_choice():
+    draws = [draw_cell(s) for s in CELL_SEEDS]
+    assert {d["mode"] for d in draws} == set(ALL_MODES)
+    assert {d["B"] is None for d in draws} == {True, False}
+    assert {d["hx"] for d in draws} == {True, False} and {d["bias"] for d in draws} == {True, False}
+    assert max(d["steps"] for d in draws) > 1
+    for name in ("cpu_capability", "cpu_dots", "cpu_fused", "cpu_team_min_flops"):
+        assert {d["switches"][name] for d in draws} == set(SWITCHES[name]), name
