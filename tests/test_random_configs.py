@@ -155,8 +155,8 @@ def make_modules(c, seed, dtype):
 
 
 def make_inputs(c, seed, dtype):
-    """The input (as a leaf, in its layout), the initial state leaves and the output weights, drawn
-    in dtype; the leaves strided where the form asks."""
+    """The input (in its layout) and the initial states, drawn in dtype; strided where the form
+    asks."""
     g = torch.Generator().manual_seed(seed)
     I, H, B, T = c["I"], c["H"], c["B"], c["T"]
     D = 2 if c["bidirectional"] else 1
@@ -178,7 +178,7 @@ def make_inputs(c, seed, dtype):
             elif c["form"] == "strided":
                 s = torch.randn(shape[0], shape[1], 2 * shape[2], generator=g, dtype=dtype)[..., 1::2]
             states.append(s)
-    return x, states, g
+    return x, states
 
 
 def run(c, module, x, states, weights_seed, dtype):
@@ -231,7 +231,7 @@ FLOAT32_SEEDS = range(1000, 1150)
 def test_random_configuration_float64(seed):
     c = draw(seed)
     ref, fused, _ = make_modules(c, seed, torch.float64)
-    x, states, _ = make_inputs(c, seed, torch.float64)
+    x, states = make_inputs(c, seed, torch.float64)
     want_outs, want_grads = run(c, ref, *leaf_copies(x, states, torch.float64), seed, torch.float64)
     with switched(c["switches"]):
         outs, grads = run(c, fused, *leaf_copies(x, states, torch.float64), seed, torch.float64)
@@ -239,7 +239,7 @@ def test_random_configuration_float64(seed):
     got, want = outs + grads, want_outs + want_grads
     assert len(got) == len(want)
     rtol, atol = TOL[torch.float64]
-    for name, a, b in zip(names[:len(outs)] + names[len(outs):], got, want):
+    for name, a, b in zip(names, got, want):
         assert a.shape == b.shape, name
         torch.testing.assert_close(a, b, rtol=rtol, atol=atol, msg=lambda m, name=name: f"{name}: {m}")
 
@@ -248,22 +248,26 @@ def relative_error(a, want):
     return ((a.double() - want).abs().max() / want.abs().max().clamp_min(1e-30)).item() if want.numel() else 0.0
 
 
-@pytest.mark.parametrize("seed", FLOAT32_SEEDS, ids=[f"{s}-{describe(draw(s, SMOOTH_MODES))}" for s in FLOAT32_SEEDS])
-def test_random_configuration_float32(seed):
-    c = draw(seed, SMOOTH_MODES)
-    ref, fused, ref64 = make_modules(c, seed, torch.float32)
-    x, states, _ = make_inputs(c, seed, torch.float32)
-    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed, torch.float32), [])
-    theirs = sum(run(c, ref, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
-    with switched(c["switches"]):
-        ours = sum(run(c, fused, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
-    n_outs = 3 if c["mode"] == "LSTM" else 2
-    names = names_of(c, ref, n_outs, 1 + len(states))
-    assert len(ours) == len(theirs) == len(want)
+def assert_float32_bound(names, ours, theirs, want):
+    """Each float32 result within 4x torch.nn's own distance from float64 (relative to the float64
+    result's largest entry), or 1e-5 of that entry (the module docstring)."""
+    assert len(ours) == len(theirs) == len(want) <= len(names)
     for name, a, b, w in zip(names, ours, theirs, want):
         assert a.shape == w.shape and a.dtype == torch.float32, name
         err, err_torch = relative_error(a, w), relative_error(b, w)
         assert err <= max(4 * err_torch, 1e-5), f"{name}: fused_rnn {err:.3g}, torch.nn {err_torch:.3g}"
+
+
+@pytest.mark.parametrize("seed", FLOAT32_SEEDS, ids=[f"{s}-{describe(draw(s, SMOOTH_MODES))}" for s in FLOAT32_SEEDS])
+def test_random_configuration_float32(seed):
+    c = draw(seed, SMOOTH_MODES)
+    ref, fused, ref64 = make_modules(c, seed, torch.float32)
+    x, states = make_inputs(c, seed, torch.float32)
+    want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed, torch.float32), [])
+    theirs = sum(run(c, ref, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
+    with switched(c["switches"]):
+        ours = sum(run(c, fused, *leaf_copies(x, states, torch.float32), seed, torch.float32), [])
+    assert_float32_bound(names_of(c, ref, 3 if c["mode"] == "LSTM" else 2, 1 + len(states)), ours, theirs, want)
 
 
 def test_draws_cover_every_choice():
@@ -303,7 +307,7 @@ def test_random_configuration_16_bit(seed, dtype):
     rng = random.Random(seed)
     low = {name: rng.choice(values) for name, values in LOW_SWITCHES.items()}
     ref, fused, ref64 = make_modules(c, seed, dtype)
-    x, states, _ = make_inputs(c, seed, dtype)
+    x, states = make_inputs(c, seed, dtype)
     want = sum(run(c, ref64, *leaf_copies(x, states, torch.float64), seed, dtype), [])
     theirs = sum(run(c, ref, *leaf_copies(x, states, dtype), seed, dtype), [])
     with switched({**c["switches"], **low}):
@@ -421,11 +425,7 @@ def test_random_cell_float32(seed):
     theirs = run_cell(c, ref, fresh(xs, torch.float32), fresh(state, torch.float32), torch.float32)
     with switched(c["switches"]):
         ours = run_cell(c, fused, fresh(xs, torch.float32), fresh(state, torch.float32), torch.float32)
-    assert len(ours) == len(theirs) == len(want)
-    for i, (a, b, w) in enumerate(zip(ours, theirs, want)):
-        assert a.shape == w.shape and a.dtype == torch.float32, i
-        err, err_torch = relative_error(a, w), relative_error(b, w)
-        assert err <= max(4 * err_torch, 1e-5), f"result {i}: fused_rnn {err:.3g}, torch.nn {err_torch:.3g}"
+    assert_float32_bound([f"result {i}" for i in range(len(want))], ours, theirs, want)
 
 
 def test_cell_draws_cover_every_choice():

@@ -7,9 +7,9 @@
 //   sigmoid(x) = 1 / (1 + exp(-x))
 //   tanh(x)    = x + x^3 q(x^2) (odd Taylor polynomial to x^11) for |x| < 0.3, else
 //                sign(x) (1 - 2e / (1 + e)) with e = exp(-2|x|): near saturation the
-//                error of 2e / (1 + e) is far below an ulp of the result, so h is the
-//                correctly rounded tanh there (0.5 ulp from |x| = 2; (1 - e) / (1 + e)
-//                was 2-3 ulps), and the gradient's 1 - h^2 of a saturated unit with it
+//                error of 2e / (1 + e) is far below an ulp of the result, so tanh is
+//                correctly rounded there (0.5 ulp from |x| = 2; (1 - e) / (1 + e) was
+//                2-3 ulps), and so is a saturated unit's gradient factor 1 - h^2
 // Reciprocals are the hardware estimate plus one Newton step. NaN propagates (min/max
 // take the input as their second operand), +-inf give the limits. Accuracy and speed
 // against SLEEF are recorded with the probe in bench/results (fast-math probe).

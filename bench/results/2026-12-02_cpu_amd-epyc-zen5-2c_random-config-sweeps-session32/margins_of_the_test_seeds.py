@@ -15,7 +15,7 @@ for seed in M.FLOAT64_SEEDS:
 for seed in M.FLOAT32_SEEDS:
     c = M.draw(seed, M.SMOOTH_MODES)
     ref, fused, ref64 = M.make_modules(c, seed, torch.float32)
-    x, states, _ = M.make_inputs(c, seed, torch.float32)
+    x, states = M.make_inputs(c, seed, torch.float32)
     want = sum(M.run(c, ref64, *M.leaf_copies(x, states, torch.float64), seed, torch.float32), [])
     theirs = sum(M.run(c, ref, *M.leaf_copies(x, states, torch.float32), seed, torch.float32), [])
     with M.switched(c["switches"]):
@@ -27,7 +27,7 @@ for seed in M.LOW_SEEDS:
         rng = random.Random(seed)
         low_sw = {name: rng.choice(values) for name, values in M.LOW_SWITCHES.items()}
         ref, fused, ref64 = M.make_modules(c, seed, dtype)
-        x, states, _ = M.make_inputs(c, seed, dtype)
+        x, states = M.make_inputs(c, seed, dtype)
         want = sum(M.run(c, ref64, *M.leaf_copies(x, states, torch.float64), seed, dtype), [])
         theirs = sum(M.run(c, ref, *M.leaf_copies(x, states, dtype), seed, dtype), [])
         with M.switched({**c["switches"], **low_sw}):
