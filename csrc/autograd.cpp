@@ -409,6 +409,9 @@ void register_autograd(pybind11::module& m) {
       },
       "The Python function the C++ nodes call for a backward with create_graph=True: "
       "fn(cell, reverse, inputs, grads) -> grads of the differentiable inputs");
+  // What ops.py's Python backward asks: torch's own Python binding of this came with torch 2.5.
+  m.def("_workspace_consumed", &workspace_consumed,
+        "Whether the backward running now frees its graph (a node's workspace may then be written over)");
 }
 
 }  // namespace fused_rnn

@@ -45,7 +45,7 @@ struct Math<at::vec::Vectorized<T>> {
       return V(cpu::FUSED_RNN_CAPABILITY_NS::fast::sigmoid(x));
     }
 #endif
-    return V(T(1)) / (V(T(1)) + (-x).exp());
+    return V(T(1)) / (V(T(1)) + x.neg().exp());
   }
   static V tanh(const V& x) {
 #if defined(FUSED_RNN_FAST_MATH)

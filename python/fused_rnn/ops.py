@@ -252,7 +252,7 @@ def _workspace_consumed() -> bool:
     call with the graph not retained (the node's saved tensors go when it returns), never a
     trace (the op's schema does not mark the workspace mutable) nor a retained graph (a second
     backward reads it again)."""
-    return not torch.compiler.is_compiling() and not torch._C._autograd._get_current_graph_task_keep_graph()
+    return not torch.compiler.is_compiling() and _C._workspace_consumed()
 
 
 def _or_zeros(grad, like: torch.Tensor, shape) -> torch.Tensor:
