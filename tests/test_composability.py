@@ -182,21 +182,30 @@ def test_deterministic_algorithms_give_bitwise_equal_runs():
 
 
 class Tagger(nn.Module):
-    def __init__(self):
+    def __init__(self, states=False):
         super().__init__()
+        self.states = states
         self.lstm = fused_rnn.LSTM(3, 6, batch_first=True, bidirectional=True)
         self.gru = fused_rnn.GRU(12, 4)
+        self.rnn = fused_rnn.RNN(4, 4, num_layers=2)
         self.head = nn.Linear(4, 2)
 
     def forward(self, x):
-        y, _ = self.lstm(x)
-        y, _ = self.gru(y)
-        return self.head(y)
+        if not self.states:
+            y, _ = self.lstm(x)
+            y, _ = self.gru(y)
+            return self.head(self.rnn(y)[0])
+        # Given states take the modules' other checks (torch.nn's check_forward_args).
+        h = x.new_full((2, x.shape[0], 6), 0.25)
+        y, _ = self.lstm(x, (h, -h))
+        y, _ = self.gru(y, x.new_full((1, y.shape[1], 4), 0.5))
+        return self.head(self.rnn(y, x.new_full((2, y.shape[1], 4), -0.5))[0])
 
 
-def test_torch_export():
+@pytest.mark.parametrize("states", [False, True], ids=["no-states", "states"])
+def test_torch_export(states):
     torch.manual_seed(0)
-    model = Tagger().eval()
+    model = Tagger(states).eval()
     x = torch.randn(2, 5, 3)
     exported = torch.export.export(model, (x,))
     assert_close(exported.module()(x), model(x), dtype=torch.float32)

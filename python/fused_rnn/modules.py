@@ -94,6 +94,12 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
                         f"{input.device} and {name} tensor at {t.device}"
                     )
 
+    def check_forward_args(self, input, hidden, batch_sizes):  # type: ignore[override]
+        """torch.nn's checks and messages, its methods called through the class (as in forward)."""
+        cls = type(self)
+        cls.check_input(self, input, batch_sizes)
+        cls.check_hidden_size(self, hidden, cls.get_expected_hidden_size(self, input, batch_sizes))
+
     def _update_flat_weights(self) -> None:
         """torch.nn's check that the flat weights are still the module's attributes (they are not
         after ``torch.func.functional_call`` or a parametrization), answered first from the
@@ -126,15 +132,18 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
             is_batched = input.dim() == 3
             batch_dim = 0 if self.batch_first else 1
             data = input if is_batched else input.unsqueeze(batch_dim)
+        # torch.nn's methods are called through the class: torch 2.6's Dynamo, in a strict
+        # torch.export, does not call a torch.nn method through a module's self.
+        cls = type(self)
         if hx is not None:
             self._check_hx_rank(hx, is_batched)
             if not is_batched:
                 hx = self._unsqueeze_hx(hx)
-            self.check_forward_args(data, hx, batch_sizes)
+            cls.check_forward_args(self, data, hx, batch_sizes)
             # The states given are in the caller's order; packed data is sorted by length.
-            hx = self.permute_hidden(hx, sorted_indices)
+            hx = cls.permute_hidden(self, hx, sorted_indices)
         else:
-            self.check_input(data, batch_sizes)
+            cls.check_input(self, data, batch_sizes)
         self._check_devices(data, hx)
 
         if not packed and self.batch_first:
@@ -158,7 +167,7 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
         hidden = (h_n, c_n) if self.mode == "LSTM" else h_n
         if packed:
             output = PackedSequence(output, batch_sizes, sorted_indices, unsorted_indices)
-            hidden = self.permute_hidden(hidden, unsorted_indices)
+            hidden = cls.permute_hidden(self, hidden, unsorted_indices)
         else:
             if self.batch_first:
                 output = output.transpose(0, 1)
@@ -207,12 +216,13 @@ class LSTM(_FusedRNNBase):
         return (self.num_layers * (2 if self.bidirectional else 1), batch, self.hidden_size)
 
     def check_forward_args(self, input, hidden, batch_sizes):  # type: ignore[override]
-        self.check_input(input, batch_sizes)
-        self.check_hidden_size(
-            hidden[0], self.get_expected_hidden_size(input, batch_sizes), "Expected hidden[0] size {}, got {}"
+        cls = type(self)  # as in forward: torch.nn's methods through the class
+        cls.check_input(self, input, batch_sizes)
+        cls.check_hidden_size(
+            self, hidden[0], cls.get_expected_hidden_size(self, input, batch_sizes), "Expected hidden[0] size {}, got {}"
         )
-        self.check_hidden_size(
-            hidden[1], self.get_expected_cell_size(input, batch_sizes), "Expected hidden[1] size {}, got {}"
+        cls.check_hidden_size(
+            self, hidden[1], self.get_expected_cell_size(input, batch_sizes), "Expected hidden[1] size {}, got {}"
         )
 
     def permute_hidden(self, hx, permutation):  # type: ignore[override]
