@@ -33,6 +33,15 @@ class FusedOps(TorchDispatchMode):
         return func(*args, **(kwargs or {}))
 
 
+def leaves(tree):
+    """The leaves of a module's result, a PackedSequence opened into its four fields as torch's
+    pytree does from 2.5 on (torch 2.4's takes the PackedSequence itself for a leaf)."""
+    out = []
+    for leaf in torch.utils._pytree.tree_leaves(tree):
+        out.extend(leaf if isinstance(leaf, torch.nn.utils.rnn.PackedSequence) else (leaf,))
+    return out
+
+
 def assert_close(actual, expected, dtype=None, msg=""):
     rtol, atol = TOL[dtype or expected.dtype]
     torch.testing.assert_close(actual, expected, rtol=rtol, atol=atol, msg=lambda m: f"{msg}\n{m}" if msg else m)

@@ -20,7 +20,8 @@ from torch import nn
 from torch.nn.utils.rnn import pack_sequence
 
 import fused_rnn
-from conftest import CELLS, F, FusedOps, assert_close, differentiable_layer, grads_of, layer_params, run_layer, states
+from conftest import (CELLS, F, FusedOps, assert_close, differentiable_layer, grads_of, layer_params, leaves,
+                      run_layer, states)
 
 pytestmark = pytest.mark.skipif(
     not torch.cuda.is_available() or not fused_rnn.build_info()["cuda"],
@@ -516,7 +517,7 @@ def test_gpu_without_a_kernel_image_runs_torch_nn(monkeypatch):
     want = ref(x)
     assert ops.seen == []
     assert len(caught) == 1 and "holds no CUDA kernels" in str(caught[0].message)
-    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
+    for a, b in zip(leaves(got), leaves(want)):
         assert torch.equal(a, b)
     assert torch.equal(h, cell.to_native()(x[0]))
 

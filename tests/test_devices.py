@@ -16,7 +16,7 @@ from torch.nn.utils.rnn import pack_sequence
 import fused_rnn
 import fused_rnn.functional as F
 import fused_rnn.reference as R
-from conftest import FusedOps, layer_params, states
+from conftest import FusedOps, layer_params, leaves, states
 
 STACKS = [
     ("LSTM", dict(num_layers=2, bidirectional=True, proj_size=3)),
@@ -41,9 +41,9 @@ def test_meta_tensors_give_torch_nns_shapes_without_warning(name, kw):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             got, want = fused(x), native(x)
-        assert [t.shape for t in torch.utils._pytree.tree_leaves(got)] == \
-            [t.shape for t in torch.utils._pytree.tree_leaves(want)]
-        assert all(t.device.type == "meta" for t in torch.utils._pytree.tree_leaves(got))
+        assert [t.shape for t in leaves(got)] == \
+            [t.shape for t in leaves(want)]
+        assert all(t.device.type == "meta" for t in leaves(got))
 
 
 def test_meta_packed_input_and_all_states():
@@ -92,10 +92,9 @@ def no_cpu_kernels(monkeypatch):
     monkeypatch.setattr(F, "_warned_devices", set())
 
 
-def _grads(outputs, leaves):
-    loss = sum((t.data if isinstance(t, nn.utils.rnn.PackedSequence) else t).sum()
-               for t in torch.utils._pytree.tree_leaves(outputs) if isinstance(t, torch.Tensor))
-    return torch.autograd.grad(loss, leaves)
+def _grads(outputs, inputs):
+    loss = sum(t.sum() for t in leaves(outputs) if isinstance(t, torch.Tensor) and t.is_floating_point())
+    return torch.autograd.grad(loss, inputs)
 
 
 @pytest.mark.parametrize("name,kw", STACKS, ids=[f"{n}-{i}" for i, (n, _) in enumerate(STACKS)])
@@ -119,7 +118,7 @@ def test_stacks_without_kernels_are_torch_nn_exactly(no_cpu_kernels, name, kw, p
     assert ops.seen == []
     assert [str(w.message) for w in caught] == [
         "fused_rnn has no kernels for cpu: cpu tensors run torch's own RNN computation, with the same weights"]
-    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(want)):
+    for a, b in zip(leaves(got), leaves(want)):
         assert torch.equal(a, b)
     leaves_f = list(fused.parameters()) + ([] if packed else [x])
     leaves_n = list(native.parameters()) + ([] if packed else [x])
@@ -139,7 +138,7 @@ def test_cells_without_kernels_match_torch_nn(no_cpu_kernels, name, kw, batched)
         warnings.simplefilter("ignore")
         got = fused(x)
     assert ops.seen == []
-    for a, b in zip(torch.utils._pytree.tree_leaves(got), torch.utils._pytree.tree_leaves(native(x))):
+    for a, b in zip(leaves(got), leaves(native(x))):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 

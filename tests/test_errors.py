@@ -89,8 +89,9 @@ BAD_CONSTRUCTORS = {
 def test_constructor_errors_match_torch_nn(case):
     name, args, kwargs = BAD_CONSTRUCTORS[case]
     want = raised(lambda: getattr(nn, name)(*args, **kwargs))
-    assert want is not None
     assert raised(lambda: getattr(fused_rnn, name)(*args, **kwargs)) == want
+    if want is None:  # the same as torch.nn, but nothing to compare
+        pytest.skip(f"torch {torch.__version__}'s nn.{name} accepts it (later releases raise), and so does fused_rnn")
 
 
 def test_dropout_warning_matches_torch_nn():
