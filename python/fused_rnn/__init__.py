@@ -8,11 +8,24 @@ their state_dicts; :mod:`fused_rnn.functional` has the layer-level functions and
 
 from __future__ import annotations
 
+import warnings
+
+import torch
+
 from . import functional, ops, reference
 from ._C import build_info as _build_info
 from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMStates, RNNCell, convert, to_native
 
 __version__ = "0.1.0"
+
+# The oldest torch the test suite passes on (pyproject.toml asks for it; an install that skips the
+# dependency check can still meet an older one, where the difference is known and silent).
+if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6):
+    warnings.warn(
+        f"fused_rnn needs torch >= 2.6, this is torch {torch.__version__}: eager calls work, but under "
+        "torch.compile torch 2.5 gives a stack of layers wrong gradients (its Dynamo tells a layer's backward "
+        "that the layer's input needs none) and torch 2.4 cannot compile the modules in one graph",
+        stacklevel=2)
 __all__ = [
     "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates",
     "convert", "to_native", "functional", "reference", "build_info", "__version__",
