@@ -34,8 +34,8 @@ class FusedOps(TorchDispatchMode):
 
 
 def leaves(tree):
-    """The leaves of a module's result, a PackedSequence opened into its four fields as torch's
-    pytree does from 2.5 on (torch 2.4's takes the PackedSequence itself for a leaf)."""
+    """The leaves of a module's result, a PackedSequence opened into its four fields as later
+    releases' pytree does (torch 2.4's and 2.5's take the PackedSequence itself for a leaf)."""
     out = []
     for leaf in torch.utils._pytree.tree_leaves(tree):
         out.extend(leaf if isinstance(leaf, torch.nn.utils.rnn.PackedSequence) else (leaf,))

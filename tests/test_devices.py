@@ -41,8 +41,7 @@ def test_meta_tensors_give_torch_nns_shapes_without_warning(name, kw):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             got, want = fused(x), native(x)
-        assert [t.shape for t in leaves(got)] == \
-            [t.shape for t in leaves(want)]
+        assert [t.shape for t in leaves(got)] == [t.shape for t in leaves(want)]
         assert all(t.device.type == "meta" for t in leaves(got))
 
 

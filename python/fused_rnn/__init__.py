@@ -18,14 +18,15 @@ from .modules import GRU, LSTM, RNN, GRUCell, LSTMCell, LSTMStates, RNNCell, con
 
 __version__ = "0.1.0"
 
-# The oldest torch the test suite passes on (pyproject.toml asks for it; an install that skips the
-# dependency check can still meet an older one, where the difference is known and silent).
+# 2.6 is the oldest torch the test suite passes on, and pyproject.toml asks for it; an install
+# that skips the dependency check can still meet an older one, whose known differences are silent.
 if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6):
     warnings.warn(
         f"fused_rnn needs torch >= 2.6, this is torch {torch.__version__}: eager calls work, but under "
         "torch.compile torch 2.5 gives a stack of layers wrong gradients (its Dynamo tells a layer's backward "
         "that the layer's input needs none) and torch 2.4 cannot compile the modules in one graph",
         stacklevel=2)
+
 __all__ = [
     "LSTM", "GRU", "RNN", "LSTMCell", "GRUCell", "RNNCell", "LSTMStates",
     "convert", "to_native", "functional", "reference", "build_info", "__version__",
