@@ -20,7 +20,7 @@ __version__ = "0.1.0"
 
 # 2.6 is the oldest torch the test suite passes on, and pyproject.toml asks for it; an install
 # that skips the dependency check can still meet an older one, whose known differences are silent.
-if tuple(int(p) for p in torch.__version__.split("+")[0].split(".")[:2]) < (2, 6):
+if torch.__version__ < (2, 6):  # a TorchVersion, which compares with tuples
     warnings.warn(
         f"fused_rnn needs torch >= 2.6, this is torch {torch.__version__}: eager calls work, but under "
         "torch.compile torch 2.5 gives a stack of layers wrong gradients (its Dynamo tells a layer's backward "

@@ -95,7 +95,8 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
                     )
 
     def check_forward_args(self, input, hidden, batch_sizes):  # type: ignore[override]
-        """torch.nn's checks and messages, its methods called through the class (as in forward)."""
+        """torch.nn's (which calls its methods through self), its methods called through the class
+        as in forward."""
         cls = type(self)
         cls.check_input(self, input, batch_sizes)
         cls.check_hidden_size(self, hidden, cls.get_expected_hidden_size(self, input, batch_sizes))
@@ -132,14 +133,14 @@ class _FusedRNNBase(_NativeMixin, nn.RNNBase):
             is_batched = input.dim() == 3
             batch_dim = 0 if self.batch_first else 1
             data = input if is_batched else input.unsqueeze(batch_dim)
-        # torch.nn's methods are called through the class: torch 2.6's Dynamo, in a strict
+        # torch.nn's own methods are called through the class: torch 2.6's Dynamo, in a strict
         # torch.export, does not call a torch.nn method through a module's self.
         cls = type(self)
         if hx is not None:
             self._check_hx_rank(hx, is_batched)
             if not is_batched:
                 hx = self._unsqueeze_hx(hx)
-            cls.check_forward_args(self, data, hx, batch_sizes)
+            self.check_forward_args(data, hx, batch_sizes)
             # The states given are in the caller's order; packed data is sorted by length.
             hx = cls.permute_hidden(self, hx, sorted_indices)
         else:
