@@ -114,7 +114,19 @@ def extension():
     )
 
 
+def license_metadata():
+    """BSD-3-Clause as an SPDX expression (core metadata's License-Expression) where setuptools
+    takes one (77 and newer, where pyproject.toml's table form is deprecated and, from 2027-02-18,
+    unsupported), else the free-text License field older releases know (the string form is an
+    error there)."""
+    import setuptools
+
+    major = int(re.match(r"\d+", setuptools.__version__).group())
+    return {"license_expression": "BSD-3-Clause"} if major >= 77 else {"license": "BSD-3-Clause"}
+
+
 setup(
     ext_modules=[extension()],
+    **license_metadata(),
     cmdclass={"build_ext": BuildExtension},
 )

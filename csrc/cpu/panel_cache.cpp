@@ -63,7 +63,7 @@ at::Tensor trusted_key(const at::Tensor& w, const PanelLayout& l) {
 
 bool trackable(const at::Tensor& w, const PanelLayout& l, bool trust) {
   return enabled().load(std::memory_order_relaxed) && w.defined() && !w.is_inference() && w.is_contiguous() &&
-      w.nbytes() <= (l.role == kCastRole || trust ? kMaxCastBytes : kMaxWeightBytes);
+      static_cast<int64_t>(w.nbytes()) <= (l.role == kCastRole || trust ? kMaxCastBytes : kMaxWeightBytes);
 }
 
 std::atomic<int64_t>& count(CacheCall c) {
