@@ -68,6 +68,8 @@ echo "logs in $LOGS; budget ${BUDGET_S} s"
   nvidia-smi -q -d CLOCK || true
   "$PY" -c "import torch; print('torch', torch.__version__, 'cuda', torch.version.cuda, 'cudnn', torch.backends.cudnn.version(), torch.cuda.get_device_name(0))"
   nvcc --version
+  "$PY" -m pip --version
+  "$PY" -c "import setuptools; print('setuptools', setuptools.__version__)"
   git log -1 --format='commit %H %s' 2>/dev/null
   git status --short 2>/dev/null | head -20
 } > "$OUT/machine.txt" 2>&1
