@@ -91,6 +91,8 @@ def test_constructor_errors_match_torch_nn(case):
     want = raised(lambda: getattr(nn, name)(*args, **kwargs))
     assert raised(lambda: getattr(fused_rnn, name)(*args, **kwargs)) == want
     if want is None:  # the same as torch.nn, but nothing to compare
+        # 2.11 raised for every case (its whole suite passed while this asserted it always did)
+        assert torch.__version__ < (2, 11), f"torch {torch.__version__}'s nn.{name} no longer rejects {case}"
         pytest.skip(f"torch {torch.__version__}'s nn.{name} accepts it (later releases raise), and so does fused_rnn")
 
 
